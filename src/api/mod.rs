@@ -1,0 +1,633 @@
+//! The `CrossAccountTransfer` API (`ferry.dev/v1alpha1`): the spec users write, the
+//! status Ferry reports, and the CRD generated from both.
+//!
+//! Validation lives in the schema wherever the API server can enforce it (patterns,
+//! enums, CEL rules with messages that name the field), so a bad manifest is refused
+//! at admission. [`CrossAccountTransferSpec::validate`] checks, at reconcile time, the
+//! little that a schema cannot express.
+
+mod status;
+
+pub use status::*;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Finalizer that guards the AWS resources Ferry created for a transfer.
+pub const FINALIZER: &str = "ferry.dev/cleanup";
+/// Server-side-apply field manager of the controller.
+pub const FIELD_MANAGER: &str = "ferry.dev/controller";
+/// Annotation that asks for a manual run: set it to any new value.
+pub const RUN_ANNOTATION: &str = "ferry.dev/run";
+
+/// S3 bucket naming rules (lowercase letters, digits, dots and hyphens; 3–63 chars).
+const BUCKET_PATTERN: &str = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$";
+/// AWS region names such as `us-east-1`, `eu-central-2`, `us-gov-west-1`.
+const REGION_PATTERN: &str = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$";
+/// An S3 key prefix: folders separated by single slashes, no leading slash.
+const PREFIX_PATTERN: &str = r"^[A-Za-z0-9_+.()!*'= -]+(/[A-Za-z0-9_+.()!*'= -]+)*/?$";
+/// An IAM role ARN in any partition.
+const ROLE_ARN_PATTERN: &str = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$";
+/// A 12-digit AWS account id.
+const ACCOUNT_ID_PATTERN: &str = r"^[0-9]{12}$";
+/// An IAM role name.
+const ROLE_NAME_PATTERN: &str = r"^[A-Za-z0-9+=,.@_-]{1,64}$";
+/// A CloudWatch Logs log group ARN, as DataSync accepts it.
+const LOG_GROUP_ARN_PATTERN: &str = r"^arn:aws[a-z-]*:logs:[a-z0-9-]+:[0-9]{12}:log-group:[^:*]{1,512}(:\*)?$";
+/// A DataSync schedule expression.
+const SCHEDULE_PATTERN: &str = r"^(cron\([0-9A-Za-z*?,/#LW -]+\)|rate\([1-9][0-9]* (hour|hours|day|days)\))$";
+/// A DataSync filter pattern (one pattern; Ferry joins them with `|`).
+const FILTER_PATTERN: &str = r"^[^|]+$";
+
+/// Copy an S3 bucket (Account A) into a bucket of another AWS account (Account B) with AWS DataSync.
+///
+/// Ferry creates and keeps in shape the DataSync IAM role, the destination bucket's
+/// object-ownership setting and policy, both DataSync locations and the task, starts
+/// the transfer and reports its progress here.
+// clippy mistakes the repeated `type_` of the printcolumn entries for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq)]
+#[kube(
+    group = "ferry.dev",
+    version = "v1alpha1",
+    kind = "CrossAccountTransfer",
+    plural = "crossaccounttransfers",
+    shortname = "xat",
+    category = "ferry",
+    namespaced,
+    status = "CrossAccountTransferStatus",
+    derive = "PartialEq",
+    doc = "CrossAccountTransfer copies an S3 bucket of the account Ferry runs in (Account A) into a bucket of another AWS account (Account B) with AWS DataSync, and reports the transfer's progress in its status.",
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Where the transfer is: Provisioning, Transferring, Succeeded, Failed, ..."
+    ),
+    printcolumn(
+        name = "Source",
+        type_ = "string",
+        json_path = ".spec.source.bucket",
+        description = "Source bucket (Account A)"
+    ),
+    printcolumn(
+        name = "Destination",
+        type_ = "string",
+        json_path = ".spec.destination.bucket",
+        description = "Destination bucket (Account B)"
+    ),
+    printcolumn(
+        name = "Progress",
+        type_ = "string",
+        json_path = ".status.progress",
+        description = "Progress of the current or last execution"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.source.bucket != self.destination.bucket",
+        "message": "spec.destination.bucket must differ from spec.source.bucket: Ferry copies between two buckets"
+    },
+    {
+        "rule": "!has(self.task.report) || self.task.report.bucket != self.source.bucket",
+        "message": "spec.task.report.bucket must not be the source bucket: DataSync would copy its own reports"
+    }
+]))]
+pub struct CrossAccountTransferSpec {
+    /// The bucket to copy from, in Account A: the account whose credentials the operator runs with
+    /// (its pod identity, or `roleArn` assumed from it).
+    pub source: SourceSpec,
+
+    /// The bucket to copy into, in Account B, and how Ferry may configure it.
+    pub destination: DestinationSpec,
+
+    /// The IAM role DataSync uses to read the source and write the destination. Empty (the
+    /// default): Ferry creates and manages `ferry-<namespace>-<name>`. `name`: Ferry creates and
+    /// manages a role of that name. `arn`: an existing role that Ferry uses but never changes.
+    #[serde(default)]
+    pub data_sync_role: DataSyncRoleSpec,
+
+    /// The DataSync task's settings.
+    #[serde(default)]
+    pub task: TaskSpec,
+
+    /// Optional DataSync schedule, e.g. `cron(0 2 * * ? *)` or `rate(12 hours)` (at most once an
+    /// hour). DataSync then starts executions on its own; Ferry follows them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = SCHEDULE_PATTERN), length(max = 256))]
+    pub schedule: Option<String>,
+
+    /// When Ferry starts an execution. `OnChange` (default): once for every new spec generation.
+    /// `Manual`: only when the annotation `ferry.dev/run` is set to a new value.
+    #[serde(default)]
+    pub run: RunPolicy,
+
+    /// What happens in AWS when this resource is deleted. `Delete` (default): Ferry removes what it
+    /// created (task, locations, its bucket-policy statements, its role) and puts the destination's
+    /// object-ownership setting back. `Retain`: everything is left in AWS.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// Stop starting executions and disable the DataSync schedule. A running execution finishes.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+/// The source bucket (Account A).
+#[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceSpec {
+    /// Name of the source S3 bucket, e.g. `account-a-bucket`.
+    #[schemars(regex(pattern = BUCKET_PATTERN), length(min = 3, max = 63))]
+    pub bucket: String,
+
+    /// AWS region of the source bucket, e.g. `us-east-1`. The source location is created there.
+    #[schemars(regex(pattern = REGION_PATTERN), length(max = 32))]
+    pub region: String,
+
+    /// Optional key prefix (folder) to copy, e.g. `media/`. Empty: the whole bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = PREFIX_PATTERN), length(max = 1024))]
+    pub prefix: Option<String>,
+
+    /// Optional IAM role in Account A to assume instead of using the operator's own identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = ROLE_ARN_PATTERN), length(max = 2048))]
+    pub role_arn: Option<String>,
+}
+
+/// The destination bucket (Account B).
+#[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.access.roleArn) || self.access.roleArn.contains(':iam::' + self.accountId + ':role/')",
+        "message": "spec.destination.access.roleArn must be a role of the destination account spec.destination.accountId"
+    }
+]))]
+pub struct DestinationSpec {
+    /// Name of the destination S3 bucket in Account B, e.g. `account-b-bucket`.
+    #[schemars(regex(pattern = BUCKET_PATTERN), length(min = 3, max = 63))]
+    pub bucket: String,
+
+    /// AWS region of the destination bucket. It may differ from the source region; the DataSync
+    /// task runs in this region.
+    #[schemars(regex(pattern = REGION_PATTERN), length(max = 32))]
+    pub region: String,
+
+    /// The 12-digit id of Account B, quoted in YAML, e.g. `"222222222222"`.
+    #[schemars(regex(pattern = ACCOUNT_ID_PATTERN))]
+    pub account_id: String,
+
+    /// Optional key prefix (folder) the objects are copied under, e.g. `archive/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = PREFIX_PATTERN), length(max = 1024))]
+    pub prefix: Option<String>,
+
+    /// S3 storage class of the copied objects.
+    #[serde(default)]
+    pub storage_class: StorageClass,
+
+    /// How Ferry gets Account B's bucket ready (object ownership and bucket policy).
+    #[serde(default)]
+    pub access: DestinationAccess,
+}
+
+/// How Ferry configures the destination bucket in Account B.
+#[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.mode != 'AssumeRole' || has(self.roleArn)",
+        "message": "spec.destination.access.roleArn is required when spec.destination.access.mode is AssumeRole (or use mode: External)"
+    },
+    {
+        "rule": "self.mode != 'External' || !has(self.roleArn)",
+        "message": "spec.destination.access.roleArn must be empty when spec.destination.access.mode is External: Ferry never calls Account B then"
+    }
+]))]
+pub struct DestinationAccess {
+    /// `AssumeRole` (default): Ferry assumes `roleArn` in Account B to disable ACLs and merge its
+    /// statements into the bucket policy. `External`: Ferry never calls Account B; it publishes the
+    /// exact bucket policy in `status.destination.requiredBucketPolicy` and waits until Account B's
+    /// administrator has applied it.
+    #[serde(default)]
+    pub mode: AccessMode,
+
+    /// IAM role in Account B that Ferry assumes (AssumeRole mode). It needs
+    /// `s3:GetBucketPolicy`, `s3:PutBucketPolicy`, `s3:DeleteBucketPolicy`,
+    /// `s3:GetBucketOwnershipControls` and `s3:PutBucketOwnershipControls` on the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = ROLE_ARN_PATTERN), length(max = 2048))]
+    pub role_arn: Option<String>,
+}
+
+/// Which IAM role DataSync uses.
+#[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!(has(self.name) && has(self.arn))",
+        "message": "spec.dataSyncRole: set name (a role Ferry manages) or arn (an existing role Ferry uses unchanged), not both"
+    }
+]))]
+pub struct DataSyncRoleSpec {
+    /// Name of the role Ferry creates and manages in Account A. Default: `ferry-<namespace>-<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = ROLE_NAME_PATTERN))]
+    pub name: Option<String>,
+
+    /// ARN of an existing role in Account A. Ferry uses it as it is and never modifies or deletes
+    /// it; it must trust `datasync.amazonaws.com` and allow the S3 actions of the tutorial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = ROLE_ARN_PATTERN), length(max = 2048))]
+    pub arn: Option<String>,
+}
+
+/// Settings of the DataSync task.
+#[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.mode != 'Enhanced' || self.verify == 'OnlyFilesTransferred'",
+        "message": "spec.task.verify: Enhanced mode verifies only transferred files (OnlyFilesTransferred); use mode: Basic for PointInTimeConsistent or None"
+    },
+    {
+        "rule": "self.mode != 'Enhanced' || !has(self.bytesPerSecond)",
+        "message": "spec.task.bytesPerSecond: bandwidth limits are a Basic-mode option; remove it or use mode: Basic"
+    },
+    {
+        "rule": "!(self.deleted == 'Remove' && self.transfer == 'All')",
+        "message": "spec.task.deleted: Remove needs transfer: Changed (DataSync refuses PreserveDeletedFiles REMOVE with TransferMode ALL)"
+    },
+    {
+        "rule": "!has(self.logLevel) || self.logLevel == 'Off' || has(self.logGroupArn)",
+        "message": "spec.task.logGroupArn is required when spec.task.logLevel is Basic or Transfer"
+    }
+]))]
+pub struct TaskSpec {
+    /// DataSync task mode. `Enhanced` (default): parallel listing and transfer, no object-count
+    /// limit. `Basic`: the classic mode (25 million objects per task). Immutable.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self == oldSelf", "message": "spec.task.mode is immutable: create a new CrossAccountTransfer to change the task mode"}
+    ]))]
+    pub mode: TaskMode,
+
+    /// How DataSync verifies the copy. `OnlyFilesTransferred` (default, the only choice in
+    /// Enhanced mode), `PointInTimeConsistent` or `None` (Basic mode).
+    #[serde(default)]
+    pub verify: VerifyMode,
+
+    /// Whether objects already in the destination are overwritten: `Always` (default) or `Never`.
+    #[serde(default)]
+    pub overwrite: OverwriteMode,
+
+    /// `Changed` (default): copy only what differs from the destination. `All`: copy everything.
+    #[serde(default)]
+    pub transfer: TransferMode,
+
+    /// Objects in the destination that are gone from the source: `Preserve` (default) keeps them,
+    /// `Remove` deletes them (needs `transfer: Changed`).
+    #[serde(default)]
+    pub deleted: DeletedFilesMode,
+
+    /// Whether object tags are copied: `Preserve` (default) or `None`.
+    #[serde(default)]
+    pub object_tags: ObjectTagsMode,
+
+    /// Only objects matching one of these DataSync patterns are copied, e.g. `/photos/2024*`.
+    /// Paths are relative to the source prefix and start with `/`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), inner(regex(pattern = FILTER_PATTERN), length(max = 1024)))]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub includes: Vec<String>,
+
+    /// Objects matching one of these DataSync patterns are skipped, e.g. `*.tmp`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), inner(regex(pattern = FILTER_PATTERN), length(max = 1024)))]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub excludes: Vec<String>,
+
+    /// Bandwidth limit in bytes per second (Basic mode only). Empty: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub bytes_per_second: Option<i64>,
+
+    /// What DataSync logs to `logGroupArn`: `Off`, `Basic` or `Transfer`. Default: `Basic` when a
+    /// log group is set, else `Off`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<LogLevel>,
+
+    /// Optional CloudWatch Logs log group for the task's logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = LOG_GROUP_ARN_PATTERN), length(max = 562))]
+    pub log_group_arn: Option<String>,
+
+    /// Optional DataSync task report, written to an S3 bucket of Account A.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<TaskReportSpec>,
+}
+
+
+/// Where DataSync writes its task report.
+#[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskReportSpec {
+    /// Bucket in Account A that receives the reports. Ferry grants the DataSync role write access.
+    #[schemars(regex(pattern = BUCKET_PATTERN), length(min = 3, max = 63))]
+    pub bucket: String,
+
+    /// Optional key prefix of the reports, e.g. `reports/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = PREFIX_PATTERN), length(max = 1024))]
+    pub prefix: Option<String>,
+
+    /// `ErrorsOnly` (default) or `SuccessesAndErrors`.
+    #[serde(default)]
+    pub level: ReportLevel,
+
+    /// `Standard` (default): a full report. `Summary`: only a summary.
+    #[serde(default)]
+    pub output: ReportOutput,
+}
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Deserialize, Serialize, Clone, Copy, Debug, JsonSchema, PartialEq, Eq, Hash, Default)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// The value as written in the manifest.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => stringify!($variant),)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// How Ferry reaches the destination bucket's account.
+    AccessMode {
+        #[default]
+        AssumeRole,
+        External
+    }
+);
+
+string_enum!(
+    /// DataSync task mode.
+    TaskMode {
+        #[default]
+        Enhanced,
+        Basic
+    }
+);
+
+string_enum!(
+    /// DataSync data verification.
+    VerifyMode {
+        #[default]
+        OnlyFilesTransferred,
+        PointInTimeConsistent,
+        None
+    }
+);
+
+string_enum!(
+    /// Whether DataSync overwrites objects in the destination.
+    OverwriteMode {
+        #[default]
+        Always,
+        Never
+    }
+);
+
+string_enum!(
+    /// Whether DataSync copies only changes or everything.
+    TransferMode {
+        #[default]
+        Changed,
+        All
+    }
+);
+
+string_enum!(
+    /// What DataSync does with destination objects that are gone from the source.
+    DeletedFilesMode {
+        #[default]
+        Preserve,
+        Remove
+    }
+);
+
+string_enum!(
+    /// Whether DataSync copies object tags.
+    ObjectTagsMode {
+        #[default]
+        Preserve,
+        None
+    }
+);
+
+string_enum!(
+    /// What DataSync logs to CloudWatch.
+    LogLevel {
+        #[default]
+        Off,
+        Basic,
+        Transfer
+    }
+);
+
+string_enum!(
+    /// What a task report lists.
+    ReportLevel {
+        #[default]
+        ErrorsOnly,
+        SuccessesAndErrors
+    }
+);
+
+string_enum!(
+    /// How detailed a task report is.
+    ReportOutput {
+        #[default]
+        Standard,
+        Summary
+    }
+);
+
+string_enum!(
+    /// When Ferry starts executions.
+    RunPolicy {
+        #[default]
+        OnChange,
+        Manual
+    }
+);
+
+string_enum!(
+    /// What happens in AWS when the resource is deleted.
+    DeletionPolicy {
+        #[default]
+        Delete,
+        Retain
+    }
+);
+
+string_enum!(
+    /// S3 storage class of the copied objects.
+    StorageClass {
+        #[default]
+        #[serde(rename = "STANDARD")]
+        Standard,
+        #[serde(rename = "STANDARD_IA")]
+        StandardIa,
+        #[serde(rename = "ONEZONE_IA")]
+        OnezoneIa,
+        #[serde(rename = "INTELLIGENT_TIERING")]
+        IntelligentTiering,
+        #[serde(rename = "GLACIER_INSTANT_RETRIEVAL")]
+        GlacierInstantRetrieval,
+        #[serde(rename = "GLACIER")]
+        Glacier,
+        #[serde(rename = "DEEP_ARCHIVE")]
+        DeepArchive
+    }
+);
+
+impl StorageClass {
+    /// The DataSync `S3StorageClass` value.
+    pub fn aws_name(self) -> &'static str {
+        match self {
+            Self::Standard => "STANDARD",
+            Self::StandardIa => "STANDARD_IA",
+            Self::OnezoneIa => "ONEZONE_IA",
+            Self::IntelligentTiering => "INTELLIGENT_TIERING",
+            Self::GlacierInstantRetrieval => "GLACIER_INSTANT_RETRIEVAL",
+            Self::Glacier => "GLACIER",
+            Self::DeepArchive => "DEEP_ARCHIVE",
+        }
+    }
+}
+
+impl CrossAccountTransferSpec {
+    /// Checks what the CRD schema cannot: returns one message per problem, each naming the field
+    /// and saying how to fix it. An empty list means the spec is usable.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.task.mode == TaskMode::Enhanced && self.task.verify != VerifyMode::OnlyFilesTransferred {
+            problems.push(
+                "spec.task.verify: Enhanced mode verifies only transferred files (OnlyFilesTransferred); use mode: Basic for PointInTimeConsistent or None".to_string(),
+            );
+        }
+        if self.destination.access.mode == AccessMode::AssumeRole && self.destination.access.role_arn.is_none() {
+            problems.push(
+                "spec.destination.access.roleArn is required when spec.destination.access.mode is AssumeRole (or use mode: External)".to_string(),
+            );
+        }
+        if self.data_sync_role.name.is_some() && self.data_sync_role.arn.is_some() {
+            problems.push(
+                "spec.dataSyncRole: set name (a role Ferry manages) or arn (an existing role Ferry uses unchanged), not both".to_string(),
+            );
+        }
+        if self.task.deleted == DeletedFilesMode::Remove && self.task.transfer == TransferMode::All {
+            problems.push("spec.task.deleted: Remove needs transfer: Changed".to_string());
+        }
+        let filters = self.task.includes.iter().chain(&self.task.excludes);
+        if filters.clone().any(|f| f.contains('|')) {
+            problems.push(
+                "spec.task.includes/excludes: write one pattern per list item; `|` is not allowed inside a pattern"
+                    .to_string(),
+            );
+        }
+        for (field, list) in [("includes", &self.task.includes), ("excludes", &self.task.excludes)] {
+            if list.join("|").len() > 102_400 {
+                problems.push(format!(
+                    "spec.task.{field}: the patterns joined with `|` exceed DataSync's 102400 characters; use fewer or shorter patterns"
+                ));
+            }
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn crd_generates_with_expected_names() {
+        let crd = CrossAccountTransfer::crd();
+        assert_eq!(crd.spec.group, "ferry.dev");
+        assert_eq!(crd.spec.names.plural, "crossaccounttransfers");
+        assert_eq!(crd.spec.names.short_names.as_deref(), Some(&["xat".to_string()][..]));
+        assert_eq!(crd.spec.names.categories.as_deref(), Some(&["ferry".to_string()][..]));
+        let version = &crd.spec.versions[0];
+        assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
+    }
+
+    #[test]
+    fn every_spec_field_has_a_description() {
+        let crd = serde_json::to_value(CrossAccountTransfer::crd()).unwrap();
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        fn walk(path: &str, schema: &serde_json::Value, missing: &mut Vec<String>) {
+            if let Some(props) = schema.get("properties").and_then(|p| p.as_object()) {
+                for (name, sub) in props {
+                    let p = format!("{path}.{name}");
+                    if sub.get("description").is_none() {
+                        missing.push(p.clone());
+                    }
+                    walk(&p, sub, missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk("spec", spec, &mut missing);
+        assert!(missing.is_empty(), "fields without description: {missing:?}");
+    }
+
+    #[test]
+    fn defaults_fill_an_empty_task() {
+        let spec: CrossAccountTransferSpec = serde_json::from_value(serde_json::json!({
+            "source": {"bucket": "src-bucket", "region": "us-east-1"},
+            "destination": {"bucket": "dst-bucket", "region": "us-west-1", "accountId": "222222222222",
+                            "access": {"roleArn": "arn:aws:iam::222222222222:role/admin"}}
+        }))
+        .unwrap();
+        assert_eq!(spec.task.mode, TaskMode::Enhanced);
+        assert_eq!(spec.run, RunPolicy::OnChange);
+        assert_eq!(spec.deletion_policy, DeletionPolicy::Delete);
+        assert_eq!(spec.destination.storage_class, StorageClass::Standard);
+        assert!(spec.validate().is_empty());
+    }
+
+    #[test]
+    fn validate_names_the_field() {
+        let mut spec: CrossAccountTransferSpec = serde_json::from_value(serde_json::json!({
+            "source": {"bucket": "src-bucket", "region": "us-east-1"},
+            "destination": {"bucket": "dst-bucket", "region": "us-west-1", "accountId": "222222222222"}
+        }))
+        .unwrap();
+        spec.task.includes.push("/a|/b".into());
+        let problems = spec.validate();
+        assert!(problems.iter().any(|p| p.contains("spec.destination.access.roleArn")));
+        assert!(problems.iter().any(|p| p.contains("spec.task.includes")));
+    }
+}

@@ -1,0 +1,275 @@
+//! The status Ferry writes onto a `CrossAccountTransfer`: phase, conditions, the ARNs of
+//! what it created, the destination facts it must remember, and the execution's progress.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Observed state of a CrossAccountTransfer, written by the controller.
+#[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CrossAccountTransferStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Summary for humans and printer columns: Pending, Provisioning, AwaitingDestination, Ready,
+    /// Transferring, Succeeded, Failed or Suspended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// Progress of the current or last execution, e.g. `42%`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+
+    /// One condition per pipeline step (RoleReady, DestinationReady, LocationsReady, TaskReady,
+    /// ExecutionSucceeded) plus Ready, Reconciling and Stalled (kstatus semantics).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// The DataSync IAM role in Account A.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<RoleStatus>,
+
+    /// What Ferry knows and did in Account B.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<DestinationStatus>,
+
+    /// ARN of the DataSync location of the source bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_location_arn: Option<String>,
+
+    /// ARN of the DataSync location of the destination bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_location_arn: Option<String>,
+
+    /// ARN of the DataSync task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_arn: Option<String>,
+
+    /// ARNs of resources Ferry created that the current spec no longer uses (a replaced task or
+    /// location, a renamed role); Ferry deletes them once nothing depends on them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub retired: Vec<String>,
+
+    /// When Ferry last changed an IAM role or bucket policy: access errors shortly after are
+    /// IAM propagation and retried rather than reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam_changed_at: Option<Time>,
+
+    /// What asked for the last execution Ferry started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<RunRequest>,
+
+    /// The current or most recent execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<ExecutionStatus>,
+
+    /// The last finished executions, newest first (at most five).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub history: Vec<ExecutionSummary>,
+}
+
+/// Where a transfer is, for humans and printer columns.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, JsonSchema, PartialEq, Eq)]
+pub enum Phase {
+    /// Nothing done yet.
+    Pending,
+    /// Ferry is creating or updating AWS resources.
+    Provisioning,
+    /// External mode: waiting for Account B's administrator to apply the bucket policy.
+    AwaitingDestination,
+    /// Everything exists; no execution asked for yet.
+    Ready,
+    /// A DataSync execution is running.
+    Transferring,
+    /// The last execution succeeded.
+    Succeeded,
+    /// The last execution failed, or the transfer is stuck on an error retrying cannot fix.
+    Failed,
+    /// `spec.suspend` is true.
+    Suspended,
+}
+
+impl Phase {
+    /// The phase as written in the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Provisioning => "Provisioning",
+            Phase::AwaitingDestination => "AwaitingDestination",
+            Phase::Ready => "Ready",
+            Phase::Transferring => "Transferring",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+            Phase::Suspended => "Suspended",
+        }
+    }
+}
+
+/// The DataSync role as Ferry found or made it.
+#[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleStatus {
+    /// ARN of the role DataSync uses.
+    pub arn: String,
+    /// True when Ferry created the role (and so deletes it); false for `dataSyncRole.arn`.
+    pub managed: bool,
+}
+
+/// Facts about the destination in Account B.
+#[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DestinationStatus {
+    /// The bucket these facts are about (the destination bucket Ferry last configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+
+    /// The region of that bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+
+    /// The bucket's Object Ownership setting before Ferry changed it (`BucketOwnerPreferred`,
+    /// `ObjectWriter`, `BucketOwnerEnforced`, or `Unset`), put back on deletion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_ownership: Option<String>,
+
+    /// The identity in Account A that creates the destination location (statement two of the
+    /// bucket policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator_arn: Option<String>,
+
+    /// The Sids of Ferry's statements in the destination bucket policy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub policy_statement_ids: Vec<String>,
+
+    /// External mode: the bucket policy statements Account B's administrator must add to the
+    /// destination bucket's policy, as a JSON policy document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_bucket_policy: Option<String>,
+}
+
+/// What asked for an execution.
+#[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRequest {
+    /// The spec generation the execution was started for (run: OnChange).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// The value of the `ferry.dev/run` annotation it was started for (run: Manual).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// ARN of the execution started for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_arn: Option<String>,
+}
+
+/// Progress of a DataSync task execution.
+#[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionStatus {
+    /// ARN of the execution.
+    pub arn: String,
+    /// DataSync status: QUEUED, LAUNCHING, PREPARING, TRANSFERRING, VERIFYING, SUCCESS, ERROR, CANCELLING.
+    pub status: String,
+    /// When the execution started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When Ferry saw it finish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Time>,
+    /// Bytes DataSync expects to transfer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_bytes: Option<i64>,
+    /// Objects DataSync expects to transfer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_files: Option<i64>,
+    /// Bytes transferred so far.
+    #[serde(default)]
+    pub bytes_transferred: i64,
+    /// Bytes written to the destination so far.
+    #[serde(default)]
+    pub bytes_written: i64,
+    /// Objects transferred so far.
+    #[serde(default)]
+    pub files_transferred: i64,
+    /// Objects verified.
+    #[serde(default)]
+    pub files_verified: i64,
+    /// Objects deleted in the destination (deleted: Remove).
+    #[serde(default)]
+    pub files_deleted: i64,
+    /// Objects skipped (already up to date).
+    #[serde(default)]
+    pub files_skipped: i64,
+    /// Objects that failed to transfer or verify.
+    #[serde(default)]
+    pub files_failed: i64,
+    /// Percent done, 0–100.
+    #[serde(default)]
+    pub percent_done: i32,
+    /// DataSync's error code when the execution failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// DataSync's error detail when the execution failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_detail: Option<String>,
+}
+
+/// A finished execution, for the history.
+#[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionSummary {
+    /// ARN of the execution.
+    pub arn: String,
+    /// Final DataSync status (SUCCESS or ERROR).
+    pub status: String,
+    /// When it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When Ferry saw it finish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Time>,
+    /// Bytes transferred.
+    #[serde(default)]
+    pub bytes_transferred: i64,
+    /// Objects transferred.
+    #[serde(default)]
+    pub files_transferred: i64,
+    /// DataSync's error code, if it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+}
+
+/// Condition types Ferry sets.
+pub mod condition {
+    /// The DataSync role exists with the right trust and permissions.
+    pub const ROLE_READY: &str = "RoleReady";
+    /// The destination bucket's ownership and policy are in place (or, External mode, applied by Account B).
+    pub const DESTINATION_READY: &str = "DestinationReady";
+    /// Both DataSync locations exist.
+    pub const LOCATIONS_READY: &str = "LocationsReady";
+    /// The DataSync task exists with the spec's settings.
+    pub const TASK_READY: &str = "TaskReady";
+    /// The last execution succeeded.
+    pub const EXECUTION_SUCCEEDED: &str = "ExecutionSucceeded";
+    /// The whole transfer is done for the current spec (kstatus, Argo CD).
+    pub const READY: &str = "Ready";
+    /// Ferry is working towards the spec (kstatus: InProgress).
+    pub const RECONCILING: &str = "Reconciling";
+    /// Ferry is stuck on something retrying cannot fix (kstatus: Failed).
+    pub const STALLED: &str = "Stalled";
+
+    /// The step conditions in pipeline order.
+    pub const STEPS: [&str; 5] = [
+        ROLE_READY,
+        DESTINATION_READY,
+        LOCATIONS_READY,
+        TASK_READY,
+        EXECUTION_SUCCEEDED,
+    ];
+}

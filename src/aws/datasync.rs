@@ -1,0 +1,157 @@
+//! DataSync helpers shared by the location, task, execution and cleanup steps: tags, and the
+//! paginated listings Ferry searches for its own resources before creating anything.
+
+use aws_sdk_datasync::Client;
+use aws_sdk_datasync::types::{LocationFilter, LocationFilterName, Operator, TagListEntry};
+
+use super::{Failure, FailureKind, classify};
+use crate::naming::TransferId;
+
+/// DataSync tag entries for Ferry's tags plus `extra`.
+pub fn tag_entries(id: &TransferId, extra: &[(&str, &str)]) -> Vec<TagListEntry> {
+    id.tags()
+        .into_iter()
+        .chain(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|(k, v)| TagListEntry::builder().key(k).value(v).build().ok())
+        .collect()
+}
+
+/// The tags of a DataSync resource.
+pub async fn tags(client: &Client, arn: &str) -> Result<Vec<(String, String)>, Failure> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        out.extend(
+            page.tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().unwrap_or_default().to_string())),
+        );
+        match page.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// True when the resource carries the transfer's uid tag; a resource that vanished is not ours.
+pub async fn owned(client: &Client, arn: &str, id: &TransferId) -> Result<bool, Failure> {
+    match tags(client, arn).await {
+        Ok(tags) => Ok(id.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))),
+        Err(f) if f.kind == FailureKind::NotFound => Ok(false),
+        Err(f) => Err(f),
+    }
+}
+
+/// Every location of the caller in the client's region as (ARN, URI), optionally only those
+/// with one URI (filtered by DataSync and checked again here).
+pub async fn list_locations(client: &Client, uri: Option<&str>) -> Result<Vec<(String, String)>, Failure> {
+    let filter = match uri {
+        Some(u) => Some(
+            LocationFilter::builder()
+                .name(LocationFilterName::LocationUri)
+                .values(u)
+                .operator(Operator::Eq)
+                .build()
+                .map_err(|e| Failure {
+                    kind: FailureKind::Other,
+                    code: "BuildError".into(),
+                    message: e.to_string(),
+                })?,
+        ),
+        None => None,
+    };
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .list_locations()
+            .set_filters(filter.clone().map(|f| vec![f]))
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        for entry in page.locations() {
+            let (Some(arn), Some(found)) = (entry.location_arn(), entry.location_uri()) else {
+                continue;
+            };
+            if uri.is_none_or(|u| same_uri(u, found)) {
+                out.push((arn.to_string(), found.to_string()));
+            }
+        }
+        match page.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// Every task of the caller in the client's region as (ARN, name).
+pub async fn list_tasks(client: &Client) -> Result<Vec<(String, String)>, Failure> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .list_tasks()
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        for entry in page.tasks() {
+            if let Some(arn) = entry.task_arn() {
+                out.push((arn.to_string(), entry.name().unwrap_or_default().to_string()));
+            }
+        }
+        match page.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// The executions of a task as (ARN, status), in DataSync's order (oldest first).
+pub async fn list_executions(client: &Client, task_arn: &str) -> Result<Vec<(String, String)>, Failure> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .list_task_executions()
+            .task_arn(task_arn)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        for entry in page.task_executions() {
+            if let Some(arn) = entry.task_execution_arn() {
+                let status = entry.status().map(|s| s.as_str().to_string()).unwrap_or_default();
+                out.push((arn.to_string(), status));
+            }
+        }
+        match page.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// Location URIs compare without regard to a trailing slash.
+pub fn same_uri(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_compare_without_trailing_slash() {
+        assert!(same_uri("s3://b/x/", "s3://b/x"));
+        assert!(!same_uri("s3://b/x/", "s3://b/y/"));
+    }
+}

@@ -1,0 +1,106 @@
+//! An SDK interceptor on every AWS client: counts calls by service, operation and outcome, and
+//! (for crash tests only) aborts the process right after a chosen AWS call succeeded.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+
+use crate::metrics::SharedMetrics;
+
+/// Environment variable naming an AWS operation after whose success the process aborts, as a
+/// crash would: `CreateTask`, or `CreateLocationS3#2` for its second success. Test use only.
+pub const ABORT_AFTER_ENV: &str = "FERRY_TEST_ABORT_AFTER";
+
+#[derive(Debug)]
+struct AbortPlan {
+    operation: String,
+    occurrence: usize,
+    seen: AtomicUsize,
+}
+
+impl AbortPlan {
+    fn from_env() -> Option<Self> {
+        let raw = std::env::var(ABORT_AFTER_ENV).ok()?;
+        let (operation, occurrence) = match raw.split_once('#') {
+            Some((op, n)) => (op.to_string(), n.parse().unwrap_or(1)),
+            None => (raw.clone(), 1),
+        };
+        Some(Self {
+            operation,
+            occurrence,
+            seen: AtomicUsize::new(0),
+        })
+    }
+}
+
+/// Counts every AWS call in the metrics.
+#[derive(Debug)]
+pub struct CallObserver {
+    metrics: SharedMetrics,
+    abort: Option<AbortPlan>,
+}
+
+impl CallObserver {
+    /// An observer reporting into `metrics`.
+    pub fn new(metrics: SharedMetrics) -> Self {
+        Self {
+            metrics,
+            abort: AbortPlan::from_env(),
+        }
+    }
+}
+
+fn looks_throttled(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    ["Throttl", "SlowDown", "TooManyRequests", "RequestLimitExceeded"]
+        .iter()
+        .any(|needle| text.contains(needle))
+}
+
+impl Intercept for CallObserver {
+    fn name(&self) -> &'static str {
+        "FerryCallObserver"
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let (service, operation) = cfg
+            .load::<Metadata>()
+            .map(|m| (m.service().to_string(), m.name().to_string()))
+            .unwrap_or_else(|| ("unknown".into(), "unknown".into()));
+        let succeeded = matches!(context.output_or_error(), Some(Ok(_)));
+        let outcome = if succeeded {
+            "success"
+        } else {
+            match context.response() {
+                None => "no_response",
+                Some(r) if r.status().as_u16() == 429 => "throttled",
+                Some(r) if r.body().bytes().is_some_and(looks_throttled) => "throttled",
+                Some(r) if r.status().is_server_error() => "server_error",
+                Some(_) => "client_error",
+            }
+        };
+        self.metrics.aws_call(&service, &operation, outcome);
+        if let Some(plan) = &self.abort
+            && succeeded
+            && plan.operation == operation
+            && plan.seen.fetch_add(1, Ordering::SeqCst) + 1 == plan.occurrence
+        {
+            eprintln!(
+                "{ABORT_AFTER_ENV}: aborting right after {operation} #{}",
+                plan.occurrence
+            );
+            std::process::abort();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! The `ferry` command line, also usable as the kubectl plugin `kubectl ferry`.
+
+mod run;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+pub use run::RunArgs;
+
+/// Ferry: copy an S3 bucket into another AWS account with AWS DataSync, from Kubernetes.
+#[derive(Parser, Debug)]
+#[command(name = "ferry", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the controller (what the Helm chart's Deployment runs).
+    Run(Box<RunArgs>),
+    /// Print the CrossAccountTransfer CRD as YAML.
+    Crd,
+}
+
+/// Parses durations such as `500ms`, `15s`, `2m`, `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: write e.g. 500ms, 15s, 2m or 1h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("`{text}` has an unknown unit: use ms, s, m or h")),
+    }
+}
+
+/// The CRD as YAML, exactly as committed in `crds/`.
+pub fn crd_yaml() -> Result<String, String> {
+    use kube::CustomResourceExt;
+    let crd = crate::api::CrossAccountTransfer::crd();
+    serde_saphyr::to_string(&crd).map_err(|e| e.to_string())
+}
+
+/// Runs the command line; returns the process exit code.
+pub async fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run::run(*args).await,
+        Command::Crd => match crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                0
+            }
+            Err(e) => {
+                eprintln!("ferry crd: {e}");
+                1
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}

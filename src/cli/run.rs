@@ -1,0 +1,212 @@
+//! `ferry run`: the controller process — logging, metrics and health server, leader
+//! election, the controller itself, and a graceful shutdown on SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::Args;
+use kube::runtime::events::{Recorder, Reporter};
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use super::parse_duration;
+use crate::aws::{Aws, AwsSettings};
+use crate::controller::{self, Context, ControllerConfig};
+use crate::leader::LeaderElector;
+use crate::metrics::Metrics;
+use crate::server::{self, ServerState};
+use crate::telemetry::{self, LogFormat};
+
+/// Options of `ferry run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "FERRY_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Address of the /metrics, /healthz and /readyz server.
+    #[arg(long, env = "FERRY_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Elect a leader on a Lease so only one replica reconciles.
+    #[arg(long, env = "FERRY_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, env = "FERRY_LEASE_NAME", default_value = "ferry-leader")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: the pod's namespace, else the watched namespace, else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Lease duration.
+    #[arg(long, env = "FERRY_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// This replica's identity (default: the pod name, else host name and process id).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// How often a running execution is polled.
+    #[arg(long, env = "FERRY_POLL_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// How often a settled transfer is checked for drift.
+    #[arg(long, env = "FERRY_RESYNC_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub resync_interval: Duration,
+    /// How long after a permission change access errors count as IAM propagation.
+    #[arg(long, env = "FERRY_PROPAGATION_WINDOW", default_value = "2m", value_parser = parse_duration)]
+    pub propagation_window: Duration,
+    /// How often External mode checks whether Account B applied the bucket policy.
+    #[arg(long, env = "FERRY_EXTERNAL_RETRY", default_value = "30s", value_parser = parse_duration)]
+    pub external_retry: Duration,
+    /// Log format.
+    #[arg(long, env = "FERRY_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+    /// Use path-style S3 addressing (for S3-compatible endpoints on `localhost`).
+    #[arg(long, env = "FERRY_S3_FORCE_PATH_STYLE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub s3_force_path_style: bool,
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "ferry".into());
+    format!("{host}-{}", std::process::id())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Runs the controller process; returns the exit code.
+pub async fn run(args: RunArgs) -> i32 {
+    telemetry::init(args.log_format);
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            error!(error = %e, "no Kubernetes configuration (in-cluster or KUBECONFIG)");
+            return 1;
+        }
+    };
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let server_state = ServerState {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
+    let addr = args.metrics_addr;
+    tokio::spawn(async move {
+        if let Err(e) = server::serve(addr, server_state).await {
+            error!(error = %e, %addr, "metrics server stopped");
+        }
+    });
+
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let aws = Aws::new(
+        AwsSettings {
+            force_path_style: args.s3_force_path_style,
+            session_name: "ferry-operator".into(),
+        },
+        metrics.clone(),
+    )
+    .await;
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "ferry".into(),
+            instance: Some(identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        aws,
+        recorder,
+        metrics,
+        config: ControllerConfig {
+            poll_interval: args.poll_interval,
+            resync_interval: args.resync_interval,
+            propagation_window: args.propagation_window,
+            external_retry: args.external_retry,
+        },
+    });
+
+    // One signal, seen by every part that must stop.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    controller::wait_for_crd(&client, args.namespace.as_deref()).await;
+    ready.store(true, Ordering::SeqCst);
+
+    let elector = if args.leader_election {
+        let namespace = args
+            .lease_namespace
+            .clone()
+            .or_else(|| args.namespace.clone())
+            .unwrap_or_else(|| "default".into());
+        let elector = LeaderElector::new(
+            client.clone(),
+            &namespace,
+            &args.lease_name,
+            &identity,
+            args.lease_duration,
+        );
+        tokio::select! {
+            () = elector.acquire() => {},
+            () = stopped(stop_rx.clone()) => return 0,
+        }
+        Some(elector)
+    } else {
+        None
+    };
+
+    // Leadership lost: stop reconciling at once, like a shutdown, and exit non-zero.
+    let (lost_tx, lost_rx) = watch::channel(false);
+    if let Some(elector) = elector.clone() {
+        tokio::spawn(async move {
+            elector.hold().await;
+            let _ = lost_tx.send(true);
+        });
+    }
+    let mut lost_flag = lost_rx.clone();
+    let shutdown = {
+        let stop = stop_rx.clone();
+        let lost = lost_rx.clone();
+        async move {
+            tokio::select! {
+                () = stopped(stop) => {},
+                () = stopped(lost) => {},
+            }
+        }
+    };
+    controller::run(ctx, args.namespace.clone(), shutdown).await;
+
+    let lost = *lost_flag.borrow_and_update();
+    if lost {
+        error!("leadership lost; exiting so a fresh replica can take over");
+        return 2;
+    }
+    if let Some(elector) = elector {
+        elector.release().await;
+    }
+    0
+}

@@ -1,0 +1,145 @@
+//! Ferry's one error type. The variant name is the event reason and the metric label; the
+//! message says what failed, on which resource, and what the user can do.
+
+use std::time::Duration;
+
+use crate::policy::MalformedPolicy;
+
+/// Everything that can stop a reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The spec cannot work; the user must change it.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+
+    /// AWS refused an action after the IAM propagation window: permissions must be fixed.
+    #[error(
+        "access denied in account {account}: {action} on {resource} ({message}). Grant {action} on {resource} to the identity Ferry uses in that account; Ferry retries every few minutes"
+    )]
+    AccessDenied {
+        /// Account the call went to.
+        account: String,
+        /// The AWS action, e.g. `s3:PutBucketPolicy`.
+        action: String,
+        /// The resource, e.g. a bucket ARN.
+        resource: String,
+        /// AWS's message.
+        message: String,
+    },
+
+    /// AWS refused an action shortly after Ferry changed a role or policy: IAM is still
+    /// propagating the change, so the call is retried soon.
+    #[error(
+        "waiting for IAM propagation: {action} on {resource} was refused right after a permission change ({message})"
+    )]
+    IamPropagation {
+        /// The AWS action.
+        action: String,
+        /// The resource.
+        resource: String,
+        /// AWS's message.
+        message: String,
+    },
+
+    /// AWS throttled the call, failed on its side, or could not be reached: retried with backoff.
+    #[error("AWS is throttling or unavailable: {action} on {resource} ({message}); retrying")]
+    AwsUnavailable {
+        /// The AWS action.
+        action: String,
+        /// The resource.
+        resource: String,
+        /// AWS's message.
+        message: String,
+    },
+
+    /// AWS answered with an error that is neither access nor availability.
+    #[error("{action} on {resource} failed: {code}: {message}")]
+    AwsFailed {
+        /// The AWS action.
+        action: String,
+        /// The resource.
+        resource: String,
+        /// AWS's error code.
+        code: String,
+        /// AWS's message.
+        message: String,
+    },
+
+    /// A resource with Ferry's name exists but belongs to someone else: Ferry will not touch it.
+    #[error("{what} {name} already exists and was not created by this transfer; {hint}")]
+    NotOwned {
+        /// What kind of resource.
+        what: String,
+        /// Its name or ARN.
+        name: String,
+        /// How to resolve it.
+        hint: String,
+    },
+
+    /// The destination's bucket policy is not valid JSON: Ferry refuses to rewrite it.
+    #[error("bucket policy of {bucket}: {source}")]
+    MalformedBucketPolicy {
+        /// The bucket.
+        bucket: String,
+        /// What is wrong with it.
+        source: MalformedPolicy,
+    },
+
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl Error {
+    /// The reason used for events, conditions and metrics: the variant name.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidSpec(_) => "InvalidSpec",
+            Error::AccessDenied { .. } => "AccessDenied",
+            Error::IamPropagation { .. } => "IamPropagation",
+            Error::AwsUnavailable { .. } => "AwsUnavailable",
+            Error::AwsFailed { .. } => "AwsFailed",
+            Error::NotOwned { .. } => "NotOwned",
+            Error::MalformedBucketPolicy { .. } => "MalformedBucketPolicy",
+            Error::Kube(_) => "KubernetesApi",
+        }
+    }
+
+    /// True when retrying soon cannot help and the resource is `Stalled`.
+    pub fn is_stalled(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidSpec(_)
+                | Error::AccessDenied { .. }
+                | Error::NotOwned { .. }
+                | Error::MalformedBucketPolicy { .. }
+        )
+    }
+
+    /// How long to wait before the next attempt (`None`: wait for a spec change).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::InvalidSpec(_) => None,
+            Error::IamPropagation { .. } => Some(Duration::from_secs(5)),
+            Error::AwsUnavailable { .. } | Error::Kube(_) => Some(Duration::from_secs(10)),
+            Error::AwsFailed { .. } => Some(Duration::from_secs(60)),
+            Error::AccessDenied { .. } | Error::NotOwned { .. } | Error::MalformedBucketPolicy { .. } => {
+                Some(Duration::from_secs(300))
+            }
+        }
+    }
+}
+
+/// Result with Ferry's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<aws_smithy_types::error::operation::BuildError> for Error {
+    fn from(err: aws_smithy_types::error::operation::BuildError) -> Self {
+        Error::AwsFailed {
+            action: "building an AWS request".into(),
+            resource: "-".into(),
+            code: "BuildError".into(),
+            message: err.to_string(),
+        }
+    }
+}

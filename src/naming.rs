@@ -1,0 +1,203 @@
+//! Names, tags and identifiers Ferry derives for a transfer. Everything is derived from the
+//! resource's namespace, name and `metadata.uid`, so a restarted operator finds what it made.
+
+use sha2::{Digest, Sha256};
+
+/// Tag on everything Ferry creates.
+pub const TAG_MANAGED_BY: &str = "ferry.dev/managed-by";
+/// Value of [`TAG_MANAGED_BY`].
+pub const MANAGED_BY_VALUE: &str = "ferry";
+/// Tag holding the owning resource's `metadata.uid`.
+pub const TAG_UID: &str = "ferry.dev/uid";
+/// Tag holding `<namespace>/<name>` of the owning resource.
+pub const TAG_RESOURCE: &str = "ferry.dev/resource";
+/// Tag on executions Ferry starts: which run request they answer.
+pub const TAG_RUN: &str = "ferry.dev/run";
+/// Name of the inline policy Ferry puts on the DataSync role.
+pub const INLINE_POLICY_NAME: &str = "ferry-datasync-access";
+
+/// Identity of one transfer resource, as far as naming is concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferId {
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.uid`.
+    pub uid: String,
+}
+
+impl TransferId {
+    /// Builds the id from its three parts.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>, uid: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+            uid: uid.into(),
+        }
+    }
+
+    /// 10 hex characters of a SHA-256 of the uid: short, stable, unique enough per cluster.
+    pub fn hash(&self) -> String {
+        let digest = Sha256::digest(self.uid.as_bytes());
+        digest.iter().take(5).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// `<namespace>/<name>`.
+    pub fn resource(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Default DataSync role name: `ferry-<namespace>-<name>`, cut to IAM's 64 characters with
+    /// the uid hash appended when it is too long.
+    pub fn default_role_name(&self) -> String {
+        let full = format!("ferry-{}-{}", self.namespace, self.name);
+        if full.len() <= 64 {
+            return full;
+        }
+        let hash = self.hash();
+        let keep = 64 - hash.len() - 1;
+        format!("{}-{hash}", full[..keep].trim_end_matches('-'))
+    }
+
+    /// DataSync task name: `ferry-<namespace>-<name>`.
+    pub fn task_name(&self) -> String {
+        format!("ferry-{}-{}", self.namespace, self.name)
+    }
+
+    /// Sid of the bucket-policy statement that lets the DataSync role use the bucket.
+    pub fn access_sid(&self) -> String {
+        format!("Ferry{}DataSyncAccess", self.hash())
+    }
+
+    /// Sid of the bucket-policy statement that lets Ferry's identity create the location.
+    pub fn create_location_sid(&self) -> String {
+        format!("Ferry{}CreateLocation", self.hash())
+    }
+
+    /// The tags Ferry puts on everything it creates, as (key, value) pairs.
+    pub fn tags(&self) -> Vec<(String, String)> {
+        vec![
+            (TAG_MANAGED_BY.to_string(), MANAGED_BY_VALUE.to_string()),
+            (TAG_UID.to_string(), self.uid.clone()),
+            (TAG_RESOURCE.to_string(), self.resource()),
+        ]
+    }
+
+    /// True when a tag set carries this transfer's uid tag.
+    pub fn owns<'a>(&self, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
+        tags.into_iter().any(|(k, v)| k == TAG_UID && v == self.uid)
+    }
+}
+
+/// The AWS partition of a region (`aws`, `aws-cn`, `aws-us-gov`, ...).
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else {
+        "aws"
+    }
+}
+
+/// `arn:<partition>:s3:::<bucket>`.
+pub fn bucket_arn(region: &str, bucket: &str) -> String {
+    format!("arn:{}:s3:::{bucket}", partition(region))
+}
+
+/// A prefix normalised to DataSync's form: no leading slash, one trailing slash, or empty.
+pub fn normalize_prefix(prefix: Option<&str>) -> String {
+    let trimmed = prefix.unwrap_or("").trim_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("{trimmed}/")
+    }
+}
+
+/// The DataSync `Subdirectory` for a prefix (`/media/`), or `/` for the whole bucket.
+pub fn subdirectory(prefix: Option<&str>) -> String {
+    format!("/{}", normalize_prefix(prefix))
+}
+
+/// The `LocationUri` DataSync reports for an S3 location: `s3://bucket/prefix/`.
+pub fn location_uri(bucket: &str, prefix: Option<&str>) -> String {
+    format!("s3://{bucket}/{}", normalize_prefix(prefix))
+}
+
+/// The account id inside an ARN (`arn:aws:iam::123456789012:role/x` → `123456789012`).
+pub fn arn_account(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// The region inside an ARN, if it has one.
+pub fn arn_region(arn: &str) -> Option<&str> {
+    arn.split(':').nth(3).filter(|r| !r.is_empty())
+}
+
+/// The role name of an IAM role ARN (the last path segment).
+pub fn role_name_from_arn(arn: &str) -> Option<&str> {
+    arn.split_once(":role/").and_then(|(_, rest)| rest.rsplit('/').next())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(ns: &str, name: &str) -> TransferId {
+        TransferId::new(ns, name, "5f0c6f1e-3b7a-4a8e-9d62-3f1f1c2b9a77")
+    }
+
+    #[test]
+    fn hash_is_ten_hex_chars_and_stable() {
+        let h = id("data", "x").hash();
+        assert_eq!(h.len(), 10);
+        assert!(h.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(h, id("other", "y").hash(), "depends on the uid only");
+    }
+
+    #[test]
+    fn role_name_is_cut_to_64_with_hash() {
+        assert_eq!(id("data", "media").default_role_name(), "ferry-data-media");
+        let long = id(
+            "a-very-long-namespace-name-for-testing",
+            "and-an-even-longer-transfer-name",
+        );
+        let name = long.default_role_name();
+        assert_eq!(name.len(), 64);
+        assert!(name.ends_with(&long.hash()));
+        assert!(name.starts_with("ferry-a-very-long-namespace"));
+    }
+
+    #[test]
+    fn sids_are_alphanumeric() {
+        let t = id("data", "media");
+        for sid in [t.access_sid(), t.create_location_sid()] {
+            assert!(sid.chars().all(|c| c.is_ascii_alphanumeric()), "{sid}");
+        }
+    }
+
+    #[test]
+    fn prefixes_normalise() {
+        assert_eq!(subdirectory(None), "/");
+        assert_eq!(subdirectory(Some("media")), "/media/");
+        assert_eq!(subdirectory(Some("media/2024/")), "/media/2024/");
+        assert_eq!(location_uri("b", Some("/x/")), "s3://b/x/");
+        assert_eq!(location_uri("b", None), "s3://b/");
+    }
+
+    #[test]
+    fn arn_parts() {
+        let arn = "arn:aws:iam::123456789012:role/path/to/ferry-role";
+        assert_eq!(arn_account(arn), Some("123456789012"));
+        assert_eq!(role_name_from_arn(arn), Some("ferry-role"));
+        assert_eq!(arn_region("arn:aws:datasync:us-west-1:1:task/t"), Some("us-west-1"));
+        assert_eq!(partition("cn-north-1"), "aws-cn");
+        assert_eq!(bucket_arn("us-east-1", "b"), "arn:aws:s3:::b");
+    }
+}

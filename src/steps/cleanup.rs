@@ -1,0 +1,232 @@
+//! Deletion (`deletionPolicy: Delete`): the pipeline backwards. The task, the locations,
+//! Ferry's own bucket-policy statements (only those), the role Ferry created, and the bucket's
+//! Object Ownership put back as it was found. Whatever is already gone counts as deleted;
+//! whatever does not carry this transfer's tag is left alone.
+
+use super::Transfer;
+use super::bucket_policy::{self, our_sids};
+use super::ownership::{self, Restore, restore_action};
+use super::retired::{Kind, delete_location, delete_role, delete_task, kind};
+use crate::api::{AccessMode, DestinationStatus};
+use crate::aws::Account;
+use crate::aws::datasync::{list_locations, list_tasks};
+use crate::error::Result;
+use crate::naming::{bucket_arn, location_uri};
+use crate::policy::remove_statements;
+
+fn push_unique(list: &mut Vec<String>, arn: Option<&str>) {
+    if let Some(arn) = arn.filter(|a| !a.is_empty())
+        && !list.iter().any(|a| a == arn)
+    {
+        list.push(arn.to_string());
+    }
+}
+
+/// Removes everything Ferry created for the transfer.
+pub async fn run(t: &mut Transfer<'_>) -> Result<()> {
+    let account = t.account_a_id().to_string();
+    let spec = t.spec;
+
+    // Tasks: recorded, retired, and any of ours by name (a crash may have left one unrecorded).
+    let mut tasks = Vec::new();
+    push_unique(&mut tasks, t.status.task_arn.as_deref());
+    for arn in t.status.retired.iter().filter(|a| kind(a) == Some(Kind::Task)) {
+        push_unique(&mut tasks, Some(arn));
+    }
+    let dst_client = t.account_a.datasync(&spec.destination.region);
+    let named = list_tasks(&dst_client)
+        .await
+        .map_err(|f| t.aws_error(&f, &account, "datasync:ListTasks", &t.id.task_name()))?;
+    for (arn, name) in &named {
+        if *name == t.id.task_name() {
+            push_unique(&mut tasks, Some(arn));
+        }
+    }
+    for arn in &tasks {
+        if delete_task(&t.account_a, arn, &t.id)
+            .await
+            .map_err(|f| t.aws_error(&f, &account, "datasync:DeleteTask", arn))?
+        {
+            t.changed("TaskDeleted", format!("deleted DataSync task {arn}")).await;
+        }
+    }
+    t.status.task_arn = None;
+
+    // Locations: recorded, retired, and any of ours with the spec's URIs.
+    let mut locations = Vec::new();
+    push_unique(&mut locations, t.status.source_location_arn.as_deref());
+    push_unique(&mut locations, t.status.destination_location_arn.as_deref());
+    for arn in t.status.retired.iter().filter(|a| kind(a) == Some(Kind::Location)) {
+        push_unique(&mut locations, Some(arn));
+    }
+    for (region, uri) in [
+        (
+            &spec.source.region,
+            location_uri(&spec.source.bucket, spec.source.prefix.as_deref()),
+        ),
+        (
+            &spec.destination.region,
+            location_uri(&spec.destination.bucket, spec.destination.prefix.as_deref()),
+        ),
+    ] {
+        let found = list_locations(&t.account_a.datasync(region), Some(&uri))
+            .await
+            .map_err(|f| t.aws_error(&f, &account, "datasync:ListLocations", &uri))?;
+        for (arn, _) in &found {
+            push_unique(&mut locations, Some(arn));
+        }
+    }
+    for arn in &locations {
+        if delete_location(&t.account_a, arn, &t.id)
+            .await
+            .map_err(|f| t.aws_error(&f, &account, "datasync:DeleteLocation", arn))?
+        {
+            t.changed("LocationDeleted", format!("deleted DataSync location {arn}"))
+                .await;
+        }
+    }
+    t.status.source_location_arn = None;
+    t.status.destination_location_arn = None;
+
+    // Account B: Ferry's statements out of the policy, then (below) the ownership put back.
+    let destination = t.status.destination.clone().unwrap_or_else(|| DestinationStatus {
+        bucket: Some(spec.destination.bucket.clone()),
+        region: Some(spec.destination.region.clone()),
+        ..DestinationStatus::default()
+    });
+    let account_b = match (&spec.destination.access.mode, t.account_b().cloned()) {
+        (AccessMode::AssumeRole, Some(b)) => Some(b),
+        _ => None,
+    };
+    if let Some(b) = &account_b {
+        release_statements(t, b, &destination).await?;
+    }
+
+    // Roles: the managed one, retired ones, and the default-named one if it is ours.
+    let mut roles = Vec::new();
+    if let Some(role) = t.status.role.as_ref().filter(|r| r.managed) {
+        push_unique(&mut roles, Some(&role.arn));
+    }
+    for arn in t.status.retired.iter().filter(|a| kind(a) == Some(Kind::Role)) {
+        push_unique(&mut roles, Some(arn));
+    }
+    if spec.data_sync_role.arn.is_none() {
+        let name = super::role::managed_role_name(t);
+        let arn = format!(
+            "arn:{}:iam::{account}:role/{name}",
+            crate::naming::partition(&spec.source.region)
+        );
+        push_unique(&mut roles, Some(&arn));
+    }
+    for arn in &roles {
+        if delete_role(&t.account_a, &spec.source.region, arn, &t.id)
+            .await
+            .map_err(|f| t.aws_error(&f, &account, "iam:DeleteRole", arn))?
+        {
+            t.changed("RoleDeleted", format!("deleted IAM role {arn}")).await;
+        }
+    }
+    t.status.role = None;
+    t.status.retired.clear();
+
+    if let Some(b) = &account_b {
+        release_ownership(t, b, &destination).await?;
+    }
+    Ok(())
+}
+
+/// Takes Ferry's statements out of a destination bucket's policy.
+async fn release_statements(t: &Transfer<'_>, b: &Account, dest: &DestinationStatus) -> Result<()> {
+    let (Some(bucket), Some(region)) = (dest.bucket.as_deref(), dest.region.as_deref()) else {
+        return Ok(());
+    };
+    let account_b = t.spec.destination.account_id.as_str();
+    let resource = bucket_arn(region, bucket);
+    let current = match bucket_policy::read(b, region, bucket).await {
+        Ok(current) => current,
+        Err(f) if f.kind == crate::aws::FailureKind::NotFound => return Ok(()),
+        Err(f) => return Err(t.aws_error(&f, account_b, "s3:GetBucketPolicy", &resource)),
+    };
+    let sids = our_sids(&t.id);
+    let change =
+        remove_statements(current.as_deref(), &sids).map_err(|source| crate::Error::MalformedBucketPolicy {
+            bucket: bucket.to_string(),
+            source,
+        })?;
+    if change != crate::policy::PolicyChange::Unchanged {
+        bucket_policy::apply(b, region, bucket, &change)
+            .await
+            .map_err(|f| t.aws_error(&f, account_b, "s3:PutBucketPolicy", &resource))?;
+        t.changed(
+            "BucketPolicyReleased",
+            format!(
+                "removed Ferry's statements {} from the policy of bucket {bucket}; other statements kept",
+                sids.join(", ")
+            ),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Puts the bucket's Object Ownership back as Ferry found it.
+async fn release_ownership(t: &Transfer<'_>, b: &Account, dest: &DestinationStatus) -> Result<()> {
+    let (Some(bucket), Some(region)) = (dest.bucket.as_deref(), dest.region.as_deref()) else {
+        return Ok(());
+    };
+    let account_b = t.spec.destination.account_id.as_str();
+    let resource = bucket_arn(region, bucket);
+    let result = match restore_action(dest.previous_ownership.as_deref()) {
+        Restore::Nothing => return Ok(()),
+        Restore::Put(value) => ownership::put(b, region, bucket, &value).await.map(|_| value),
+        Restore::Delete => b
+            .s3(region)
+            .delete_bucket_ownership_controls()
+            .bucket(bucket)
+            .send()
+            .await
+            .map(|_| ownership::UNSET.to_string())
+            .map_err(|e| crate::aws::classify(&e)),
+    };
+    match result {
+        Ok(value) => {
+            t.changed(
+                "OwnershipRestored",
+                format!("put the Object Ownership of bucket {bucket} back to {value}"),
+            )
+            .await;
+            Ok(())
+        }
+        Err(f) if f.kind == crate::aws::FailureKind::NotFound => Ok(()),
+        Err(f) => Err(t.aws_error(&f, account_b, "s3:PutBucketOwnershipControls", &resource)),
+    }
+}
+
+/// When the spec moved to another destination bucket, the old one gets its policy and
+/// ownership back (best effort: a failure is reported as a Warning event, not retried forever).
+pub async fn release_previous_destination(t: &mut Transfer<'_>) {
+    let Some(dest) = t.status.destination.clone() else {
+        return;
+    };
+    let (Some(bucket), Some(b)) = (dest.bucket.clone(), t.account_b().cloned()) else {
+        return;
+    };
+    if bucket == t.spec.destination.bucket {
+        return;
+    }
+    let result = match release_statements(t, &b, &dest).await {
+        Ok(()) => release_ownership(t, &b, &dest).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        t.ctx
+            .publish(
+                t.obj,
+                kube::runtime::events::EventType::Warning,
+                "PreviousDestinationNotReleased",
+                format!("could not remove Ferry's statements from the previous destination bucket {bucket}: {e}"),
+            )
+            .await;
+    }
+    t.status.destination = None;
+}

@@ -1,0 +1,475 @@
+//! Step 7 (Account A, destination region): the task execution. Started according to
+//! `spec.run` (once per spec generation, or per new `ferry.dev/run` annotation value), followed
+//! while it runs (also when DataSync's schedule started it), and written to the status. At
+//! most one execution runs at a time. Every execution Ferry starts is tagged with the run
+//! request it answers, so a crash between start and status write never starts it twice.
+
+use aws_sdk_datasync::operation::describe_task_execution::DescribeTaskExecutionOutput;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+use super::Transfer;
+use crate::api::{
+    CrossAccountTransferSpec, ExecutionStatus, ExecutionSummary, RUN_ANNOTATION, RunPolicy, RunRequest, condition,
+};
+use crate::aws::datasync::{list_executions, tag_entries, tags};
+use crate::aws::{FailureKind, classify};
+use crate::error::Result;
+use crate::naming::{TAG_RUN, TransferId};
+use crate::status;
+
+/// DataSync statuses of an execution that has not finished.
+pub const RUNNING: [&str; 6] = [
+    "QUEUED",
+    "CANCELLING",
+    "LAUNCHING",
+    "PREPARING",
+    "TRANSFERRING",
+    "VERIFYING",
+];
+/// How many finished executions the status keeps.
+pub const HISTORY_LEN: usize = 5;
+
+/// True for a DataSync status of an unfinished execution.
+pub fn is_running(status: &str) -> bool {
+    RUNNING.contains(&status)
+}
+
+/// The run the spec and annotation ask for that has not been started yet (pure).
+///
+/// `OnChange`: one run per spec generation. Both modes: a new value of the `ferry.dev/run`
+/// annotation asks for one more run. A suspended transfer asks for nothing.
+pub fn wanted_run(
+    spec: &CrossAccountTransferSpec,
+    generation: i64,
+    token: Option<&str>,
+    last: Option<&RunRequest>,
+) -> Option<RunRequest> {
+    if spec.suspend {
+        return None;
+    }
+    let new_token = token.is_some_and(|t| last.and_then(|l| l.token.as_deref()) != Some(t));
+    let new_generation = spec.run == RunPolicy::OnChange && last.and_then(|l| l.generation) != Some(generation);
+    (new_token || new_generation).then(|| RunRequest {
+        generation: Some(generation),
+        token: token.map(str::to_string),
+        execution_arn: None,
+    })
+}
+
+/// The tag value that marks the execution started for a run request.
+pub fn run_key(id: &TransferId, request: &RunRequest) -> String {
+    let token = request
+        .token
+        .as_deref()
+        .map(|t| TransferId::new("", "", t).hash())
+        .unwrap_or_default();
+    format!(
+        "g{}-{token}-{}",
+        request.generation.unwrap_or_default(),
+        &id.hash()[..6]
+    )
+}
+
+/// Percent done of an execution (pure): by bytes when DataSync estimated them, else by objects.
+pub fn percent_done(e: &ExecutionStatus) -> i32 {
+    match e.status.as_str() {
+        "SUCCESS" => 100,
+        "QUEUED" | "LAUNCHING" | "PREPARING" => 0,
+        _ => {
+            let ratio = match (e.estimated_bytes, e.estimated_files) {
+                (Some(total), _) if total > 0 => e.bytes_transferred as f64 / total as f64,
+                (_, Some(total)) if total > 0 => e.files_transferred as f64 / total as f64,
+                _ if e.status == "VERIFYING" => 1.0,
+                _ => 0.0,
+            };
+            // 100% is reserved for a finished, verified execution.
+            ((ratio * 100.0).floor() as i32).clamp(0, 99)
+        }
+    }
+}
+
+fn time(dt: Option<&aws_smithy_types::DateTime>) -> Option<Time> {
+    let dt = dt?;
+    jiff::Timestamp::new(dt.secs(), dt.subsec_nanos() as i32).ok().map(Time)
+}
+
+/// An execution's description in the status's shape (pure).
+pub fn from_describe(arn: &str, out: &DescribeTaskExecutionOutput) -> ExecutionStatus {
+    let failed = out
+        .files_failed()
+        .map(|f| f.prepare + f.transfer + f.verify + f.delete)
+        .unwrap_or_default();
+    let estimated = |v: i64| (v > 0).then_some(v);
+    let mut e = ExecutionStatus {
+        arn: arn.to_string(),
+        status: out
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| "QUEUED".into()),
+        start_time: time(out.start_time()),
+        end_time: time(out.end_time()),
+        estimated_bytes: estimated(out.estimated_bytes_to_transfer),
+        estimated_files: estimated(out.estimated_files_to_transfer),
+        bytes_transferred: out.bytes_transferred,
+        bytes_written: out.bytes_written,
+        files_transferred: out.files_transferred,
+        files_verified: out.files_verified,
+        files_deleted: out.files_deleted,
+        files_skipped: out.files_skipped,
+        files_failed: failed,
+        percent_done: 0,
+        error_code: out
+            .result()
+            .and_then(|r| r.error_code())
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
+        error_detail: out
+            .result()
+            .and_then(|r| r.error_detail())
+            .filter(|d| !d.is_empty())
+            .map(str::to_string),
+    };
+    e.percent_done = percent_done(&e);
+    e
+}
+
+/// Adds a finished execution to the front of the history (pure).
+pub fn remember(history: &mut Vec<ExecutionSummary>, e: &ExecutionStatus) {
+    history.retain(|h| h.arn != e.arn);
+    history.insert(
+        0,
+        ExecutionSummary {
+            arn: e.arn.clone(),
+            status: e.status.clone(),
+            start_time: e.start_time.clone(),
+            end_time: e.end_time.clone(),
+            bytes_transferred: e.bytes_transferred,
+            files_transferred: e.files_transferred,
+            error_code: e.error_code.clone(),
+        },
+    );
+    history.truncate(HISTORY_LEN);
+}
+
+/// Follows and starts executions.
+pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
+    let Some(task_arn) = t.status.task_arn.clone() else {
+        return Ok(());
+    };
+    let client = t.account_a.datasync(&t.spec.destination.region);
+    let account = t.account_a_id().to_string();
+
+    // 1. Bring the tracked execution up to date.
+    refresh(t, &client).await?;
+
+    // 2. Executions Ferry does not know yet: one started by the schedule, or one Ferry started
+    //    right before a crash (recognised by its run tag).
+    let token = t.obj.annotations().get(RUN_ANNOTATION).cloned();
+    let mut wanted = wanted_run(t.spec, t.generation, token.as_deref(), t.status.last_run.as_ref());
+    let listed = list_executions(&client, &task_arn)
+        .await
+        .map_err(|f| t.aws_error(&f, &account, "datasync:ListTaskExecutions", &task_arn))?;
+    let known = |arn: &str, t: &Transfer<'_>| {
+        t.status.execution.as_ref().is_some_and(|e| e.arn == arn)
+            || t.status.history.iter().any(|h| h.arn == arn)
+            || t.status.last_run.as_ref().and_then(|l| l.execution_arn.as_deref()) == Some(arn)
+    };
+    let unknown: Vec<(String, String)> = listed
+        .iter()
+        .rev()
+        .filter(|(arn, _)| !known(arn, t))
+        .take(10)
+        .cloned()
+        .collect();
+    for (arn, listed_status) in unknown {
+        let answers_request = match &wanted {
+            Some(request) => {
+                let key = run_key(&t.id, request);
+                let found = tags(&client, &arn)
+                    .await
+                    .map_err(|f| t.aws_error(&f, &account, "datasync:ListTagsForResource", &arn))?;
+                found.iter().any(|(k, v)| k == TAG_RUN && *v == key)
+            }
+            None => false,
+        };
+        if answers_request {
+            let mut request = wanted.take().unwrap_or_default();
+            request.execution_arn = Some(arn.clone());
+            t.status.last_run = Some(request);
+            track(t, &arn);
+            refresh(t, &client).await?;
+            t.persist().await?;
+            t.changed(
+                "ExecutionAdopted",
+                format!("found execution {arn} started before a restart and follows it"),
+            )
+            .await;
+            break;
+        }
+        if is_running(&listed_status) {
+            track(t, &arn);
+            refresh(t, &client).await?;
+            t.changed(
+                "ExecutionDiscovered",
+                format!("following execution {arn} (started by the DataSync schedule)"),
+            )
+            .await;
+            break;
+        }
+    }
+
+    // 3. Start the run the spec asks for, once nothing runs.
+    let running = t.status.execution.as_ref().is_some_and(|e| is_running(&e.status));
+    if let Some(mut request) = wanted
+        && !running
+    {
+        let key = run_key(&t.id, &request);
+        let out = client
+            .start_task_execution()
+            .task_arn(&task_arn)
+            .set_tags(Some(tag_entries(&t.id, &[(TAG_RUN, key.as_str())])))
+            .send()
+            .await
+            .map_err(|e| t.sdk_error(&e, &account, "datasync:StartTaskExecution", &task_arn))?;
+        let arn = out.task_execution_arn().unwrap_or_default().to_string();
+        request.execution_arn = Some(arn.clone());
+        t.status.last_run = Some(request);
+        track(t, &arn);
+        t.persist().await?;
+        t.changed("ExecutionStarted", format!("started DataSync execution {arn}"))
+            .await;
+    }
+
+    report(t);
+    Ok(())
+}
+
+/// Makes `arn` the tracked execution; a finished one that was tracked goes to the history.
+fn track(t: &mut Transfer<'_>, arn: &str) {
+    if let Some(previous) = t.status.execution.take() {
+        if previous.arn == arn {
+            t.status.execution = Some(previous);
+            return;
+        }
+        remember(&mut t.status.history, &previous);
+    }
+    t.status.execution = Some(ExecutionStatus {
+        arn: arn.to_string(),
+        status: "QUEUED".into(),
+        ..ExecutionStatus::default()
+    });
+}
+
+/// Describes the tracked execution while it runs; records its end.
+async fn refresh(t: &mut Transfer<'_>, client: &aws_sdk_datasync::Client) -> Result<()> {
+    let Some(current) = t.status.execution.clone() else {
+        return Ok(());
+    };
+    if !is_running(&current.status) && current.end_time.is_some() {
+        return Ok(());
+    }
+    let account = t.account_a_id().to_string();
+    let mut next = match client
+        .describe_task_execution()
+        .task_execution_arn(&current.arn)
+        .send()
+        .await
+    {
+        Ok(out) => from_describe(&current.arn, &out),
+        Err(e) if classify(&e).kind == FailureKind::NotFound => ExecutionStatus {
+            status: "ERROR".into(),
+            error_code: Some("ExecutionGone".into()),
+            error_detail: Some("DataSync no longer knows this execution (its task was replaced or deleted)".into()),
+            ..current.clone()
+        },
+        Err(e) => return Err(t.sdk_error(&e, &account, "datasync:DescribeTaskExecution", &current.arn)),
+    };
+    if !is_running(&next.status) {
+        next.end_time = next.end_time.or_else(|| Some(Time(jiff::Timestamp::now())));
+        remember(&mut t.status.history, &next);
+        if next.status == "SUCCESS" {
+            t.changed(
+                "ExecutionSucceeded",
+                format!(
+                    "execution {} copied {} objects ({} bytes)",
+                    next.arn, next.files_transferred, next.bytes_transferred
+                ),
+            )
+            .await;
+        } else {
+            let message = format!(
+                "execution {} ended {}: {}: {}",
+                next.arn,
+                next.status,
+                next.error_code.as_deref().unwrap_or("no error code"),
+                next.error_detail.as_deref().unwrap_or("no detail")
+            );
+            tracing::warn!("{message}");
+            t.ctx
+                .publish(
+                    t.obj,
+                    kube::runtime::events::EventType::Warning,
+                    "ExecutionFailed",
+                    message,
+                )
+                .await;
+        }
+    }
+    t.status.execution = Some(next);
+    Ok(())
+}
+
+/// Writes the execution condition, progress column and metrics.
+fn report(t: &mut Transfer<'_>) {
+    let generation = t.generation;
+    let Some(e) = t.status.execution.clone() else {
+        status::set_condition(
+            &mut t.status.conditions,
+            condition::EXECUTION_SUCCEEDED,
+            "Unknown",
+            "NoExecution",
+            if t.spec.run == RunPolicy::Manual {
+                "no execution yet: set the annotation ferry.dev/run to a new value to start one"
+            } else {
+                "no execution yet"
+            },
+            generation,
+        );
+        t.status.progress = None;
+        return;
+    };
+    t.status.progress = Some(format!("{}%", e.percent_done));
+    t.ctx.metrics.transfer_progress(
+        &t.id.namespace,
+        &t.id.name,
+        e.bytes_transferred,
+        e.files_transferred,
+        e.percent_done,
+    );
+    let (ok, reason, message) = match e.status.as_str() {
+        "SUCCESS" => (
+            true,
+            "Succeeded",
+            format!(
+                "execution {} copied {} objects ({} bytes)",
+                e.arn, e.files_transferred, e.bytes_transferred
+            ),
+        ),
+        s if is_running(s) => (
+            false,
+            "Running",
+            format!("execution {} is {s}: {}% done", e.arn, e.percent_done),
+        ),
+        s => (
+            false,
+            "Failed",
+            format!(
+                "execution {} ended {s}: {}: {}",
+                e.arn,
+                e.error_code.as_deref().unwrap_or("no error code"),
+                e.error_detail.as_deref().unwrap_or("no detail")
+            ),
+        ),
+    };
+    t.condition(condition::EXECUTION_SUCCEEDED, ok, reason, message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(run: &str, suspend: bool) -> CrossAccountTransferSpec {
+        serde_json::from_value(serde_json::json!({
+            "source": {"bucket": "src", "region": "us-east-1"},
+            "destination": {"bucket": "dst", "region": "us-east-1", "accountId": "222222222222",
+                            "access": {"mode": "External"}},
+            "run": run, "suspend": suspend
+        }))
+        .unwrap()
+    }
+
+    fn done(generation: i64, token: Option<&str>) -> RunRequest {
+        RunRequest {
+            generation: Some(generation),
+            token: token.map(str::to_string),
+            execution_arn: Some("arn:exec".into()),
+        }
+    }
+
+    #[test]
+    fn on_change_runs_once_per_generation() {
+        let s = spec("OnChange", false);
+        assert!(wanted_run(&s, 1, None, None).is_some());
+        assert!(wanted_run(&s, 1, None, Some(&done(1, None))).is_none());
+        assert_eq!(
+            wanted_run(&s, 2, None, Some(&done(1, None))).unwrap().generation,
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn manual_runs_only_for_a_new_annotation_value() {
+        let s = spec("Manual", false);
+        assert!(wanted_run(&s, 1, None, None).is_none());
+        assert!(wanted_run(&s, 3, None, Some(&done(1, Some("a")))).is_none());
+        assert_eq!(wanted_run(&s, 1, Some("a"), None).unwrap().token.as_deref(), Some("a"));
+        assert!(wanted_run(&s, 1, Some("a"), Some(&done(1, Some("a")))).is_none());
+        assert!(wanted_run(&s, 1, Some("b"), Some(&done(1, Some("a")))).is_some());
+    }
+
+    #[test]
+    fn the_annotation_also_reruns_on_change_transfers_and_suspend_stops_all() {
+        assert!(wanted_run(&spec("OnChange", false), 1, Some("retry"), Some(&done(1, None))).is_some());
+        assert!(wanted_run(&spec("OnChange", true), 5, Some("x"), None).is_none());
+    }
+
+    #[test]
+    fn run_keys_are_valid_tag_values_and_distinct() {
+        let id = TransferId::new("ns", "n", "uid-1");
+        let a = run_key(&id, &done(1, None));
+        let b = run_key(&id, &done(1, Some("tok en/€")));
+        assert_ne!(a, b);
+        for k in [a, b] {
+            assert!(k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "{k}");
+        }
+    }
+
+    #[test]
+    fn percent_done_follows_bytes_then_files() {
+        let mut e = ExecutionStatus {
+            status: "TRANSFERRING".into(),
+            estimated_bytes: Some(200),
+            bytes_transferred: 50,
+            ..ExecutionStatus::default()
+        };
+        assert_eq!(percent_done(&e), 25);
+        e.estimated_bytes = None;
+        e.estimated_files = Some(4);
+        e.files_transferred = 3;
+        assert_eq!(percent_done(&e), 75);
+        e.files_transferred = 4;
+        assert_eq!(percent_done(&e), 99, "only SUCCESS is 100%");
+        e.status = "SUCCESS".into();
+        assert_eq!(percent_done(&e), 100);
+        e.status = "PREPARING".into();
+        assert_eq!(percent_done(&e), 0);
+    }
+
+    #[test]
+    fn history_keeps_the_newest_five_once_each() {
+        let mut h = Vec::new();
+        for i in 0..7 {
+            let e = ExecutionStatus {
+                arn: format!("e{i}"),
+                status: "SUCCESS".into(),
+                ..ExecutionStatus::default()
+            };
+            remember(&mut h, &e);
+            remember(&mut h, &e);
+        }
+        assert_eq!(h.len(), HISTORY_LEN);
+        assert_eq!(h[0].arn, "e6");
+        assert_eq!(h[4].arn, "e2");
+    }
+}

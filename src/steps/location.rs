@@ -1,0 +1,292 @@
+//! Steps 4 and 5 (Account A): the DataSync S3 locations, the source in the source region and
+//! the destination (Account B's bucket, reached through the DataSync role) in the destination
+//! region. Before any create Ferry looks for a location of its own with the same URI (crash
+//! safety); a location that no longer matches the spec is retired and a new one made.
+
+use aws_sdk_datasync::types::{S3Config, S3StorageClass};
+
+use super::{Progress, Transfer};
+use crate::api::{AccessMode, condition};
+use crate::aws::datasync::{list_locations, owned, same_uri, tag_entries};
+use crate::aws::{FailureKind, classify};
+use crate::error::{Error, Result};
+use crate::naming::{bucket_arn, location_uri, subdirectory};
+
+/// Which of the two locations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// Account A's bucket.
+    Source,
+    /// Account B's bucket.
+    Destination,
+}
+
+impl Side {
+    fn label(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Destination => "destination",
+        }
+    }
+}
+
+/// A location as the spec wants it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredLocation {
+    /// Region it lives in.
+    pub region: String,
+    /// `arn:aws:s3:::bucket`.
+    pub bucket_arn: String,
+    /// DataSync subdirectory, e.g. `/media/`.
+    pub subdirectory: String,
+    /// `s3://bucket/prefix/`.
+    pub uri: String,
+    /// The DataSync role.
+    pub role_arn: String,
+    /// Storage class (destination only).
+    pub storage_class: Option<String>,
+}
+
+/// A location as DataSync reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ObservedLocation {
+    /// `s3://bucket/prefix/`.
+    pub uri: String,
+    /// `S3Config.BucketAccessRoleArn`.
+    pub role_arn: Option<String>,
+    /// `S3StorageClass`.
+    pub storage_class: Option<String>,
+}
+
+/// The desired location of one side (pure).
+pub fn desired(t: &Transfer<'_>, side: Side, role_arn: &str) -> DesiredLocation {
+    let spec = t.spec;
+    match side {
+        Side::Source => DesiredLocation {
+            region: spec.source.region.clone(),
+            bucket_arn: bucket_arn(&spec.source.region, &spec.source.bucket),
+            subdirectory: subdirectory(spec.source.prefix.as_deref()),
+            uri: location_uri(&spec.source.bucket, spec.source.prefix.as_deref()),
+            role_arn: role_arn.to_string(),
+            storage_class: None,
+        },
+        Side::Destination => DesiredLocation {
+            region: spec.destination.region.clone(),
+            bucket_arn: bucket_arn(&spec.destination.region, &spec.destination.bucket),
+            subdirectory: subdirectory(spec.destination.prefix.as_deref()),
+            uri: location_uri(&spec.destination.bucket, spec.destination.prefix.as_deref()),
+            role_arn: role_arn.to_string(),
+            storage_class: Some(spec.destination.storage_class.aws_name().to_string()),
+        },
+    }
+}
+
+/// Whether an existing location serves the desired one (pure). Locations cannot be changed in
+/// place by Ferry, so a mismatch means a new location (and a new task).
+pub fn matches(observed: &ObservedLocation, desired: &DesiredLocation) -> bool {
+    let storage_ok = match &desired.storage_class {
+        None => true,
+        Some(want) => observed.storage_class.as_deref().unwrap_or("STANDARD") == want,
+    };
+    same_uri(&observed.uri, &desired.uri)
+        && observed.role_arn.as_deref() == Some(desired.role_arn.as_str())
+        && storage_ok
+}
+
+/// Ensures both locations. In External mode an access refusal on the destination means Account
+/// B has not applied the policy yet: the pipeline waits instead of failing.
+pub async fn ensure(t: &mut Transfer<'_>) -> Result<Progress> {
+    let role_arn = t.status.role.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
+    let source = desired(t, Side::Source, &role_arn);
+    ensure_one(t, Side::Source, &source).await?;
+
+    let destination = desired(t, Side::Destination, &role_arn);
+    let external = t.spec.destination.access.mode == AccessMode::External;
+    match ensure_one(t, Side::Destination, &destination).await {
+        Ok(()) => {}
+        Err(Error::AccessDenied { message, .. } | Error::IamPropagation { message, .. }) if external => {
+            t.condition(
+                condition::LOCATIONS_READY,
+                false,
+                "AwaitingDestination",
+                format!(
+                    "the destination location cannot be created yet: Account B has not granted access to bucket {} ({message})",
+                    t.spec.destination.bucket
+                ),
+            );
+            return Ok(Progress::AwaitingDestination);
+        }
+        Err(e) => return Err(e),
+    }
+    if external {
+        t.condition(
+            condition::DESTINATION_READY,
+            true,
+            "BucketPolicyApplied",
+            format!(
+                "External mode: Account B has applied the bucket policy; DataSync can reach bucket {}",
+                t.spec.destination.bucket
+            ),
+        );
+    }
+    let message = format!(
+        "source {} and destination {}",
+        t.status.source_location_arn.as_deref().unwrap_or_default(),
+        t.status.destination_location_arn.as_deref().unwrap_or_default()
+    );
+    t.condition(condition::LOCATIONS_READY, true, "LocationsInPlace", message);
+    Ok(Progress::Provisioned)
+}
+
+fn slot<'s>(t: &'s mut Transfer<'_>, side: Side) -> &'s mut Option<String> {
+    match side {
+        Side::Source => &mut t.status.source_location_arn,
+        Side::Destination => &mut t.status.destination_location_arn,
+    }
+}
+
+async fn describe(
+    client: &aws_sdk_datasync::Client,
+    arn: &str,
+) -> std::result::Result<Option<ObservedLocation>, crate::aws::Failure> {
+    match client.describe_location_s3().location_arn(arn).send().await {
+        Ok(out) => Ok(Some(ObservedLocation {
+            uri: out.location_uri().unwrap_or_default().to_string(),
+            role_arn: out.s3_config().map(|c| c.bucket_access_role_arn().to_string()),
+            storage_class: out.s3_storage_class().map(|s| s.as_str().to_string()),
+        })),
+        Err(e) => {
+            let failure = classify(&e);
+            if failure.kind == FailureKind::NotFound {
+                Ok(None)
+            } else {
+                Err(failure)
+            }
+        }
+    }
+}
+
+async fn ensure_one(t: &mut Transfer<'_>, side: Side, want: &DesiredLocation) -> Result<()> {
+    let client = t.account_a.datasync(&want.region);
+    let account = t.account_a_id().to_string();
+
+    // 1. The location recorded in the status.
+    if let Some(arn) = slot(t, side).clone() {
+        let found = describe(&client, &arn)
+            .await
+            .map_err(|f| t.aws_error(&f, &account, "datasync:DescribeLocationS3", &arn))?;
+        match found {
+            Some(obs) if matches(&obs, want) => return Ok(()),
+            Some(_) => {
+                // The spec moved on: a new location, and this one goes once the task lets go.
+                t.retire(&arn);
+                *slot(t, side) = None;
+                t.persist().await?;
+            }
+            None => {
+                *slot(t, side) = None;
+            }
+        }
+    }
+
+    // 2. A location of ours left by a crash between create and status write.
+    let candidates = list_locations(&client, Some(&want.uri))
+        .await
+        .map_err(|f| t.aws_error(&f, &account, "datasync:ListLocations", &want.uri))?;
+    for (arn, _) in candidates {
+        if t.status.retired.contains(&arn) {
+            continue;
+        }
+        let ours = owned(&client, &arn, &t.id)
+            .await
+            .map_err(|f| t.aws_error(&f, &account, "datasync:ListTagsForResource", &arn))?;
+        if !ours {
+            continue;
+        }
+        let found = describe(&client, &arn)
+            .await
+            .map_err(|f| t.aws_error(&f, &account, "datasync:DescribeLocationS3", &arn))?;
+        if found.is_some_and(|obs| matches(&obs, want)) {
+            *slot(t, side) = Some(arn.clone());
+            t.persist().await?;
+            t.changed(
+                "LocationAdopted",
+                format!(
+                    "found the {} location {arn} created earlier by Ferry and adopted it",
+                    side.label()
+                ),
+            )
+            .await;
+            return Ok(());
+        }
+    }
+
+    // 3. Create it.
+    let config = S3Config::builder().bucket_access_role_arn(&want.role_arn).build()?;
+    let mut request = client
+        .create_location_s3()
+        .s3_bucket_arn(&want.bucket_arn)
+        .subdirectory(&want.subdirectory)
+        .s3_config(config)
+        .set_tags(Some(tag_entries(&t.id, &[])));
+    if let Some(class) = &want.storage_class {
+        request = request.s3_storage_class(S3StorageClass::from(class.as_str()));
+    }
+    let out = request
+        .send()
+        .await
+        .map_err(|e| t.sdk_error(&e, &account, "datasync:CreateLocationS3", &want.uri))?;
+    let arn = out.location_arn().unwrap_or_default().to_string();
+    *slot(t, side) = Some(arn.clone());
+    t.persist().await?;
+    t.changed(
+        "LocationCreated",
+        format!("created the {} DataSync location {arn} for {}", side.label(), want.uri),
+    )
+    .await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn want() -> DesiredLocation {
+        DesiredLocation {
+            region: "us-west-1".into(),
+            bucket_arn: "arn:aws:s3:::dst".into(),
+            subdirectory: "/archive/".into(),
+            uri: "s3://dst/archive/".into(),
+            role_arn: "arn:aws:iam::1:role/r".into(),
+            storage_class: Some("STANDARD".into()),
+        }
+    }
+
+    #[test]
+    fn a_matching_location_is_kept() {
+        let obs = ObservedLocation {
+            uri: "s3://dst/archive/".into(),
+            role_arn: Some("arn:aws:iam::1:role/r".into()),
+            storage_class: None,
+        };
+        assert!(matches(&obs, &want()), "no storage class reported means STANDARD");
+    }
+
+    #[test]
+    fn role_prefix_or_storage_class_changes_need_a_new_location() {
+        let base = ObservedLocation {
+            uri: "s3://dst/archive/".into(),
+            role_arn: Some("arn:aws:iam::1:role/r".into()),
+            storage_class: Some("STANDARD".into()),
+        };
+        let mut other_role = base.clone();
+        other_role.role_arn = Some("arn:aws:iam::1:role/other".into());
+        let mut other_prefix = base.clone();
+        other_prefix.uri = "s3://dst/other/".into();
+        let mut other_class = base.clone();
+        other_class.storage_class = Some("GLACIER".into());
+        for obs in [other_role, other_prefix, other_class] {
+            assert!(!matches(&obs, &want()), "{obs:?}");
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The reconcile pipeline: one module per step of the tutorial, each shaped
+//! observe → pure difference → apply only that → report.
+//!
+//! | step | module | account |
+//! | --- | --- | --- |
+//! | 1. DataSync IAM role | [`role`] | A |
+//! | 2. ACLs disabled (Object Ownership) | [`ownership`] | B |
+//! | 3. bucket policy | [`bucket_policy`] | B |
+//! | 4./5. source and destination locations | [`location`] | A |
+//! | 6. task | [`task`] | A (destination region) |
+//! | 7. execution | [`execution`] | A (destination region) |
+//!
+//! [`retired`] deletes what an earlier spec used and the current one replaced; [`cleanup`] runs
+//! the steps backwards when the resource is deleted.
+
+pub mod bucket_policy;
+pub mod cleanup;
+pub mod execution;
+pub mod location;
+pub mod ownership;
+pub mod retired;
+pub mod role;
+pub mod task;
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+
+use crate::api::{AccessMode, CrossAccountTransfer, CrossAccountTransferSpec, CrossAccountTransferStatus};
+use crate::aws::{Account, CallerIdentity, Failure, aws_error};
+use crate::controller::Context;
+use crate::error::{Error, Result};
+use crate::naming::TransferId;
+use crate::status;
+
+/// Everything one reconcile of one transfer works with.
+pub struct Transfer<'a> {
+    /// Shared controller context.
+    pub ctx: &'a Context,
+    /// The resource as the watch delivered it.
+    pub obj: &'a CrossAccountTransfer,
+    /// Its spec.
+    pub spec: &'a CrossAccountTransferSpec,
+    /// Names and tags derive from this.
+    pub id: TransferId,
+    /// `metadata.generation`.
+    pub generation: i64,
+    /// The status being built; written at the end and right after every AWS create.
+    pub status: CrossAccountTransferStatus,
+    /// Account A's credentials (operator identity or `source.roleArn`).
+    pub account_a: Account,
+    /// Who Account A's credentials are.
+    pub identity_a: CallerIdentity,
+    /// Account B's credentials; `None` in External mode, where Ferry never calls Account B.
+    pub account_b: Option<Account>,
+}
+
+/// How the pipeline ended when no step failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Every step is in place.
+    Provisioned,
+    /// External mode: the destination location cannot be created until Account B applies the
+    /// bucket policy.
+    AwaitingDestination,
+}
+
+impl<'a> Transfer<'a> {
+    /// Sets up the reconcile: credentials for both accounts and Account A's identity.
+    pub async fn new(ctx: &'a Context, obj: &'a CrossAccountTransfer) -> Result<Transfer<'a>> {
+        let spec = &obj.spec;
+        let id = TransferId::new(
+            obj.namespace().unwrap_or_default(),
+            obj.name_any(),
+            obj.uid().unwrap_or_default(),
+        );
+        let account_a = ctx.aws.account_a(spec.source.role_arn.as_deref()).await;
+        let identity_a = ctx.aws.identity(&account_a, &spec.source.region).await?;
+        let account_b = match (&spec.destination.access.mode, &spec.destination.access.role_arn) {
+            (AccessMode::AssumeRole, Some(role)) => Some(ctx.aws.account_b(&account_a, role).await),
+            _ => None,
+        };
+        Ok(Transfer {
+            ctx,
+            obj,
+            spec,
+            id,
+            generation: obj.metadata.generation.unwrap_or_default(),
+            status: obj.status.clone().unwrap_or_default(),
+            account_a,
+            identity_a,
+            account_b,
+        })
+    }
+
+    /// Runs the steps in order. Returns how far it got, or the first error.
+    pub async fn provision(&mut self) -> Result<Progress> {
+        role::ensure(self).await?;
+        ownership::ensure(self).await?;
+        bucket_policy::ensure(self).await?;
+        if location::ensure(self).await? == Progress::AwaitingDestination {
+            return Ok(Progress::AwaitingDestination);
+        }
+        task::ensure(self).await?;
+        retired::collect(self).await?;
+        execution::ensure(self).await?;
+        Ok(Progress::Provisioned)
+    }
+
+    /// True while an access error is more likely IAM propagation than a real refusal.
+    pub fn propagating(&self) -> bool {
+        let Some(Time(changed)) = &self.status.iam_changed_at else {
+            return false;
+        };
+        let elapsed = jiff::Timestamp::now().duration_since(*changed);
+        elapsed.as_secs() >= 0 && elapsed.unsigned_abs() < self.ctx.config.propagation_window
+    }
+
+    /// Remembers that a permission changed now (opens the propagation window).
+    pub fn permissions_changed(&mut self) {
+        self.status.iam_changed_at = Some(Time(jiff::Timestamp::now()));
+    }
+
+    /// Marks a resource Ferry created as no longer used by the spec; [`retired`] deletes it.
+    pub fn retire(&mut self, arn: &str) {
+        if !self.status.retired.iter().any(|a| a == arn) {
+            self.status.retired.push(arn.to_string());
+        }
+    }
+
+    /// Account A's id.
+    pub fn account_a_id(&self) -> &str {
+        &self.identity_a.account
+    }
+
+    /// Account B's client, which exists in AssumeRole mode.
+    pub fn account_b(&self) -> Option<&Account> {
+        self.account_b.as_ref()
+    }
+
+    /// Turns an AWS failure into Ferry's error for this transfer.
+    pub fn aws_error(&self, failure: &Failure, account: &str, action: &str, resource: &str) -> Error {
+        aws_error(failure, account, action, resource, self.propagating())
+    }
+
+    /// Reads an SDK error and turns it into Ferry's error for this transfer.
+    pub fn sdk_error<E>(
+        &self,
+        err: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+        account: &str,
+        action: &str,
+        resource: &str,
+    ) -> Error
+    where
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.aws_error(&crate::aws::classify(err), account, action, resource)
+    }
+
+    /// Writes the status now: called right after every AWS create so a crash never loses an ARN.
+    pub async fn persist(&mut self) -> Result<()> {
+        status::write(self.ctx, self.obj, &self.status).await
+    }
+
+    /// Records an AWS change as a Normal event.
+    pub async fn changed(&self, reason: &str, note: String) {
+        tracing::info!(reason, "{note}");
+        self.ctx.publish(self.obj, EventType::Normal, reason, note).await;
+    }
+
+    /// Sets one step condition.
+    pub fn condition(&mut self, type_: &str, ok: bool, reason: &str, message: impl Into<String>) {
+        status::set_condition(
+            &mut self.status.conditions,
+            type_,
+            if ok { "True" } else { "False" },
+            reason,
+            &message.into(),
+            self.generation,
+        );
+    }
+
+    /// Polling interval while an execution runs.
+    pub fn poll_interval(&self) -> Duration {
+        self.ctx.config.poll_interval
+    }
+}
+
+impl Context {
+    /// Publishes a Kubernetes event about `obj`; failures to publish are only logged.
+    pub async fn publish(&self, obj: &CrossAccountTransfer, type_: EventType, reason: &str, note: String) {
+        let mut note = note;
+        if note.len() > 1000 {
+            let mut cut = 1000;
+            while !note.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            note.truncate(cut);
+        }
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note),
+            action: reason.to_string(),
+            secondary: None,
+        };
+        if let Err(err) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(error = %err, "could not publish event {reason}");
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Deleting what Ferry created and no longer uses: a task replaced because its locations or
+//! mode changed, a location replaced because its bucket, prefix, role or storage class
+//! changed, a managed role renamed. Tasks go first (they hold the locations), then
+//! locations, then roles. Only resources carrying this transfer's uid tag are deleted.
+
+use super::Transfer;
+use crate::aws::datasync::{list_executions, owned};
+use crate::aws::{Account, Failure, FailureKind, classify};
+use crate::error::Result;
+use crate::naming::{INLINE_POLICY_NAME, TransferId, arn_region, role_name_from_arn};
+
+/// The kind of resource behind an ARN Ferry created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// A DataSync task.
+    Task,
+    /// A DataSync location.
+    Location,
+    /// An IAM role.
+    Role,
+}
+
+/// The kind of an ARN, in the order resources must be deleted (pure).
+pub fn kind(arn: &str) -> Option<Kind> {
+    if arn.contains(":datasync:") && arn.contains(":task/") && !arn.contains("/execution/") {
+        Some(Kind::Task)
+    } else if arn.contains(":datasync:") && arn.contains(":location/") {
+        Some(Kind::Location)
+    } else if arn.contains(":iam::") && arn.contains(":role/") {
+        Some(Kind::Role)
+    } else {
+        None
+    }
+}
+
+fn gone_is_done(result: std::result::Result<(), Failure>) -> std::result::Result<(), Failure> {
+    match result {
+        Err(f) if f.kind == FailureKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Cancels the task's running executions and deletes it, if it is this transfer's.
+pub async fn delete_task(account: &Account, arn: &str, id: &TransferId) -> std::result::Result<bool, Failure> {
+    let client = account.datasync(arn_region(arn).unwrap_or("us-east-1"));
+    if !owned(&client, arn, id).await? {
+        return Ok(false);
+    }
+    match list_executions(&client, arn).await {
+        Ok(executions) => {
+            for (exec, status) in executions {
+                if super::execution::is_running(&status) && status != "CANCELLING" {
+                    gone_is_done(
+                        client
+                            .cancel_task_execution()
+                            .task_execution_arn(&exec)
+                            .send()
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| classify(&e)),
+                    )?;
+                }
+            }
+        }
+        Err(f) if f.kind == FailureKind::NotFound => return Ok(true),
+        Err(f) => return Err(f),
+    }
+    gone_is_done(
+        client
+            .delete_task()
+            .task_arn(arn)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e)),
+    )?;
+    Ok(true)
+}
+
+/// Deletes a location, if it is this transfer's.
+pub async fn delete_location(account: &Account, arn: &str, id: &TransferId) -> std::result::Result<bool, Failure> {
+    let client = account.datasync(arn_region(arn).unwrap_or("us-east-1"));
+    if !owned(&client, arn, id).await? {
+        return Ok(false);
+    }
+    gone_is_done(
+        client
+            .delete_location()
+            .location_arn(arn)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e)),
+    )?;
+    Ok(true)
+}
+
+/// Deletes a role Ferry created (its inline policy first), if it carries this transfer's tag.
+pub async fn delete_role(
+    account: &Account,
+    region: &str,
+    arn: &str,
+    id: &TransferId,
+) -> std::result::Result<bool, Failure> {
+    let Some(name) = role_name_from_arn(arn) else {
+        return Ok(false);
+    };
+    let iam = account.iam(region);
+    let role = match iam.get_role().role_name(name).send().await {
+        Ok(out) => out.role,
+        Err(e) => {
+            let f = classify(&e);
+            return if f.is_not_found() { Ok(true) } else { Err(f) };
+        }
+    };
+    let Some(role) = role else { return Ok(true) };
+    if !id.owns(role.tags().iter().map(|t| (t.key(), t.value()))) {
+        return Ok(false);
+    }
+    gone_is_done(
+        iam.delete_role_policy()
+            .role_name(name)
+            .policy_name(INLINE_POLICY_NAME)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e)),
+    )?;
+    gone_is_done(
+        iam.delete_role()
+            .role_name(name)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e)),
+    )?;
+    Ok(true)
+}
+
+/// Deletes retired resources, tasks first. A location still held by a task stays for later.
+pub async fn collect(t: &mut Transfer<'_>) -> Result<()> {
+    if t.status.retired.is_empty() {
+        return Ok(());
+    }
+    let mut arns = t.status.retired.clone();
+    arns.sort_by_key(|a| kind(a));
+    let account = t.account_a_id().to_string();
+    let region = t.spec.source.region.clone();
+    let mut changed = false;
+    for arn in arns {
+        let (result, action) = match kind(&arn) {
+            Some(Kind::Task) => (delete_task(&t.account_a, &arn, &t.id).await, "datasync:DeleteTask"),
+            Some(Kind::Location) => (
+                delete_location(&t.account_a, &arn, &t.id).await,
+                "datasync:DeleteLocation",
+            ),
+            Some(Kind::Role) => (delete_role(&t.account_a, &region, &arn, &t.id).await, "iam:DeleteRole"),
+            None => (Ok(false), "none"),
+        };
+        match result {
+            Ok(deleted) => {
+                if deleted {
+                    t.changed(
+                        "RetiredDeleted",
+                        format!("deleted {arn}, which the current spec no longer uses"),
+                    )
+                    .await;
+                }
+                t.status.retired.retain(|a| a != &arn);
+                changed = true;
+            }
+            Err(f) if f.kind == FailureKind::Other => {
+                // Typically a location still used by a task being deleted: try again next time.
+                tracing::info!(arn, code = %f.code, "retired resource not deleted yet: {}", f.message);
+            }
+            Err(f) => return Err(t.aws_error(&f, &account, action, &arn)),
+        }
+    }
+    if changed {
+        t.persist().await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arns_sort_tasks_locations_roles() {
+        let mut arns = [
+            "arn:aws:iam::1:role/ferry-x".to_string(),
+            "arn:aws:datasync:us-east-1:1:location/loc-1".to_string(),
+            "arn:aws:datasync:us-west-1:1:task/task-1".to_string(),
+        ];
+        arns.sort_by_key(|a| kind(a));
+        assert_eq!(kind(&arns[0]), Some(Kind::Task));
+        assert_eq!(kind(&arns[1]), Some(Kind::Location));
+        assert_eq!(kind(&arns[2]), Some(Kind::Role));
+        assert_eq!(kind("arn:aws:datasync:us-west-1:1:task/task-1/execution/exec-1"), None);
+    }
+}

@@ -1,0 +1,303 @@
+//! Step 1 (Account A): the IAM role DataSync assumes. Trusted by `datasync.amazonaws.com`
+//! with the confused-deputy conditions; its inline policy is the tutorial's two destination
+//! statements plus read access to the source. Drift in either document is put back. A role
+//! given by ARN is used as it is and never modified.
+
+use serde_json::Value;
+
+use super::Transfer;
+use crate::api::{RoleStatus, condition};
+use crate::aws::classify;
+use crate::error::{Error, Result};
+use crate::naming::{INLINE_POLICY_NAME, arn_account, role_name_from_arn};
+use crate::policy::{RoleInputs, decode_iam_document, role_inline_policy, same_document, trust_policy};
+
+/// The role as IAM has it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedRole {
+    /// Its ARN.
+    pub arn: String,
+    /// Trust policy, decoded.
+    pub trust: Option<String>,
+    /// Ferry's inline policy, decoded, if present.
+    pub inline: Option<String>,
+    /// Carries this transfer's uid tag.
+    pub owned: bool,
+}
+
+/// What must be done to the role.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RoleChanges {
+    /// Create it.
+    pub create: bool,
+    /// Put the trust policy back.
+    pub update_trust: bool,
+    /// Put the inline policy (back).
+    pub put_inline: bool,
+}
+
+/// The pure difference between the role found and the documents wanted.
+pub fn diff(observed: Option<&ObservedRole>, trust: &Value, inline: &Value) -> RoleChanges {
+    match observed {
+        None => RoleChanges {
+            create: true,
+            update_trust: false,
+            put_inline: true,
+        },
+        Some(role) => RoleChanges {
+            create: false,
+            update_trust: !role.trust.as_deref().is_some_and(|t| same_document(t, trust)),
+            put_inline: !role.inline.as_deref().is_some_and(|p| same_document(p, inline)),
+        },
+    }
+}
+
+/// The inputs of both role documents for this transfer.
+pub fn inputs<'s>(t: &'s Transfer<'_>) -> RoleInputs<'s> {
+    let spec = t.spec;
+    RoleInputs {
+        account_id: t.account_a_id(),
+        regions: vec![spec.destination.region.as_str(), spec.source.region.as_str()],
+        source_bucket: &spec.source.bucket,
+        source_prefix: spec.source.prefix.as_deref(),
+        destination_bucket: &spec.destination.bucket,
+        report: spec
+            .task
+            .report
+            .as_ref()
+            .map(|r| (r.bucket.as_str(), r.prefix.as_deref())),
+    }
+}
+
+/// The name of the role Ferry manages for this transfer.
+pub fn managed_role_name(t: &Transfer<'_>) -> String {
+    t.spec
+        .data_sync_role
+        .name
+        .clone()
+        .unwrap_or_else(|| t.id.default_role_name())
+}
+
+/// Ensures the role and records its ARN in the status.
+pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
+    if let Some(arn) = t.spec.data_sync_role.arn.clone() {
+        return use_existing(t, &arn).await;
+    }
+    let name = managed_role_name(t);
+    let region = t.spec.source.region.clone();
+    let account = t.account_a_id().to_string();
+    let iam = t.account_a.iam(&region);
+    let trust = trust_policy(&inputs(t));
+    let inline = role_inline_policy(&inputs(t), &t.spec.destination.region, &t.spec.source.region);
+
+    let observed = observe(t, &iam, &name, &account).await?;
+    if let Some(role) = &observed
+        && !role.owned
+    {
+        return Err(Error::NotOwned {
+            what: "IAM role".into(),
+            name: role.arn.clone(),
+            hint: "set spec.dataSyncRole.name to another name, or spec.dataSyncRole.arn to use this role unchanged"
+                .into(),
+        });
+    }
+    let changes = diff(observed.as_ref(), &trust, &inline);
+    let resource = format!("role/{name}");
+    let mut arn = observed.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
+
+    if changes.create {
+        let tags =
+            t.id.tags()
+                .into_iter()
+                .filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok())
+                .collect::<Vec<_>>();
+        let out = iam
+            .create_role()
+            .role_name(&name)
+            .assume_role_policy_document(trust.to_string())
+            .description(format!("Ferry: AWS DataSync access for {}", t.id.resource()))
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| t.sdk_error(&e, &account, "iam:CreateRole", &resource))?;
+        arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
+        retire_previous(t, &arn);
+        t.status.role = Some(RoleStatus {
+            arn: arn.clone(),
+            managed: true,
+        });
+        t.permissions_changed();
+        t.persist().await?;
+        t.changed("RoleCreated", format!("created IAM role {arn} for DataSync"))
+            .await;
+    }
+    if changes.update_trust {
+        iam.update_assume_role_policy()
+            .role_name(&name)
+            .policy_document(trust.to_string())
+            .send()
+            .await
+            .map_err(|e| t.sdk_error(&e, &account, "iam:UpdateAssumeRolePolicy", &resource))?;
+        t.permissions_changed();
+        t.changed(
+            "RoleTrustRestored",
+            format!("put back the DataSync trust policy of {arn}"),
+        )
+        .await;
+    }
+    if changes.put_inline {
+        iam.put_role_policy()
+            .role_name(&name)
+            .policy_name(INLINE_POLICY_NAME)
+            .policy_document(inline.to_string())
+            .send()
+            .await
+            .map_err(|e| t.sdk_error(&e, &account, "iam:PutRolePolicy", &resource))?;
+        t.permissions_changed();
+        if !changes.create {
+            t.changed(
+                "RolePolicyRestored",
+                format!("put back the inline policy {INLINE_POLICY_NAME} of {arn}"),
+            )
+            .await;
+        }
+    }
+    retire_previous(t, &arn);
+    t.status.role = Some(RoleStatus {
+        arn: arn.clone(),
+        managed: true,
+    });
+    t.condition(
+        condition::ROLE_READY,
+        true,
+        "RoleInPlace",
+        format!("IAM role {arn} trusts DataSync and grants the transfer's S3 access"),
+    );
+    Ok(())
+}
+
+/// Reads the role and its inline policy; `None` when the role does not exist.
+async fn observe(
+    t: &Transfer<'_>,
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    account: &str,
+) -> Result<Option<ObservedRole>> {
+    let resource = format!("role/{name}");
+    let role = match iam.get_role().role_name(name).send().await {
+        Ok(out) => match out.role {
+            Some(role) => role,
+            None => return Ok(None),
+        },
+        Err(e) if classify(&e).is_not_found() => return Ok(None),
+        Err(e) => return Err(t.sdk_error(&e, account, "iam:GetRole", &resource)),
+    };
+    let inline = match iam
+        .get_role_policy()
+        .role_name(name)
+        .policy_name(INLINE_POLICY_NAME)
+        .send()
+        .await
+    {
+        Ok(out) => Some(decode_iam_document(out.policy_document())),
+        Err(e) if classify(&e).is_not_found() => None,
+        Err(e) => return Err(t.sdk_error(&e, account, "iam:GetRolePolicy", &resource)),
+    };
+    Ok(Some(ObservedRole {
+        arn: role.arn().to_string(),
+        trust: role.assume_role_policy_document().map(decode_iam_document),
+        inline,
+        owned: t.id.owns(role.tags().iter().map(|tag| (tag.key(), tag.value()))),
+    }))
+}
+
+/// `dataSyncRole.arn`: check the role exists in Account A and use it unchanged.
+async fn use_existing(t: &mut Transfer<'_>, arn: &str) -> Result<()> {
+    let account = t.account_a_id().to_string();
+    if arn_account(arn) != Some(account.as_str()) {
+        return Err(Error::InvalidSpec(format!(
+            "spec.dataSyncRole.arn {arn} is not in Account A ({account}), the account Ferry creates the DataSync resources in; use a role of that account"
+        )));
+    }
+    let name = role_name_from_arn(arn).unwrap_or_default();
+    let iam = t.account_a.iam(&t.spec.source.region);
+    match iam.get_role().role_name(name).send().await {
+        Ok(_) => {}
+        Err(e) if classify(&e).is_not_found() => {
+            return Err(Error::AwsFailed {
+                action: "iam:GetRole".into(),
+                resource: arn.to_string(),
+                code: "NoSuchEntity".into(),
+                message: "the role in spec.dataSyncRole.arn does not exist; create it or remove spec.dataSyncRole.arn so Ferry manages one".into(),
+            });
+        }
+        Err(e) => return Err(t.sdk_error(&e, &account, "iam:GetRole", arn)),
+    }
+    retire_previous(t, arn);
+    t.status.role = Some(RoleStatus {
+        arn: arn.to_string(),
+        managed: false,
+    });
+    t.condition(
+        condition::ROLE_READY,
+        true,
+        "ExistingRole",
+        format!("using the existing role {arn} as it is; Ferry does not change it"),
+    );
+    Ok(())
+}
+
+/// A managed role of an earlier spec (another name) is retired once the new one exists.
+fn retire_previous(t: &mut Transfer<'_>, new_arn: &str) {
+    if let Some(old) = t.status.role.clone()
+        && old.managed
+        && old.arn != new_arn
+    {
+        t.retire(&old.arn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn missing_role_is_created_with_its_policy() {
+        let c = diff(None, &json!({}), &json!({}));
+        assert_eq!(
+            c,
+            RoleChanges {
+                create: true,
+                update_trust: false,
+                put_inline: true
+            }
+        );
+    }
+
+    #[test]
+    fn drift_is_put_back_and_equal_documents_are_left_alone() {
+        let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow"}]});
+        let inline = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject"}]});
+        let same = ObservedRole {
+            arn: "arn:aws:iam::1:role/r".into(),
+            trust: Some(trust.to_string()),
+            inline: Some(serde_json::to_string_pretty(&inline).unwrap()),
+            owned: true,
+        };
+        assert_eq!(diff(Some(&same), &trust, &inline), RoleChanges::default());
+        let drifted = ObservedRole {
+            trust: Some(json!({"Version": "2012-10-17", "Statement": []}).to_string()),
+            inline: None,
+            ..same
+        };
+        assert_eq!(
+            diff(Some(&drifted), &trust, &inline),
+            RoleChanges {
+                create: false,
+                update_trust: true,
+                put_inline: true
+            }
+        );
+    }
+}
