@@ -1,0 +1,384 @@
+"""Fault switch and control endpoints of Ferry's AWS emulator.
+
+This module owns everything under ``/ferry-emulator/`` on the emulator's port
+and the injection of faults into ordinary AWS calls:
+
+* ``POST /ferry-emulator/faults`` adds a fault rule (JSON body, see ``FaultRule``),
+  ``GET`` lists the active rules, ``DELETE`` clears them all.
+* ``GET``/``POST /ferry-emulator/config`` reads or changes run-time settings
+  (``{"phaseSeconds": 0.2}``: duration of each DataSync execution phase).
+* ``GET /ferry-emulator/health`` answers ``{"status": "ok"}``.
+
+Every other request goes through ``ControlMiddleware``, which works out the
+AWS service and operation of the request, applies the first matching fault
+rule (throttle, HTTP 500 or a delay) and otherwise hands the request to moto.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs
+
+CONTROL_PREFIX = "/ferry-emulator"
+FAULT_KINDS = ("throttle", "error500", "slow")
+
+# Services that speak the query protocol (XML answers).
+QUERY_SERVICES = {"iam", "sts"}
+
+
+@dataclass
+class FaultRule:
+    """One fault: which calls it hits, what it does and how often."""
+
+    id: str
+    service: str  # lower-case signing name ("datasync", "s3", "iam", "sts") or "*"
+    operation: str  # API operation name ("StartTaskExecution") or "*"
+    kind: str  # throttle | error500 | slow
+    count: int | None  # fire this many times then disappear (None: unlimited)
+    probability: float  # chance to fire on each matching call
+    delay_seconds: float  # for "slow"
+    fired: int = 0
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> "FaultRule":
+        kind = body.get("kind")
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(FAULT_KINDS)}")
+        service = str(body.get("service", "*")).lower()
+        operation = str(body.get("operation", "*"))
+        count = body.get("count")
+        probability = body.get("probability")
+        if count is not None:
+            count = int(count)
+            if count < 1:
+                raise ValueError("count must be at least 1")
+        if probability is None:
+            probability = 1.0
+        probability = float(probability)
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError("probability must be between 0.0 and 1.0")
+        if count is None and "probability" not in body:
+            # Neither given: a one-shot fault is the least surprising default.
+            count = 1
+        delay = float(body.get("delaySeconds", 2.0))
+        if delay < 0:
+            raise ValueError("delaySeconds must not be negative")
+        return cls(
+            id=uuid.uuid4().hex[:12],
+            service=service,
+            operation=operation,
+            kind=kind,
+            count=count,
+            probability=probability,
+            delay_seconds=delay,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "service": self.service,
+            "operation": self.operation,
+            "kind": self.kind,
+            "count": self.count,
+            "probability": self.probability,
+            "delaySeconds": self.delay_seconds,
+            "fired": self.fired,
+        }
+
+    def matches(self, service: str, operation: str) -> bool:
+        return self.service in ("*", service) and self.operation in ("*", operation)
+
+
+class FaultSwitch:
+    """The active fault rules; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[FaultRule] = []
+
+    def add(self, rule: FaultRule) -> None:
+        with self._lock:
+            self._rules.append(rule)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r.to_json() for r in self._rules]
+
+    def take(self, service: str, operation: str) -> FaultRule | None:
+        """The rule that fires for this call, if any (its count is used up)."""
+        with self._lock:
+            for rule in self._rules:
+                if not rule.matches(service, operation):
+                    continue
+                if rule.probability < 1.0 and random.random() >= rule.probability:
+                    continue
+                rule.fired += 1
+                if rule.count is not None:
+                    rule.count -= 1
+                    if rule.count <= 0:
+                        self._rules.remove(rule)
+                return rule
+        return None
+
+
+# --- identifying the AWS call ---------------------------------------------------
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """Read the request body and put it back so moto can read it again."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length <= 0:
+        return b""
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def signing_service(environ: dict[str, Any]) -> str:
+    """The service of the SigV4 credential scope, e.g. ``datasync``."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    try:
+        scope = auth.split("Credential=", 1)[1].split(",", 1)[0]
+        return scope.split("/")[3].lower()
+    except IndexError:
+        return ""
+
+
+_S3_BUCKET_SUBRESOURCES = {
+    # query key: operation name stem (Get/Put/Delete + stem)
+    "policy": "BucketPolicy",
+    "ownershipControls": "BucketOwnershipControls",
+    "tagging": "BucketTagging",
+    "acl": "BucketAcl",
+    "versioning": "BucketVersioning",
+    "encryption": "BucketEncryption",
+    "lifecycle": "BucketLifecycleConfiguration",
+    "publicAccessBlock": "PublicAccessBlock",
+    "cors": "BucketCors",
+    "website": "BucketWebsite",
+    "notification": "BucketNotificationConfiguration",
+    "replication": "BucketReplication",
+    "logging": "BucketLogging",
+    "object-lock": "ObjectLockConfiguration",
+}
+
+
+def s3_operation(method: str, path: str, query: dict[str, list[str]], headers: dict[str, Any]) -> str:
+    """Best-effort S3 operation name for a path-style request."""
+    parts = [p for p in path.split("/", 2)[1:] if p != ""] if path != "/" else []
+    has_key = len(parts) >= 2
+    if not parts:
+        return "ListBuckets" if method == "GET" else "Unknown"
+    verb = {"GET": "Get", "PUT": "Put", "DELETE": "Delete", "HEAD": "Head"}.get(method, "")
+    if not has_key:
+        if "location" in query and method == "GET":
+            return "GetBucketLocation"
+        if "delete" in query and method == "POST":
+            return "DeleteObjects"
+        if "uploads" in query and method == "GET":
+            return "ListMultipartUploads"
+        if "versions" in query and method == "GET":
+            return "ListObjectVersions"
+        for key, stem in _S3_BUCKET_SUBRESOURCES.items():
+            if key in query and verb in ("Get", "Put", "Delete"):
+                return verb + stem
+        if method == "GET":
+            return "ListObjectsV2" if query.get("list-type") == ["2"] else "ListObjects"
+        return {
+            "PUT": "CreateBucket",
+            "DELETE": "DeleteBucket",
+            "HEAD": "HeadBucket",
+        }.get(method, "Unknown")
+    if "tagging" in query and verb in ("Get", "Put", "Delete"):
+        return verb + "ObjectTagging"
+    if "uploads" in query and method == "POST":
+        return "CreateMultipartUpload"
+    if "uploadId" in query:
+        if method == "PUT":
+            return "UploadPartCopy" if "HTTP_X_AMZ_COPY_SOURCE" in headers else "UploadPart"
+        if method == "POST":
+            return "CompleteMultipartUpload"
+        if method == "DELETE":
+            return "AbortMultipartUpload"
+        if method == "GET":
+            return "ListParts"
+    if method == "PUT":
+        return "CopyObject" if "HTTP_X_AMZ_COPY_SOURCE" in headers else "PutObject"
+    if verb:
+        return verb + "Object"
+    return "Unknown"
+
+
+def identify(environ: dict[str, Any]) -> tuple[str, str]:
+    """(service, operation) of an AWS request, both possibly ''."""
+    service = signing_service(environ)
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return service, target.rsplit(".", 1)[-1]
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    if "Action" in query:
+        return service, query["Action"][0]
+    content_type = environ.get("CONTENT_TYPE", "")
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        form = parse_qs(_read_body(environ).decode("utf-8", "replace"))
+        if "Action" in form:
+            return service, form["Action"][0]
+    if service == "s3":
+        return service, s3_operation(
+            environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/"), query, environ
+        )
+    return service, ""
+
+
+# --- AWS-shaped error answers -----------------------------------------------------
+
+
+def _request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def error_response(service: str, kind: str) -> tuple[str, list[tuple[str, str]], bytes]:
+    """(status line, headers, body) of a throttling or internal error, shaped
+    for the protocol of ``service``."""
+    request_id = _request_id()
+    if service == "s3":
+        if kind == "throttle":
+            # S3's own throttling answer.
+            status, code, message = "503 Slow Down", "SlowDown", "Please reduce your request rate."
+        else:
+            status, code, message = (
+                "500 Internal Server Error",
+                "InternalError",
+                "We encountered an internal error. Please try again.",
+            )
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{code}</Code><Message>{message}</Message>"
+            f"<RequestId>{request_id}</RequestId><HostId>ferry-emulator</HostId></Error>"
+        ).encode()
+        headers = [("Content-Type", "application/xml"), ("x-amz-request-id", request_id)]
+        return status, headers, body
+    if service in QUERY_SERVICES:
+        if kind == "throttle":
+            status, code, message, typ = "400 Bad Request", "Throttling", "Rate exceeded", "Sender"
+        else:
+            status, code, message, typ = (
+                "500 Internal Server Error",
+                "InternalFailure",
+                "The request processing has failed because of an unknown error, exception or failure.",
+                "Receiver",
+            )
+        xmlns = {
+            "iam": "https://iam.amazonaws.com/doc/2010-05-08/",
+            "sts": "https://sts.amazonaws.com/doc/2011-06-15/",
+        }[service]
+        body = (
+            f'<ErrorResponse xmlns="{xmlns}"><Error><Type>{typ}</Type><Code>{code}</Code>'
+            f"<Message>{message}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+        ).encode()
+        headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
+        return status, headers, body
+    # JSON protocols (DataSync speaks awsJson1_1).
+    if kind == "throttle":
+        status, code, message = "400 Bad Request", "ThrottlingException", "Rate exceeded"
+    else:
+        status, code, message = (
+            "500 Internal Server Error",
+            "InternalFailure",
+            "The request processing has failed because of an unknown error, exception or failure.",
+        )
+    body = json.dumps({"__type": code, "message": message}).encode()
+    headers = [
+        ("Content-Type", "application/x-amz-json-1.1"),
+        ("x-amzn-RequestId", request_id),
+        ("x-amzn-ErrorType", code),
+    ]
+    return status, headers, body
+
+
+# --- the WSGI layer ---------------------------------------------------------------
+
+
+def _json_answer(start_response: Callable[..., Any], status: str, payload: Any) -> Iterable[bytes]:
+    body = json.dumps(payload).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class ControlMiddleware:
+    """WSGI app in front of moto: control endpoints plus fault injection.
+
+    ``config_get``/``config_set`` read and change the run-time settings owned by
+    the DataSync extension.
+    """
+
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        switch: FaultSwitch,
+        config_get: Callable[[], dict[str, Any]],
+        config_set: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> None:
+        self.app = app
+        self.switch = switch
+        self.config_get = config_get
+        self.config_set = config_set
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/"):
+            return self._control(environ, start_response, path[len(CONTROL_PREFIX):].strip("/"))
+        service, operation = identify(environ)
+        rule = self.switch.take(service, operation) if service else None
+        if rule is not None:
+            if rule.kind == "slow":
+                time.sleep(rule.delay_seconds)
+            else:
+                status, headers, body = error_response(service, rule.kind)
+                headers.append(("Content-Length", str(len(body))))
+                start_response(status, headers)
+                return [body]
+        return self.app(environ, start_response)
+
+    def _control(self, environ: dict[str, Any], start_response: Callable[..., Any], what: str) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            if what == "health" and method == "GET":
+                return _json_answer(start_response, "200 OK", {"status": "ok"})
+            if what == "faults":
+                if method == "GET":
+                    return _json_answer(start_response, "200 OK", {"faults": self.switch.list()})
+                if method == "DELETE":
+                    self.switch.clear()
+                    return _json_answer(start_response, "200 OK", {"faults": []})
+                if method == "POST":
+                    body = json.loads(_read_body(environ) or b"{}")
+                    rules = body if isinstance(body, list) else [body]
+                    added = [FaultRule.from_json(r) for r in rules]
+                    for rule in added:
+                        self.switch.add(rule)
+                    payload = [r.to_json() for r in added]
+                    return _json_answer(start_response, "200 OK", payload if isinstance(body, list) else payload[0])
+            if what == "config":
+                if method == "GET":
+                    return _json_answer(start_response, "200 OK", self.config_get())
+                if method == "POST":
+                    body = json.loads(_read_body(environ) or b"{}")
+                    return _json_answer(start_response, "200 OK", self.config_set(body))
+        except (ValueError, TypeError) as err:
+            return _json_answer(start_response, "400 Bad Request", {"error": str(err)})
+        return _json_answer(start_response, "404 Not Found", {"error": f"no control endpoint {method} /{what}"})

@@ -1,0 +1,484 @@
+"""Tests of Ferry's AWS emulator, driven with boto3 against a real server process.
+
+One emulator per module (started through the launcher on a free port, phases of
+0.1 s); every test uses its own accounts (STS AssumeRole into fresh account
+ids) and its own buckets, and nothing resets the server.
+
+Run: tests/emulator/setup.sh && .cache/venv/bin/python -m pytest tests/emulator
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from typing import Any, Callable
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import transfer  # noqa: E402  (pure filter logic, tested directly)
+
+TERMINAL = ("SUCCESS", "ERROR")
+AWS_EXECUTION_STATUSES = ("QUEUED", "LAUNCHING", "PREPARING", "TRANSFERRING", "VERIFYING", "SUCCESS", "ERROR")
+DATASYNC_TRUST = json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "datasync.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+})
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Any:
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "ferry_emulator.py"), "--port", "0",
+         "--phase-seconds", "0.1", "--parent-pid", str(os.getpid())],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    line: list[str] = []
+    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout=20)
+    if not line or not line[0].startswith("READY "):
+        proc.kill()
+        pytest.fail(f"emulator did not print READY within 20 s (got {line!r})")
+    port = int(line[0].split()[1])
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _account_id() -> str:
+    return str(random.randint(10**11, 10**12 - 1))
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class Account:
+    """Clients of one emulated AWS account (credentials from STS AssumeRole)."""
+
+    def __init__(self, endpoint: str, account_id: str | None = None, role: str = "admin") -> None:
+        self.endpoint = endpoint
+        self.id = account_id or _account_id()
+        self.role_arn = f"arn:aws:iam::{self.id}:role/{role}"
+        sts = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1",
+                           aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="secret")
+        creds = sts.assume_role(RoleArn=self.role_arn, RoleSessionName="ferry-test")["Credentials"]
+        self.creds = dict(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                          aws_session_token=creds["SessionToken"])
+
+    def client(self, service: str, region: str = "us-east-1", attempts: int = 1) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=region,
+                            config=Config(retries={"total_max_attempts": attempts, "mode": "standard"}), **self.creds)
+
+    def bucket(self, region: str = "us-east-1") -> str:
+        name = _name("bkt")
+        kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        self.client("s3", region).create_bucket(Bucket=name, **kwargs)
+        return name
+
+    def datasync_role(self, name: str = "ferry-datasync", path: str = "/") -> str:
+        return self.client("iam").create_role(RoleName=name, Path=path,
+                                              AssumeRolePolicyDocument=DATASYNC_TRUST)["Role"]["Arn"]
+
+
+def control(endpoint: str, method: str, path: str, body: Any = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"{endpoint}/ferry-emulator/{path}", data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def run_to_end(ds: Any, execution_arn: str) -> tuple[dict[str, Any], list[str]]:
+    """Poll an execution until it ends; returns the last answer and the statuses seen."""
+    seen: list[str] = []
+
+    def probe() -> Any:
+        answer = ds.describe_task_execution(TaskExecutionArn=execution_arn)
+        if not seen or seen[-1] != answer["Status"]:
+            seen.append(answer["Status"])
+        return answer if answer["Status"] in TERMINAL else None
+
+    return wait_for(f"execution {execution_arn} to end", probe), seen
+
+
+def error_code(err: ClientError) -> str:
+    return err.response["Error"]["Code"]
+
+
+def put_cross_account_policy(account_b: Account, bucket: str, role_arn: str, caller_arn: str) -> None:
+    """The tutorial's bucket policy, with the caller as the second principal."""
+    policy = {
+        "Version": "2008-10-17",
+        "Statement": [
+            {"Sid": "DataSyncCreateS3LocationAndTaskAccess", "Effect": "Allow", "Principal": {"AWS": role_arn},
+             "Action": ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads",
+                        "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject",
+                        "s3:ListMultipartUploadParts", "s3:PutObject", "s3:GetObjectTagging",
+                        "s3:PutObjectTagging"],
+             "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]},
+            {"Sid": "DataSyncCreateS3Location", "Effect": "Allow", "Principal": {"AWS": caller_arn},
+             "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"},
+        ],
+    }
+    account_b.client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+
+
+# --- tests -----------------------------------------------------------------------------------
+
+
+def test_accounts_are_separated(endpoint: str) -> None:
+    a, b = Account(endpoint), Account(endpoint)
+    assert a.client("sts").get_caller_identity()["Account"] == a.id
+    arns = {}
+    for account in (a, b):
+        role = account.datasync_role()
+        bucket = account.bucket()
+        ds = account.client("datasync")
+        arns[account.id] = ds.create_location_s3(S3BucketArn=f"arn:aws:s3:::{bucket}",
+                                                 S3Config={"BucketAccessRoleArn": role})["LocationArn"]
+        assert arns[account.id].startswith(f"arn:aws:datasync:us-east-1:{account.id}:location/loc-")
+    assert arns[a.id].rsplit("/", 1)[1] != arns[b.id].rsplit("/", 1)[1]
+    for account, other in ((a, b), (b, a)):
+        listed = [loc["LocationArn"] for loc in account.client("datasync").list_locations()["Locations"]]
+        assert listed == [arns[account.id]]
+        with pytest.raises(ClientError) as err:
+            account.client("datasync").describe_location_s3(LocationArn=arns[other.id])
+        assert error_code(err.value) == "InvalidRequestException"
+    # Regions are separate too.
+    assert a.client("datasync", "eu-west-1").list_locations()["Locations"] == []
+
+
+def test_location_fields(endpoint: str) -> None:
+    a = Account(endpoint)
+    role, bucket = a.datasync_role(path="/service/"), a.bucket()
+    assert role == f"arn:aws:iam::{a.id}:role/service/ferry-datasync"
+    ds = a.client("datasync")
+    arn = ds.create_location_s3(S3BucketArn=f"arn:aws:s3:::{bucket}", Subdirectory="/data",
+                                S3StorageClass="STANDARD_IA", S3Config={"BucketAccessRoleArn": role})["LocationArn"]
+    described = ds.describe_location_s3(LocationArn=arn)
+    assert described["LocationUri"] == f"s3://{bucket}/data/"
+    assert described["S3StorageClass"] == "STANDARD_IA"
+    assert described["S3Config"] == {"BucketAccessRoleArn": role}
+    assert described["CreationTime"].timestamp() == pytest.approx(time.time(), abs=60)
+    root = ds.create_location_s3(S3BucketArn=f"arn:aws:s3:::{bucket}", S3Config={"BucketAccessRoleArn": role})
+    assert ds.describe_location_s3(LocationArn=root["LocationArn"])["LocationUri"] == f"s3://{bucket}/"
+    filtered = ds.list_locations(Filters=[{"Name": "LocationUri", "Values": [f"s3://{bucket}/data/"],
+                                           "Operator": "Equals"}])["Locations"]
+    assert [loc["LocationArn"] for loc in filtered] == [arn]
+    ds.delete_location(LocationArn=arn)
+    with pytest.raises(ClientError) as err:
+        ds.delete_location(LocationArn=arn)
+    assert error_code(err.value) == "InvalidRequestException"
+
+
+def test_tags_round_trip(endpoint: str) -> None:
+    a = Account(endpoint)
+    role, bucket = a.datasync_role(), a.bucket()
+    ds = a.client("datasync")
+    loc = ds.create_location_s3(S3BucketArn=f"arn:aws:s3:::{bucket}", S3Config={"BucketAccessRoleArn": role},
+                                Tags=[{"Key": "ferry.dev/managed-by", "Value": "ferry"}])["LocationArn"]
+    assert ds.list_tags_for_resource(ResourceArn=loc)["Tags"] == [{"Key": "ferry.dev/managed-by", "Value": "ferry"}]
+    ds.tag_resource(ResourceArn=loc, Tags=[{"Key": "ferry.dev/uid", "Value": "u1"},
+                                           {"Key": "ferry.dev/managed-by", "Value": "other"}])
+    assert ds.list_tags_for_resource(ResourceArn=loc)["Tags"] == [
+        {"Key": "ferry.dev/managed-by", "Value": "other"}, {"Key": "ferry.dev/uid", "Value": "u1"}]
+    ds.untag_resource(ResourceArn=loc, Keys=["ferry.dev/managed-by"])
+    assert ds.list_tags_for_resource(ResourceArn=loc)["Tags"] == [{"Key": "ferry.dev/uid", "Value": "u1"}]
+
+    task = ds.create_task(SourceLocationArn=loc, DestinationLocationArn=loc,
+                          Tags=[{"Key": "ferry.dev/resource", "Value": "ns/name"}])["TaskArn"]
+    assert ds.list_tags_for_resource(ResourceArn=task)["Tags"] == [{"Key": "ferry.dev/resource", "Value": "ns/name"}]
+    execution = ds.start_task_execution(TaskArn=task, Tags=[{"Key": "run", "Value": "1"}])["TaskExecutionArn"]
+    assert ds.list_tags_for_resource(ResourceArn=execution)["Tags"] == [{"Key": "run", "Value": "1"}]
+    run_to_end(ds, execution)
+    with pytest.raises(ClientError) as err:
+        ds.list_tags_for_resource(ResourceArn=loc.replace(a.id, "999999999999"))
+    assert error_code(err.value) == "InvalidRequestException"
+
+
+def test_update_task_is_partial(endpoint: str) -> None:
+    a = Account(endpoint)
+    role, bucket = a.datasync_role(), a.bucket()
+    ds = a.client("datasync")
+    src = ds.create_location_s3(S3BucketArn=f"arn:aws:s3:::{bucket}", Subdirectory="in",
+                                S3Config={"BucketAccessRoleArn": role})["LocationArn"]
+    dst = ds.create_location_s3(S3BucketArn=f"arn:aws:s3:::{bucket}", Subdirectory="out",
+                                S3Config={"BucketAccessRoleArn": role})["LocationArn"]
+    task = ds.create_task(
+        SourceLocationArn=src, DestinationLocationArn=dst, Name="ferry-ns-name",
+        Options={"OverwriteMode": "ALWAYS", "PreserveDeletedFiles": "REMOVE"},
+        Excludes=[{"FilterType": "SIMPLE_PATTERN", "Value": "*.tmp"}],
+        Includes=[{"FilterType": "SIMPLE_PATTERN", "Value": "/photos/2024*"}],
+        Schedule={"ScheduleExpression": "cron(0 2 * * ? *)"},
+        CloudWatchLogGroupArn=f"arn:aws:logs:us-east-1:{a.id}:log-group:ferry",
+    )["TaskArn"]
+    before = ds.describe_task(TaskArn=task)
+    assert before["Status"] == "AVAILABLE" and before["TaskMode"] == "BASIC"
+    assert before["Schedule"] == {"ScheduleExpression": "cron(0 2 * * ? *)", "Status": "ENABLED"}
+    assert before["Options"]["VerifyMode"] == "POINT_IN_TIME_CONSISTENT"  # AWS default filled in
+    assert before["Options"]["PreserveDeletedFiles"] == "REMOVE"
+
+    ds.update_task(TaskArn=task, Name="renamed")
+    after = ds.describe_task(TaskArn=task)
+    for field in ("Options", "Excludes", "Includes", "Schedule", "CloudWatchLogGroupArn"):
+        assert after[field] == before[field], field
+    assert after["Name"] == "renamed"
+
+    ds.update_task(TaskArn=task, Options={"OverwriteMode": "NEVER"})
+    options = ds.describe_task(TaskArn=task)["Options"]
+    assert options == dict(before["Options"], OverwriteMode="NEVER")
+
+    ds.update_task(TaskArn=task, Excludes=[], Schedule={"ScheduleExpression": ""})
+    cleared = ds.describe_task(TaskArn=task)
+    assert "Excludes" not in cleared and "Schedule" not in cleared
+    assert cleared["Includes"] == before["Includes"] and cleared["Name"] == "renamed"
+
+    with pytest.raises(ClientError) as err:
+        ds.update_task(TaskArn=task, Options={"TransferMode": "SOMETIMES"})
+    assert error_code(err.value) == "InvalidRequestException"
+
+
+def test_faults_fire_then_clear(endpoint: str) -> None:
+    a = Account(endpoint)
+    ds = a.client("datasync")
+    rule = control(endpoint, "POST", "faults", {"service": "datasync", "operation": "ListLocations",
+                                                "kind": "throttle", "count": 2})
+    assert rule["count"] == 2
+    for _ in range(2):
+        with pytest.raises(ClientError) as err:
+            ds.list_locations()
+        assert error_code(err.value) == "ThrottlingException"
+        assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert ds.list_locations()["Locations"] == []
+    assert control(endpoint, "GET", "faults")["faults"] == []
+
+    # With retries on, the SDK rides through a throttle.
+    control(endpoint, "POST", "faults", {"service": "datasync", "operation": "ListTasks", "kind": "throttle",
+                                         "count": 2})
+    assert a.client("datasync", attempts=3).list_tasks()["Tasks"] == []
+
+    # Query (STS) and S3 protocols answer in XML with their own codes.
+    control(endpoint, "POST", "faults", {"service": "sts", "operation": "GetCallerIdentity", "kind": "throttle",
+                                         "count": 1})
+    with pytest.raises(ClientError) as err:
+        a.client("sts").get_caller_identity()
+    assert error_code(err.value) == "Throttling"
+    control(endpoint, "POST", "faults", {"service": "s3", "operation": "ListBuckets", "kind": "error500",
+                                         "count": 1})
+    with pytest.raises(ClientError) as err:
+        a.client("s3").list_buckets()
+    assert error_code(err.value) == "InternalError"
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+
+    control(endpoint, "POST", "faults", {"service": "iam", "operation": "ListRoles", "kind": "slow",
+                                         "delaySeconds": 0.3, "probability": 1.0})
+    started = time.monotonic()
+    a.client("iam").list_roles()
+    assert time.monotonic() - started >= 0.3
+    assert len(control(endpoint, "GET", "faults")["faults"]) == 1  # probability rules stay
+    assert control(endpoint, "DELETE", "faults") == {"faults": []}
+
+    assert control(endpoint, "GET", "config") == {"phaseSeconds": 0.1}
+    assert control(endpoint, "POST", "config", {"phaseSeconds": 0.1}) == {"phaseSeconds": 0.1}
+
+
+def test_cross_account_access_check(endpoint: str) -> None:
+    a, b = Account(endpoint), Account(endpoint)
+    role = a.datasync_role()
+    bucket = b.bucket("us-west-1")
+    ds = a.client("datasync", "us-west-1")
+
+    def create() -> str:
+        return ds.create_location_s3(S3BucketArn=f"arn:aws:s3:::{bucket}",
+                                     S3Config={"BucketAccessRoleArn": role})["LocationArn"]
+
+    with pytest.raises(ClientError) as err:
+        create()
+    assert error_code(err.value) == "InvalidRequestException"
+    assert "location access test failed" in str(err.value) and "s3:ListBucket" in str(err.value)
+
+    # Only the role is granted: the caller still cannot list the bucket.
+    b.client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": role}, "Action": "s3:*",
+                       "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}]}))
+    with pytest.raises(ClientError):
+        create()
+
+    # The caller is an assumed-role session: the policy names its role.
+    put_cross_account_policy(b, bucket, role, a.role_arn)
+    arn = create()
+    assert arn.startswith(f"arn:aws:datasync:us-west-1:{a.id}:location/")
+    # Same-account buckets are not checked.
+    a.client("datasync").create_location_s3(S3BucketArn=f"arn:aws:s3:::{a.bucket()}",
+                                            S3Config={"BucketAccessRoleArn": role})
+
+
+def test_end_to_end_cross_account_cross_region_copy(endpoint: str) -> None:
+    a, b = Account(endpoint), Account(endpoint)
+    role = a.datasync_role()
+    src_bucket, dst_bucket = a.bucket("us-east-1"), b.bucket("us-west-1")
+    s3a, s3b = a.client("s3"), b.client("s3", "us-west-1")
+    source_objects = {
+        "media/photos/a.jpg": b"A" * 100,
+        "media/photos/b.tmp": b"temp",
+        "media/docs/readme.txt": b"read me",
+        "media/skip/c.txt": b"skipped folder",
+        "other/outside.txt": b"not under the prefix",
+    }
+    for key, body in source_objects.items():
+        s3a.put_object(Bucket=src_bucket, Key=key, Body=body)
+    s3a.put_object_tagging(Bucket=src_bucket, Key="media/photos/a.jpg",
+                           Tagging={"TagSet": [{"Key": "team", "Value": "media"}]})
+    s3b.put_object(Bucket=dst_bucket, Key="keep/untouched.txt", Body=b"outside the destination prefix")
+    s3b.put_object(Bucket=dst_bucket, Key="archive/stale.txt", Body=b"gone from the source")
+    put_cross_account_policy(b, dst_bucket, role, a.role_arn)
+
+    ds_east, ds_west = a.client("datasync", "us-east-1"), a.client("datasync", "us-west-1")
+    src = ds_east.create_location_s3(S3BucketArn=f"arn:aws:s3:::{src_bucket}", Subdirectory="/media",
+                                     S3Config={"BucketAccessRoleArn": role})["LocationArn"]
+    dst = ds_west.create_location_s3(S3BucketArn=f"arn:aws:s3:::{dst_bucket}", Subdirectory="archive/",
+                                     S3Config={"BucketAccessRoleArn": role})["LocationArn"]
+    with pytest.raises(ClientError):  # the task lives in the destination's Region
+        ds_east.create_task(SourceLocationArn=src, DestinationLocationArn=dst)
+    task = ds_west.create_task(
+        SourceLocationArn=src, DestinationLocationArn=dst, TaskMode="ENHANCED",
+        Options={"VerifyMode": "ONLY_FILES_TRANSFERRED", "PreserveDeletedFiles": "REMOVE"},
+        Excludes=[{"FilterType": "SIMPLE_PATTERN", "Value": "*.tmp|/skip"}],
+    )["TaskArn"]
+    assert task.startswith(f"arn:aws:datasync:us-west-1:{a.id}:task/task-")
+
+    first = ds_west.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+    with pytest.raises(ClientError) as err:
+        ds_west.start_task_execution(TaskArn=task)
+    assert error_code(err.value) == "InvalidRequestException"
+    assert ds_west.describe_task(TaskArn=task)["Status"] == "RUNNING"
+    result, seen = run_to_end(ds_west, first)
+    assert result["Status"] == "SUCCESS", result.get("Result")
+    assert set(seen) <= set(AWS_EXECUTION_STATUSES)
+    assert seen == sorted(seen, key=AWS_EXECUTION_STATUSES.index)
+
+    keys = sorted(o["Key"] for o in s3b.list_objects_v2(Bucket=dst_bucket)["Contents"])
+    assert keys == ["archive/docs/readme.txt", "archive/photos/a.jpg", "keep/untouched.txt"]
+    assert s3b.get_object(Bucket=dst_bucket, Key="archive/photos/a.jpg")["Body"].read() == b"A" * 100
+    assert s3b.get_object_tagging(Bucket=dst_bucket, Key="archive/photos/a.jpg")["TagSet"] == [
+        {"Key": "team", "Value": "media"}]
+    expected_bytes = 100 + len(b"read me")
+    assert result["EstimatedFilesToTransfer"] == 2 and result["EstimatedBytesToTransfer"] == expected_bytes
+    assert result["FilesTransferred"] == 2 and result["BytesTransferred"] == expected_bytes
+    assert result["BytesWritten"] == expected_bytes and result["FilesVerified"] == 2
+    assert result["EstimatedFilesToDelete"] == 1 and result["FilesDeleted"] == 1
+    assert result["TaskMode"] == "ENHANCED" and result["Excludes"][0]["Value"] == "*.tmp|/skip"
+    assert {result["Result"][f"{p}Status"] for p in ("Prepare", "Transfer", "Verify")} == {"SUCCESS"}
+    assert result["Result"]["TotalDuration"] > 0 and "ErrorCode" not in result["Result"]
+    assert result["StartTime"] <= result["EndTime"]
+    assert ds_west.describe_task(TaskArn=task)["Status"] == "AVAILABLE"
+
+    # TransferMode CHANGED: only the changed object moves on the next run.
+    s3a.put_object(Bucket=src_bucket, Key="media/docs/readme.txt", Body=b"read me, v2")
+    second = ds_west.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+    result, _ = run_to_end(ds_west, second)
+    assert result["Status"] == "SUCCESS"
+    assert result["FilesTransferred"] == 1 and result["FilesSkipped"] == 1 and result["FilesDeleted"] == 0
+    assert s3b.get_object(Bucket=dst_bucket, Key="archive/docs/readme.txt")["Body"].read() == b"read me, v2"
+
+    listed = ds_west.list_task_executions(TaskArn=task)["TaskExecutions"]
+    assert [e["TaskExecutionArn"] for e in listed] == [first, second]
+    assert {e["Status"] for e in listed} == {"SUCCESS"}
+    assert ds_west.describe_task(TaskArn=task)["CurrentTaskExecutionArn"] == second
+
+
+def test_missing_role_or_bucket_ends_in_error(endpoint: str) -> None:
+    a = Account(endpoint)
+    real_role = a.datasync_role()
+    missing_role = f"arn:aws:iam::{a.id}:role/does-not-exist"
+    src_bucket, dst_bucket = a.bucket(), a.bucket()
+    ds = a.client("datasync")
+
+    def execution_result(src_role: str, dst_bucket_name: str) -> dict[str, Any]:
+        src = ds.create_location_s3(S3BucketArn=f"arn:aws:s3:::{src_bucket}",
+                                    S3Config={"BucketAccessRoleArn": src_role})["LocationArn"]
+        dst = ds.create_location_s3(S3BucketArn=f"arn:aws:s3:::{dst_bucket_name}",
+                                    S3Config={"BucketAccessRoleArn": real_role})["LocationArn"]
+        task = ds.create_task(SourceLocationArn=src, DestinationLocationArn=dst)["TaskArn"]
+        result, _ = run_to_end(ds, ds.start_task_execution(TaskArn=task)["TaskExecutionArn"])
+        return result
+
+    result = execution_result(missing_role, dst_bucket)
+    assert result["Status"] == "ERROR"
+    assert result["Result"]["ErrorCode"] == "AccessDenied"
+    assert missing_role in result["Result"]["ErrorDetail"]
+    assert result["Result"]["PrepareStatus"] == "ERROR"
+
+    a.client("s3").delete_bucket(Bucket=dst_bucket)
+    result = execution_result(real_role, dst_bucket)
+    assert result["Status"] == "ERROR"
+    assert result["Result"]["ErrorCode"] == "NoSuchBucket"
+    assert dst_bucket in result["Result"]["ErrorDetail"]
+
+
+def test_cancel(endpoint: str) -> None:
+    a = Account(endpoint)
+    role, bucket = a.datasync_role(), a.bucket()
+    ds = a.client("datasync")
+    loc = ds.create_location_s3(S3BucketArn=f"arn:aws:s3:::{bucket}", S3Config={"BucketAccessRoleArn": role})
+    task = ds.create_task(SourceLocationArn=loc["LocationArn"], DestinationLocationArn=loc["LocationArn"])["TaskArn"]
+    execution = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+    ds.cancel_task_execution(TaskExecutionArn=execution)
+    result, seen = run_to_end(ds, execution)
+    assert result["Status"] == "ERROR" and result["Result"]["ErrorCode"] == "Cancelled"
+    with pytest.raises(ClientError):
+        ds.cancel_task_execution(TaskExecutionArn=execution)
+    # The task is free again.
+    again = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+    assert run_to_end(ds, again)[0]["Status"] == "SUCCESS"
+
+
+@pytest.mark.parametrize(
+    ("path", "includes", "excludes", "expected"),
+    [
+        ("/a/b.tmp", None, "*.tmp", False),
+        ("/a/b.txt", None, "*.tmp", True),
+        ("/skip/deep/c.txt", None, "/skip", False),
+        ("/skipper/c.txt", None, "/skip", True),
+        ("/photos/2024-01/x.jpg", "/photos/2024*", None, True),
+        ("/photos/2023-01/x.jpg", "/photos/2024*", None, False),
+        ("/photos/2024-01/x.tmp", "/photos/2024*", "*.tmp", False),
+        ("/x/.snapshot/y", None, "*/.snapshot", False),
+        ("/docs/readme", "/docs|/photos", None, True),
+        ("/music/song", "/docs|/photos", None, False),
+    ],
+)
+def test_simple_pattern_filters(path: str, includes: str | None, excludes: str | None, expected: bool) -> None:
+    def compiled(value: str | None) -> list[Any]:
+        return transfer.compile_filters([{"FilterType": "SIMPLE_PATTERN", "Value": value}] if value else None)
+
+    assert transfer.selected(path, compiled(includes), compiled(excludes)) is expected

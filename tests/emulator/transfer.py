@@ -1,0 +1,383 @@
+"""Task executions of the emulated DataSync: phases, filters and real copies.
+
+This module owns what happens after StartTaskExecution:
+
+* ``SETTINGS``: run-time settings (``phase_seconds``: how long each phase lasts).
+* ``compile_filters``/``selected``: DataSync SIMPLE_PATTERN filters.
+* ``make_plan``: the PREPARING step, comparing source and destination objects
+  under the locations' prefixes (TransferMode, OverwriteMode,
+  PreserveDeletedFiles).
+* ``ExecutionRunner``: a thread per execution that walks QUEUED -> LAUNCHING ->
+  PREPARING -> TRANSFERRING -> VERIFYING -> SUCCESS (or ERROR), copying the
+  objects inside moto's S3 backends (across accounts) during TRANSFERRING and
+  updating the execution's counters and Result as it goes.
+
+The execution object it drives is ``datasync_ext.TaskExecution``; this module
+only touches its ``lock``, ``cancel_event``, ``status``, time fields, ``counters``
+and ``result``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import access
+
+
+class Settings:
+    """Run-time settings, changed through /ferry-emulator/config."""
+
+    def __init__(self) -> None:
+        self.phase_seconds = 1.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"phaseSeconds": self.phase_seconds}
+
+    def update(self, body: dict[str, Any]) -> dict[str, Any]:
+        if "phaseSeconds" in body:
+            value = float(body["phaseSeconds"])
+            if value < 0:
+                raise ValueError("phaseSeconds must not be negative")
+            self.phase_seconds = value
+        return self.to_json()
+
+
+SETTINGS = Settings()
+
+# DataSync storage class names -> moto's S3 storage class names.
+_STORAGE_CLASSES = {
+    "STANDARD": "STANDARD",
+    "STANDARD_IA": "STANDARD_IA",
+    "ONEZONE_IA": "ONEZONE_IA",
+    "INTELLIGENT_TIERING": "INTELLIGENT_TIERING",
+    "GLACIER": "GLACIER",
+    "DEEP_ARCHIVE": "DEEP_ARCHIVE",
+    "GLACIER_INSTANT_RETRIEVAL": "GLACIER_IR",
+}
+
+
+# --- filters ------------------------------------------------------------------------
+
+
+def filter_patterns(filter_list: list[dict[str, Any]] | None) -> list[str]:
+    """The patterns of a FilterList: each rule's Value split on '|'."""
+    patterns: list[str] = []
+    for rule in filter_list or []:
+        for pattern in str(rule.get("Value", "")).split("|"):
+            pattern = pattern.strip()
+            if pattern:
+                patterns.append(pattern)
+    return patterns
+
+
+def compile_filters(filter_list: list[dict[str, Any]] | None) -> list[re.Pattern[str]]:
+    """SIMPLE_PATTERN: '*' matches any run of characters (slashes included),
+    everything else is literal; a trailing '/' is ignored."""
+    compiled = []
+    for pattern in filter_patterns(filter_list):
+        if len(pattern) > 1:
+            pattern = pattern.rstrip("/") or "/"
+        regex = "".join(".*" if ch == "*" else re.escape(ch) for ch in pattern)
+        compiled.append(re.compile(regex + r"\Z", re.DOTALL))
+    return compiled
+
+
+def _path_and_parents(path: str) -> list[str]:
+    """'/a/b/c.txt' -> ['/a/b/c.txt', '/a', '/a/b']: a pattern naming a folder
+    applies to everything inside it."""
+    parts = [p for p in path.split("/") if p]
+    candidates = [path.rstrip("/") or "/"]
+    for i in range(1, len(parts)):
+        candidates.append("/" + "/".join(parts[:i]))
+    return candidates
+
+
+def _matches(path: str, patterns: list[re.Pattern[str]]) -> bool:
+    candidates = _path_and_parents(path)
+    return any(p.match(c) for p in patterns for c in candidates)
+
+
+def selected(path: str, includes: list[re.Pattern[str]], excludes: list[re.Pattern[str]]) -> bool:
+    """Whether a path (relative to the location root, starting with '/') is in
+    scope: matched by an include filter when there are any, and by no exclude."""
+    if includes and not _matches(path, includes):
+        return False
+    return not (excludes and _matches(path, excludes))
+
+
+# --- planning -----------------------------------------------------------------------
+
+
+class LocationProblem(Exception):
+    """An execution cannot reach a location (Result.ErrorCode, ErrorDetail)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass
+class Endpoint:
+    """One side of a transfer, resolved to moto's S3 backend of the bucket owner."""
+
+    bucket: str
+    prefix: str  # "" or "dir/sub/"
+    backend: Any
+    storage_class: str
+
+    def objects(self, includes: list[re.Pattern[str]], excludes: list[re.Pattern[str]]) -> dict[str, Any]:
+        """Relative path ('/x/y') -> moto FakeKey, for the objects in scope."""
+        from moto.s3.models import FakeKey
+
+        bucket = self.backend.buckets.get(self.bucket)
+        if bucket is None:
+            raise LocationProblem("NoSuchBucket", f"The bucket {self.bucket} does not exist.")
+        found: dict[str, Any] = {}
+        for name in list(bucket.keys.keys()):
+            if not name.startswith(self.prefix):
+                continue
+            key = bucket.keys.get(name)
+            if not isinstance(key, FakeKey):  # delete markers
+                continue
+            rel = "/" + name[len(self.prefix):]
+            if rel == "/":
+                continue  # the prefix's own folder marker
+            if selected(rel, includes, excludes):
+                found[rel] = key
+        return found
+
+
+def resolve_endpoint(location: Any, side: str) -> Endpoint:
+    """Check what DataSync checks when it launches: the role can be assumed and
+    the bucket exists."""
+    problem = access.role_problem(location.bucket_access_role_arn)
+    if problem is not None:
+        raise LocationProblem(
+            "AccessDenied",
+            f"DataSync could not assume the bucket access role of the {side} location "
+            f"{location.uri}: {problem}. Check that the role exists and trusts "
+            "datasync.amazonaws.com.",
+        )
+    owner = access.bucket_owner(location.bucket)
+    if owner is None:
+        raise LocationProblem(
+            "NoSuchBucket",
+            f"DataSync location access test failed for the {side} location {location.uri}: "
+            f"could not perform s3:ListObjectsV2 on bucket {location.bucket}. "
+            "The specified bucket does not exist.",
+        )
+    _, backend = owner
+    return Endpoint(location.bucket, location.prefix, backend, location.storage_class)
+
+
+@dataclass
+class Plan:
+    to_copy: list[str] = field(default_factory=list)
+    to_delete: list[str] = field(default_factory=list)
+    skipped: int = 0
+    listed_at_source: int = 0
+    listed_at_destination: int = 0
+    bytes_to_copy: int = 0
+    source_objects: dict[str, Any] = field(default_factory=dict)
+    destination_objects: dict[str, Any] = field(default_factory=dict)
+
+
+def _same_object(a: Any, b: Any) -> bool:
+    return a.size == b.size and a.etag == b.etag
+
+
+def make_plan(source: Endpoint, destination: Endpoint, options: dict[str, Any],
+              includes: list[re.Pattern[str]], excludes: list[re.Pattern[str]]) -> Plan:
+    plan = Plan()
+    src = source.objects(includes, excludes)
+    dst = destination.objects(includes, excludes)
+    plan.source_objects, plan.destination_objects = src, dst
+    plan.listed_at_source = len(src)
+    for rel in sorted(src):
+        existing = dst.get(rel)
+        if existing is None:
+            plan.to_copy.append(rel)
+        elif options.get("OverwriteMode") == "NEVER":
+            plan.skipped += 1
+        elif options.get("TransferMode") == "ALL" or not _same_object(src[rel], existing):
+            plan.to_copy.append(rel)
+        else:
+            plan.skipped += 1
+    if options.get("PreserveDeletedFiles") == "REMOVE":
+        plan.to_delete = sorted(rel for rel in dst if rel not in src)
+        plan.listed_at_destination = len(dst)
+    plan.bytes_to_copy = sum(src[rel].size for rel in plan.to_copy)
+    return plan
+
+
+def copy_one(source: Endpoint, destination: Endpoint, rel: str, src_key: Any, options: dict[str, Any]) -> int:
+    """Copy one object; returns its size."""
+    dest_name = destination.prefix + rel[1:]
+    storage = _STORAGE_CLASSES.get(destination.storage_class or "STANDARD", "STANDARD")
+    new_key = destination.backend.put_object(
+        bucket_name=destination.bucket,
+        key_name=dest_name,
+        value=src_key.value,
+        storage=storage,
+        etag=src_key.etag.strip('"'),
+        disable_notification=True,
+    )
+    if options.get("ObjectMetadata", "PRESERVE") == "PRESERVE":
+        new_key.set_metadata(dict(src_key.metadata))
+    if options.get("ObjectTags", "PRESERVE") == "PRESERVE":
+        tags = source.backend.tagger.get_tag_dict_for_resource(src_key.arn)
+        if tags:
+            destination.backend.put_object_tagging(new_key, tags)
+    return src_key.size
+
+
+def delete_one(destination: Endpoint, rel: str) -> None:
+    destination.backend.delete_object(destination.bucket, destination.prefix + rel[1:])
+
+
+# --- the execution thread -----------------------------------------------------------
+
+
+def _ms(seconds: float) -> int:
+    return max(0, int(round(seconds * 1000)))
+
+
+class ExecutionRunner(threading.Thread):
+    """Drives one execution through AWS's phases in real time."""
+
+    TRANSFER_STEPS = 4  # counters grow in this many steps during TRANSFERRING
+
+    def __init__(self, execution: Any, source_location: Any, destination_location: Any,
+                 on_finish: Callable[[Any], None]) -> None:
+        super().__init__(name=f"datasync-{execution.arn.rsplit('/', 1)[-1]}", daemon=True)
+        self.ex = execution
+        self.source_location = source_location
+        self.destination_location = destination_location
+        self.on_finish = on_finish
+        self.started = time.monotonic()
+
+    # -- helpers
+
+    def _wait(self, fraction: float = 1.0) -> bool:
+        """Wait a phase (or part of one); False when cancelled meanwhile. The
+        phase length is re-read while waiting, so config changes apply at once."""
+        start = time.monotonic()
+        while time.monotonic() - start < SETTINGS.phase_seconds * fraction:
+            if self.ex.cancel_event.wait(0.02):
+                return False
+        return not self.ex.cancel_event.is_set()
+
+    def _set(self, **fields: Any) -> None:
+        with self.ex.lock:
+            for name, value in fields.items():
+                setattr(self.ex, name, value)
+
+    def _count(self, **deltas: int) -> None:
+        with self.ex.lock:
+            for name, delta in deltas.items():
+                self.ex.counters[name] = self.ex.counters.get(name, 0) + delta
+
+    def _result(self, **fields: Any) -> None:
+        with self.ex.lock:
+            self.ex.result.update(fields)
+
+    def _finish(self, status: str, code: str | None = None, detail: str | None = None) -> None:
+        with self.ex.lock:
+            self.ex.status = status
+            self.ex.end_time = time.time()
+            self.ex.result["TotalDuration"] = _ms(time.monotonic() - self.started)
+            if code:
+                self.ex.result["ErrorCode"] = code
+                self.ex.result["ErrorDetail"] = detail or code
+        self.on_finish(self.ex)
+
+    def _cancelled(self) -> None:
+        # AWS shows CANCELLING for a moment before the execution ends.
+        with self.ex.lock:
+            self.ex.status = "CANCELLING"
+        time.sleep(min(0.5, SETTINGS.phase_seconds))
+        with self.ex.lock:
+            for phase in ("Prepare", "Transfer", "Verify"):
+                if self.ex.result.get(f"{phase}Status") == "PENDING":
+                    self.ex.result[f"{phase}Status"] = "ERROR"
+                    break
+        self._finish("ERROR", "Cancelled", "Task execution was cancelled by the user.")
+
+    # -- the phases
+
+    def run(self) -> None:
+        phase = "Prepare"
+        try:
+            if not self._wait():  # QUEUED
+                return self._cancelled()
+            self._set(status="LAUNCHING", launch_time=time.time())
+            if not self._wait():
+                return self._cancelled()
+
+            self._set(status="PREPARING")
+            prepare_start = time.monotonic()
+            options = self.ex.options
+            includes = compile_filters(self.ex.includes)
+            excludes = compile_filters(self.ex.excludes)
+            source = resolve_endpoint(self.source_location, "source")
+            destination = resolve_endpoint(self.destination_location, "destination")
+            plan = make_plan(source, destination, options, includes, excludes)
+            with self.ex.lock:
+                self.ex.counters.update(
+                    EstimatedFilesToTransfer=len(plan.to_copy),
+                    EstimatedBytesToTransfer=plan.bytes_to_copy,
+                    EstimatedFilesToDelete=len(plan.to_delete),
+                    FilesPrepared=len(plan.to_copy),
+                    FilesSkipped=plan.skipped,
+                )
+                self.ex.files_listed = {
+                    "AtSource": plan.listed_at_source,
+                    "AtDestinationForDelete": plan.listed_at_destination,
+                }
+            if not self._wait():
+                return self._cancelled()
+            self._result(PrepareStatus="SUCCESS", PrepareDuration=_ms(time.monotonic() - prepare_start))
+
+            phase = "Transfer"
+            self._set(status="TRANSFERRING")
+            transfer_start = time.monotonic()
+            steps = self.TRANSFER_STEPS
+            chunks = [plan.to_copy[i::steps] for i in range(steps)]
+            for index, chunk in enumerate(chunks):
+                for rel in chunk:
+                    size = copy_one(source, destination, rel, plan.source_objects[rel], options)
+                    self._count(FilesTransferred=1, BytesTransferred=size, BytesWritten=size, BytesCompressed=size)
+                if index == steps - 1:
+                    for rel in plan.to_delete:
+                        delete_one(destination, rel)
+                        self._count(FilesDeleted=1)
+                if not self._wait(1.0 / steps):
+                    return self._cancelled()
+            self._result(TransferStatus="SUCCESS", TransferDuration=_ms(time.monotonic() - transfer_start))
+
+            phase = "Verify"
+            self._set(status="VERIFYING")
+            verify_start = time.monotonic()
+            verify_mode = options.get("VerifyMode")
+            if verify_mode == "POINT_IN_TIME_CONSISTENT":
+                verified = len(plan.source_objects)
+            elif verify_mode == "ONLY_FILES_TRANSFERRED":
+                verified = len(plan.to_copy)
+            else:
+                verified = 0
+            if not self._wait():
+                return self._cancelled()
+            self._count(FilesVerified=verified)
+            self._result(VerifyStatus="SUCCESS", VerifyDuration=_ms(time.monotonic() - verify_start))
+            self._finish("SUCCESS")
+        except LocationProblem as problem:
+            self._result(**{f"{phase}Status": "ERROR"})
+            self._finish("ERROR", problem.code, problem.detail)
+        except Exception as err:  # anything unexpected still ends the execution
+            self._result(**{f"{phase}Status": "ERROR"})
+            self._finish("ERROR", "InternalError", f"Unexpected error in the emulator: {err!r}")
