@@ -164,7 +164,7 @@ pub struct SourceSpec {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {
-        "rule": "!has(self.access.roleArn) || self.access.roleArn.contains(':iam::' + self.accountId + ':role/')",
+        "rule": "!has(self.access.roleArn) || ['aws', 'aws-cn', 'aws-us-gov'].exists(p, self.access.roleArn.startsWith('arn:' + p + ':iam::' + self.accountId + ':role/'))",
         "message": "spec.destination.access.roleArn must be a role of the destination account spec.destination.accountId"
     }
 ]))]
@@ -191,8 +191,8 @@ pub struct DestinationSpec {
     #[serde(default)]
     pub storage_class: StorageClass,
 
-    /// How Ferry gets Account B's bucket ready (object ownership and bucket policy).
-    #[serde(default)]
+    /// How Ferry gets Account B's bucket ready (object ownership and bucket policy): `mode:
+    /// AssumeRole` with `roleArn`, or `mode: External`.
     pub access: DestinationAccess,
 }
 
@@ -331,7 +331,6 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<TaskReportSpec>,
 }
-
 
 /// Where DataSync writes its task report.
 #[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
@@ -622,7 +621,8 @@ mod tests {
     fn validate_names_the_field() {
         let mut spec: CrossAccountTransferSpec = serde_json::from_value(serde_json::json!({
             "source": {"bucket": "src-bucket", "region": "us-east-1"},
-            "destination": {"bucket": "dst-bucket", "region": "us-west-1", "accountId": "222222222222"}
+            "destination": {"bucket": "dst-bucket", "region": "us-west-1", "accountId": "222222222222",
+                            "access": {"mode": "AssumeRole"}}
         }))
         .unwrap();
         spec.task.includes.push("/a|/b".into());

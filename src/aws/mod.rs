@@ -104,10 +104,7 @@ const IDENTITY_TTL: Duration = Duration::from_secs(600);
 impl Aws {
     /// Loads the default credential chain (IRSA, EKS Pod Identity, environment, IMDS).
     pub async fn new(settings: AwsSettings, metrics: SharedMetrics) -> Self {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
-            .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client());
         if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
             loader = loader.region(Region::new("us-east-1"));
         }
@@ -208,6 +205,14 @@ impl Aws {
             .insert(account.key.clone(), (identity.clone(), Instant::now()));
         Ok(identity)
     }
+}
+
+/// The SDK's HTTP client with rustls on `ring` (the only crypto provider in the build, see
+/// DEPENDENCIES.md).
+pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https()
 }
 
 /// Shared handle.

@@ -317,7 +317,8 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
                         .set_excludes(Some(filters(&want.excludes)))
                         .schedule(schedule(&want)?)
                         .cloud_watch_log_group_arn(want.log_group_arn.clone().unwrap_or_default())
-                        .set_task_report_config(report(&want)?)
+                        // An empty report configuration removes a report the spec no longer has.
+                        .task_report_config(report(&want)?.unwrap_or_else(|| TaskReportConfig::builder().build()))
                         .send()
                         .await
                         .map_err(|e| t.sdk_error(&e, &account, "datasync:UpdateTask", &arn))?;

@@ -1,0 +1,56 @@
+# Ferry — developer entry points. Everything a fresh machine needs is built here:
+# the Go-built control plane and tools (.cache/bin), the emulator's venv (.cache/venv)
+# and the Rust crate (target/). All three are git-ignored caches, reused when present.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+# Integration tests mostly wait on the API server and the emulator; four at a time fit 2 cores.
+TEST_THREADS ?= 4
+export GOTOOLCHAIN := local
+
+.PHONY: all build testenv test unit lint fmt crds demo bench clean-testenv
+
+all: build
+
+build:
+	$(CARGO) build --locked
+
+## testenv: build etcd, kube-apiserver, kubectl, helm and the GitOps checkers, and the emulator venv
+testenv:
+	@bash tests/tools/build.sh
+	@bash tests/emulator/setup.sh >/dev/null && echo "emulator venv: .cache/venv"
+
+## test: every test — unit, emulator, integration on a real API server and the AWS emulator
+test: testenv
+	$(CARGO) test --locked --no-run
+	.cache/venv/bin/python -m pytest -q tests/emulator
+	$(CARGO) test --locked -- --test-threads=$(TEST_THREADS)
+
+## unit: the pure tests only (no control plane)
+unit:
+	$(CARGO) test --locked --lib
+
+## lint: formatting and clippy, as CI checks them
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt
+
+## crds: regenerate the committed CRD and the Helm chart's copy from the Rust types
+crds:
+	$(CARGO) run --quiet --locked -- crd > crds/ferry.dev_crossaccounttransfers.yaml
+	cp crds/ferry.dev_crossaccounttransfers.yaml charts/ferry/crds/ferry.dev_crossaccounttransfers.yaml
+
+## demo: the whole transfer, end to end, on a local control plane and the AWS emulator
+demo: testenv
+	$(CARGO) build --locked
+	@bash hack/demo.sh
+
+## bench: benchmarks, reported in BENCHMARKS.md
+bench: testenv
+	@bash hack/bench.sh
+
+clean-testenv:
+	rm -rf .cache target/ferry-testenv

@@ -1,0 +1,302 @@
+//! AWS side of the tests: accounts in the emulator (each test makes its own, through STS
+//! AssumeRole), buckets and objects, and the emulator's fault switch.
+
+use std::collections::BTreeMap;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_sdk_s3::primitives::ByteStream;
+
+use super::{TestEnv, suffix};
+
+/// Static credentials (what the operator gets in its environment).
+#[derive(Clone, Debug)]
+pub struct Creds {
+    /// AWS_ACCESS_KEY_ID.
+    pub access_key_id: String,
+    /// AWS_SECRET_ACCESS_KEY.
+    pub secret_access_key: String,
+    /// AWS_SESSION_TOKEN.
+    pub session_token: String,
+}
+
+/// One emulated AWS account with credentials of a role in it.
+#[derive(Clone, Debug)]
+pub struct TestAccount {
+    /// 12-digit id.
+    pub id: String,
+    /// The ARN of the role the credentials belong to (with its path).
+    pub role_arn: String,
+    /// The credentials.
+    pub creds: Creds,
+    config: SdkConfig,
+}
+
+/// A fresh random account id (12 digits).
+pub fn random_account_id() -> String {
+    let mut digits = String::from("4");
+    let seed = suffix();
+    let mut n: u64 = u64::from_str_radix(&seed, 16).unwrap_or(7) ^ u64::from(std::process::id()) << 20;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(nanos);
+    for _ in 0..11 {
+        n = n
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        digits.push(char::from(b'0' + ((n >> 33) % 10) as u8));
+    }
+    digits
+}
+
+fn config_with(env: &TestEnv, creds: Credentials) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(ferry::aws::http_client())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&env.aws_url)
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
+        .build()
+}
+
+async fn assume(config: &SdkConfig, role_arn: &str) -> Creds {
+    let out = aws_sdk_sts::Client::new(config)
+        .assume_role()
+        .role_arn(role_arn)
+        .role_session_name("ferry-tests")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("AssumeRole {role_arn}: {e:?}"));
+    let c = out.credentials().expect("credentials");
+    Creds {
+        access_key_id: c.access_key_id().to_string(),
+        secret_access_key: c.secret_access_key().to_string(),
+        session_token: c.session_token().to_string(),
+    }
+}
+
+fn credentials(c: &Creds) -> Credentials {
+    Credentials::new(
+        c.access_key_id.clone(),
+        c.secret_access_key.clone(),
+        Some(c.session_token.clone()),
+        None,
+        "ferry-tests",
+    )
+}
+
+/// Makes account `id`, creates role `path` + `name` in it, and returns credentials of that role.
+pub async fn account(env: &TestEnv, id: &str, path: &str, name: &str) -> TestAccount {
+    let root = config_with(env, Credentials::new("test", "test", None, None, "ferry-tests"));
+    let bootstrap = assume(&root, &format!("arn:aws:iam::{id}:role/ferry-test-bootstrap")).await;
+    let boot_config = config_with(env, credentials(&bootstrap));
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]})
+    .to_string();
+    let created = aws_sdk_iam::Client::new(&boot_config)
+        .create_role()
+        .path(path)
+        .role_name(name)
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create role {name} in {id}: {e:?}"));
+    let role_arn = created.role().expect("role").arn().to_string();
+    let creds = assume(&root, &role_arn).await;
+    TestAccount {
+        id: id.to_string(),
+        role_arn,
+        config: config_with(env, credentials(&creds)),
+        creds,
+    }
+}
+
+impl TestAccount {
+    /// S3 client in a region.
+    pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::config::Builder::from(&self.config)
+            .region(Region::new(region.to_string()))
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// IAM client.
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.config)
+    }
+
+    /// DataSync client in a region.
+    pub fn datasync(&self, region: &str) -> aws_sdk_datasync::Client {
+        let conf = aws_sdk_datasync::config::Builder::from(&self.config)
+            .region(Region::new(region.to_string()))
+            .build();
+        aws_sdk_datasync::Client::from_conf(conf)
+    }
+
+    /// STS client.
+    pub fn sts(&self) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::new(&self.config)
+    }
+
+    /// Creates a bucket in a region.
+    pub async fn bucket(&self, region: &str, name: &str) {
+        let mut req = self.s3(region).create_bucket().bucket(name);
+        if region != "us-east-1" {
+            req = req.create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                    .build(),
+            );
+        }
+        req.send()
+            .await
+            .unwrap_or_else(|e| panic!("create bucket {name}: {e:?}"));
+    }
+
+    /// Puts objects (key → body).
+    pub async fn put(&self, region: &str, bucket: &str, objects: &[(&str, &str)]) {
+        let s3 = self.s3(region);
+        for (key, body) in objects {
+            s3.put_object()
+                .bucket(bucket)
+                .key(*key)
+                .body(ByteStream::from(body.as_bytes().to_vec()))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"));
+        }
+    }
+
+    /// Every key under a prefix with its size.
+    pub async fn keys(&self, region: &str, bucket: &str, prefix: &str) -> BTreeMap<String, i64> {
+        let mut out = BTreeMap::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .s3(region)
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("list {bucket}: {e:?}"));
+            for o in page.contents() {
+                out.insert(o.key().unwrap_or_default().to_string(), o.size().unwrap_or_default());
+            }
+            match page.next_continuation_token() {
+                Some(t) => token = Some(t.to_string()),
+                None => return out,
+            }
+        }
+    }
+
+    /// The bucket policy text, if any.
+    pub async fn bucket_policy(&self, region: &str, bucket: &str) -> Option<String> {
+        match self.s3(region).get_bucket_policy().bucket(bucket).send().await {
+            Ok(out) => out.policy().map(str::to_string),
+            Err(_) => None,
+        }
+    }
+
+    /// Writes a bucket policy.
+    pub async fn put_bucket_policy(&self, region: &str, bucket: &str, policy: &str) {
+        self.s3(region)
+            .put_bucket_policy()
+            .bucket(bucket)
+            .policy(policy)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put policy on {bucket}: {e:?}"));
+    }
+
+    /// The bucket's Object Ownership (`Unset` when it has none).
+    pub async fn ownership(&self, region: &str, bucket: &str) -> String {
+        match self
+            .s3(region)
+            .get_bucket_ownership_controls()
+            .bucket(bucket)
+            .send()
+            .await
+        {
+            Ok(out) => out
+                .ownership_controls()
+                .and_then(|c| c.rules().first())
+                .map(|r| r.object_ownership().as_str().to_string())
+                .unwrap_or_else(|| "Unset".into()),
+            Err(_) => "Unset".into(),
+        }
+    }
+
+    /// Sets the bucket's Object Ownership.
+    pub async fn set_ownership(&self, region: &str, bucket: &str, value: &str) {
+        let rule = aws_sdk_s3::types::OwnershipControlsRule::builder()
+            .object_ownership(aws_sdk_s3::types::ObjectOwnership::from(value))
+            .build()
+            .expect("rule");
+        let controls = aws_sdk_s3::types::OwnershipControls::builder()
+            .rules(rule)
+            .build()
+            .expect("controls");
+        self.s3(region)
+            .put_bucket_ownership_controls()
+            .bucket(bucket)
+            .ownership_controls(controls)
+            .send()
+            .await
+            .expect("put ownership controls");
+    }
+
+    /// Names of the IAM roles in the account.
+    pub async fn roles(&self) -> Vec<String> {
+        let out = self.iam().list_roles().send().await.expect("list roles");
+        out.roles().iter().map(|r| r.role_name().to_string()).collect()
+    }
+
+    /// ARNs of the DataSync locations in a region.
+    pub async fn locations(&self, region: &str) -> Vec<String> {
+        let out = self
+            .datasync(region)
+            .list_locations()
+            .send()
+            .await
+            .expect("list locations");
+        out.locations()
+            .iter()
+            .filter_map(|l| l.location_arn().map(str::to_string))
+            .collect()
+    }
+
+    /// ARNs of the DataSync tasks in a region.
+    pub async fn tasks(&self, region: &str) -> Vec<String> {
+        let out = self.datasync(region).list_tasks().send().await.expect("list tasks");
+        out.tasks()
+            .iter()
+            .filter_map(|t| t.task_arn().map(str::to_string))
+            .collect()
+    }
+}
+
+/// A raw HTTP call to the emulator's control endpoints.
+pub fn emulator_call(env: &TestEnv, method: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let port: u16 = env
+        .aws_url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("emulator port");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the emulator");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    response
+}
