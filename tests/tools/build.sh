@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Builds the pinned Kubernetes tools and Ferry's small checkers from their Go
+# modules into .cache/bin/ (git-ignored):
+#
+#   etcd  kube-apiserver  kubectl  helm  ferry-luahealth  ferry-kstatus
+#
+#   tests/tools/build.sh              # everything
+#   tests/tools/build.sh helm etcd    # only these
+#   FORCE=1 tests/tools/build.sh      # rebuild even when up to date
+#
+# A tool is rebuilt only when its inputs change: .cache/bin/.stamps/<tool> holds
+# a hash of its module's files (go.mod, go.sum, sources), the package, the
+# ldflags and the Go version. Nothing prebuilt is downloaded: only the Go module
+# proxy is used, through the go command.
+set -euo pipefail
+cd "$(dirname "$0")"/../..
+root=$PWD
+
+export GOTOOLCHAIN=local
+export CGO_ENABLED=0
+bin="$root/.cache/bin"
+stamps="$bin/.stamps"
+mkdir -p "$bin" "$stamps"
+
+command -v go >/dev/null || { echo "build.sh: the go command is not on PATH" >&2; exit 1; }
+goversion=$(go env GOVERSION GOOS GOARCH | tr '\n' ' ')
+
+# Versions are read from the wrapper modules, so go.mod stays the one place
+# where a version is pinned.
+modversion() { # <module dir> <module path>
+  awk -v m="$2" '{ for (i = 1; i < NF; i++) if ($i == m && $(i+1) ~ /^v/) { print $(i+1); exit } }' "$1/go.mod"
+}
+kube_version=$(modversion tests/tools/kube k8s.io/kubernetes)
+helm_version=$(modversion tests/tools/helm helm.sh/helm/v3)
+helm_clientgo=$(modversion tests/tools/helm k8s.io/client-go) # v0.MINOR.PATCH
+[[ -n "$kube_version" && -n "$helm_version" && -n "$helm_clientgo" ]] || {
+  echo "build.sh: could not read the pinned versions from tests/tools/*/go.mod" >&2; exit 1; }
+
+kube_minor=${kube_version#v1.}; kube_minor=${kube_minor%%.*}
+kube_ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  kube_ldflags+=" -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$kube_minor -X $pkg.gitTreeState=clean"
+done
+# As helm's Makefile does: its version, and the Kubernetes version it assumes
+# when templating offline (from the client-go it is built with).
+helm_k8s_minor=${helm_clientgo#v0.}; helm_k8s_minor=${helm_k8s_minor%%.*}
+helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+  helm_ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$helm_k8s_minor"
+done
+
+# name | module dir | package | ldflags
+tools=(
+  "etcd|tests/tools/etcd|go.etcd.io/etcd/server/v3|-s -w"
+  "kube-apiserver|tests/tools/kube|k8s.io/kubernetes/cmd/kube-apiserver|$kube_ldflags"
+  "kubectl|tests/tools/kube|k8s.io/kubernetes/cmd/kubectl|$kube_ldflags"
+  "helm|tests/tools/helm|helm.sh/helm/v3/cmd/helm|$helm_ldflags"
+  "ferry-luahealth|tests/tools/gitops|./cmd/ferry-luahealth|-s -w"
+  "ferry-kstatus|tests/tools/gitops|./cmd/ferry-kstatus|-s -w"
+)
+
+wanted=("$@")
+for w in "${wanted[@]}"; do
+  found=no
+  for t in "${tools[@]}"; do [[ "${t%%|*}" == "$w" ]] && found=yes; done
+  [[ $found == yes ]] || { echo "build.sh: unknown tool '$w'" >&2; exit 2; }
+done
+
+failed=0
+for t in "${tools[@]}"; do
+  IFS='|' read -r name dir pkg ldflags <<<"$t"
+  if (( ${#wanted[@]} > 0 )); then
+    skip=yes
+    for w in "${wanted[@]}"; do [[ "$w" == "$name" ]] && skip=no; done
+    [[ $skip == no ]] || continue
+  fi
+
+  stamp=$( {
+    printf '%s\n' "$name" "$pkg" "$ldflags" "$goversion"
+    # Every file of the module: go.mod, go.sum and, for our own programs, the sources.
+    (cd "$dir" && find . -type f ! -name '*~' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+  } | sha256sum | cut -d' ' -f1)
+
+  if [[ -z "${FORCE:-}" && -x "$bin/$name" && -f "$stamps/$name" && "$(cat "$stamps/$name")" == "$stamp" ]]; then
+    printf '%-16s up to date\n' "$name"
+    continue
+  fi
+
+  start=$SECONDS
+  rm -f "$stamps/$name"
+  if (cd "$dir" && go build -p 2 -trimpath -buildvcs=false -ldflags "$ldflags" -o "$bin/$name.tmp" "$pkg"); then
+    mv -f "$bin/$name.tmp" "$bin/$name"
+    echo "$stamp" > "$stamps/$name"
+    printf '%-16s built in %d s\n' "$name" $((SECONDS - start))
+  else
+    rm -f "$bin/$name.tmp"
+    printf '%-16s FAILED after %d s\n' "$name" $((SECONDS - start)) >&2
+    failed=1
+  fi
+done
+exit $failed
