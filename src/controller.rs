@@ -120,7 +120,7 @@ async fn reconcile(guard: Arc<DeserializeGuard<CrossAccountTransfer>>, ctx: Arc<
             return Ok(Action::await_change());
         }
     };
-    let span = info_span!("reconcile", namespace = %obj.namespace().unwrap_or_default(), name = %obj.name_any(), generation = obj.metadata.generation.unwrap_or_default());
+    let span = info_span!("reconcile", resource = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()), generation = obj.metadata.generation.unwrap_or_default());
     async move {
         let started = Instant::now();
         let deleting = obj.metadata.deletion_timestamp.is_some();

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod scenario;
 
 use std::collections::BTreeMap;
 use std::fs;

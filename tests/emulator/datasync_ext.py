@@ -138,10 +138,11 @@ def validate_options(options: Any) -> dict[str, Any]:
     for name, value in options.items():
         if name not in members:
             raise InvalidRequestException(f"Unknown option {name}.")
-        shape = members[name]
-        if shape.enum and value not in shape.enum:
+        # Only string shapes have an enum (BytesPerSecond is a long).
+        allowed = getattr(members[name], "enum", None)
+        if allowed and value not in allowed:
             raise InvalidRequestException(
-                f"Invalid value {value!r} for option {name}; valid values: {', '.join(shape.enum)}."
+                f"Invalid value {value!r} for option {name}; valid values: {', '.join(allowed)}."
             )
         if name == "BytesPerSecond" and (not isinstance(value, int) or value < -1 or value == 0):
             raise InvalidRequestException("BytesPerSecond must be -1 (unlimited) or a positive number.")

@@ -19,15 +19,17 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
 CONTROL_PREFIX = "/ferry-emulator"
-FAULT_KINDS = ("throttle", "error500", "slow")
+FAULT_KINDS = ("throttle", "error500", "slow", "denied")
 
 # Services that speak the query protocol (XML answers).
 QUERY_SERVICES = {"iam", "sts"}
@@ -40,10 +42,12 @@ class FaultRule:
     id: str
     service: str  # lower-case signing name ("datasync", "s3", "iam", "sts") or "*"
     operation: str  # API operation name ("StartTaskExecution") or "*"
-    kind: str  # throttle | error500 | slow
+    kind: str  # throttle | error500 | slow | denied
     count: int | None  # fire this many times then disappear (None: unlimited)
     probability: float  # chance to fire on each matching call
     delay_seconds: float  # for "slow"
+    account: str = "*"  # only calls made with credentials of this account
+    bucket: str = "*"  # only S3 calls on this bucket
     fired: int = 0
 
     @classmethod
@@ -78,6 +82,8 @@ class FaultRule:
             count=count,
             probability=probability,
             delay_seconds=delay,
+            account=str(body.get("account", "*")),
+            bucket=str(body.get("bucket", "*")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -89,11 +95,18 @@ class FaultRule:
             "count": self.count,
             "probability": self.probability,
             "delaySeconds": self.delay_seconds,
+            "account": self.account,
+            "bucket": self.bucket,
             "fired": self.fired,
         }
 
-    def matches(self, service: str, operation: str) -> bool:
-        return self.service in ("*", service) and self.operation in ("*", operation)
+    def matches(self, call: "Call") -> bool:
+        return (
+            self.service in ("*", call.service)
+            and self.operation in ("*", call.operation)
+            and self.account in ("*", call.account)
+            and self.bucket in ("*", call.bucket)
+        )
 
 
 class FaultSwitch:
@@ -115,11 +128,11 @@ class FaultSwitch:
         with self._lock:
             return [r.to_json() for r in self._rules]
 
-    def take(self, service: str, operation: str) -> FaultRule | None:
+    def take(self, call: "Call") -> FaultRule | None:
         """The rule that fires for this call, if any (its count is used up)."""
         with self._lock:
             for rule in self._rules:
-                if not rule.matches(service, operation):
+                if not rule.matches(call):
                     continue
                 if rule.probability < 1.0 and random.random() >= rule.probability:
                     continue
@@ -244,6 +257,66 @@ def identify(environ: dict[str, Any]) -> tuple[str, str]:
     return service, ""
 
 
+@dataclass
+class Call:
+    """One AWS request as the fault switch and the call log see it."""
+
+    service: str
+    operation: str
+    account: str  # account of the credentials that signed it ("" when unsigned)
+    bucket: str  # S3 only: the bucket in the path ("" otherwise)
+    at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"service": self.service, "operation": self.operation, "account": self.account,
+                "bucket": self.bucket, "at": self.at}
+
+
+_CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
+
+
+def caller_account(environ: dict[str, Any]) -> str:
+    """The account of the access key that signed the request (moto's own mapping)."""
+    match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if not match:
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        cred = (query.get("X-Amz-Credential") or [""])[0]
+        key = cred.split("/", 1)[0]
+    else:
+        key = match.group(1)
+    if not key:
+        return ""
+    from moto.iam.models import get_account_id_from
+
+    return get_account_id_from(key)
+
+
+def describe_call(environ: dict[str, Any]) -> Call:
+    service, operation = identify(environ)
+    bucket = ""
+    if service == "s3":
+        bucket = environ.get("PATH_INFO", "/").lstrip("/").split("/", 1)[0]
+    return Call(service, operation, caller_account(environ) if service else "", bucket, time.time())
+
+
+class CallLog:
+    """The last AWS calls, for tests that must prove what was (not) called."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._lock = threading.Lock()
+        self._calls: deque[Call] = deque(maxlen=size)
+
+    def add(self, call: Call) -> None:
+        with self._lock:
+            self._calls.append(call)
+
+    def query(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+        want = {k: v[0] for k, v in filters.items() if v and k in ("service", "operation", "account", "bucket")}
+        with self._lock:
+            calls = list(self._calls)
+        return [c.to_json() for c in calls if all(getattr(c, k) == v for k, v in want.items())]
+
+
 # --- AWS-shaped error answers -----------------------------------------------------
 
 
@@ -256,7 +329,9 @@ def error_response(service: str, kind: str) -> tuple[str, list[tuple[str, str]],
     for the protocol of ``service``."""
     request_id = _request_id()
     if service == "s3":
-        if kind == "throttle":
+        if kind == "denied":
+            status, code, message = "403 Forbidden", "AccessDenied", "Access Denied"
+        elif kind == "throttle":
             # S3's own throttling answer.
             status, code, message = "503 Slow Down", "SlowDown", "Please reduce your request rate."
         else:
@@ -273,7 +348,14 @@ def error_response(service: str, kind: str) -> tuple[str, list[tuple[str, str]],
         headers = [("Content-Type", "application/xml"), ("x-amz-request-id", request_id)]
         return status, headers, body
     if service in QUERY_SERVICES:
-        if kind == "throttle":
+        if kind == "denied":
+            status, code, message, typ = (
+                "403 Forbidden",
+                "AccessDenied",
+                "User is not authorized to perform this action (ferry-emulator fault)",
+                "Sender",
+            )
+        elif kind == "throttle":
             status, code, message, typ = "400 Bad Request", "Throttling", "Rate exceeded", "Sender"
         else:
             status, code, message, typ = (
@@ -293,7 +375,9 @@ def error_response(service: str, kind: str) -> tuple[str, list[tuple[str, str]],
         headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
         return status, headers, body
     # JSON protocols (DataSync speaks awsJson1_1).
-    if kind == "throttle":
+    if kind == "denied":
+        status, code, message = "400 Bad Request", "AccessDeniedException", "Access denied (ferry-emulator fault)"
+    elif kind == "throttle":
         status, code, message = "400 Bad Request", "ThrottlingException", "Rate exceeded"
     else:
         status, code, message = (
@@ -337,18 +421,21 @@ class ControlMiddleware:
         self.switch = switch
         self.config_get = config_get
         self.config_set = config_set
+        self.calls = CallLog()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/"):
             return self._control(environ, start_response, path[len(CONTROL_PREFIX):].strip("/"))
-        service, operation = identify(environ)
-        rule = self.switch.take(service, operation) if service else None
+        call = describe_call(environ)
+        if call.service:
+            self.calls.add(call)
+        rule = self.switch.take(call) if call.service else None
         if rule is not None:
             if rule.kind == "slow":
                 time.sleep(rule.delay_seconds)
             else:
-                status, headers, body = error_response(service, rule.kind)
+                status, headers, body = error_response(call.service, rule.kind)
                 headers.append(("Content-Length", str(len(body))))
                 start_response(status, headers)
                 return [body]
@@ -373,6 +460,9 @@ class ControlMiddleware:
                         self.switch.add(rule)
                     payload = [r.to_json() for r in added]
                     return _json_answer(start_response, "200 OK", payload if isinstance(body, list) else payload[0])
+            if what == "calls" and method == "GET":
+                query = parse_qs(environ.get("QUERY_STRING", ""))
+                return _json_answer(start_response, "200 OK", {"calls": self.calls.query(query)})
             if what == "config":
                 if method == "GET":
                     return _json_answer(start_response, "200 OK", self.config_get())

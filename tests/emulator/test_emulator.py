@@ -482,3 +482,21 @@ def test_simple_pattern_filters(path: str, includes: str | None, excludes: str |
         return transfer.compile_filters([{"FilterType": "SIMPLE_PATTERN", "Value": value}] if value else None)
 
     assert transfer.selected(path, compiled(includes), compiled(excludes)) is expected
+
+
+def test_denied_faults_scope_to_one_account_and_calls_are_logged(endpoint: str) -> None:
+    """A `denied` fault hits only the account it names; the call log shows who called what."""
+    a, b = Account(endpoint), Account(endpoint)
+    bucket_a, bucket_b = a.bucket(), b.bucket()
+    control(endpoint, "POST", "faults",
+            {"service": "s3", "operation": "PutBucketPolicy", "kind": "denied", "account": b.id, "count": 1})
+    policy = json.dumps({"Version": "2012-10-17", "Statement": []})
+    a.client("s3").put_bucket_policy(Bucket=bucket_a, Policy=policy)  # A is not affected
+    with pytest.raises(ClientError) as err:
+        b.client("s3").put_bucket_policy(Bucket=bucket_b, Policy=policy)
+    assert err.value.response["Error"]["Code"] == "AccessDenied"
+    b.client("s3").put_bucket_policy(Bucket=bucket_b, Policy=policy)  # the one shot is used up
+    calls = control(endpoint, "GET", f"calls?account={b.id}&bucket={bucket_b}")["calls"]
+    ops = [c["operation"] for c in calls]
+    assert ops.count("PutBucketPolicy") == 2 and "CreateBucket" in ops, ops
+    assert not control(endpoint, "GET", f"calls?account={a.id}&bucket={bucket_b}")["calls"]

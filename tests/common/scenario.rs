@@ -1,0 +1,176 @@
+//! One transfer scenario: a namespace, Account A (the operator's identity, a role with a path)
+//! and Account B (a bucket-admin role), a source bucket with objects and a destination bucket.
+
+use std::time::Duration;
+
+use ferry::api::{CrossAccountTransfer, Phase};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+use super::aws::{TestAccount, account, random_account_id};
+use super::{Operator, TestEnv, env, suffix, wait_for};
+
+/// Objects every scenario's source bucket starts with (under `media/`, plus one outside).
+pub const SOURCE_OBJECTS: &[(&str, &str)] = &[
+    ("media/a.jpg", "aaaa"),
+    ("media/b/c.png", "cccccc"),
+    ("media/skip.tmp", "tmp"),
+    ("elsewhere/x.txt", "not in the prefix"),
+];
+
+/// A prepared scenario.
+pub struct Scenario {
+    /// The environment.
+    pub env: &'static TestEnv,
+    /// Admin client.
+    pub client: Client,
+    /// The test's namespace.
+    pub ns: String,
+    /// Account A (operator identity: role `/platform/ferry-operator`).
+    pub a: TestAccount,
+    /// Account B (role `ferry-bucket-admin`).
+    pub b: TestAccount,
+    /// Source bucket (A).
+    pub src: String,
+    /// Source region.
+    pub src_region: String,
+    /// Destination bucket (B).
+    pub dst: String,
+    /// Destination region.
+    pub dst_region: String,
+}
+
+impl Scenario {
+    /// Sets everything up.
+    pub async fn new(prefix: &str, src_region: &str, dst_region: &str) -> Self {
+        let env = env();
+        let client = env.client().await;
+        let ns = env.namespace(&client, prefix).await;
+        let a = account(env, &random_account_id(), "/platform/", "ferry-operator").await;
+        let b = account(env, &random_account_id(), "/", "ferry-bucket-admin").await;
+        let id = suffix();
+        let (src, dst) = (format!("{prefix}-src-{id}"), format!("{prefix}-dst-{id}"));
+        a.bucket(src_region, &src).await;
+        b.bucket(dst_region, &dst).await;
+        a.put(src_region, &src, SOURCE_OBJECTS).await;
+        Scenario {
+            env,
+            client,
+            ns,
+            a,
+            b,
+            src,
+            src_region: src_region.into(),
+            dst,
+            dst_region: dst_region.into(),
+        }
+    }
+
+    /// The API in the test namespace.
+    pub fn api(&self) -> Api<CrossAccountTransfer> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// A manifest with the scenario's buckets; `spec` is merged over the base spec.
+    pub fn manifest(&self, name: &str, spec: Value) -> Value {
+        let mut base = json!({
+            "source": {"bucket": self.src, "region": self.src_region, "prefix": "media/"},
+            "destination": {"bucket": self.dst, "region": self.dst_region, "accountId": self.b.id,
+                            "prefix": "archive/",
+                            "access": {"mode": "AssumeRole", "roleArn": self.b.role_arn}},
+            "task": {"excludes": ["*.tmp"]}
+        });
+        merge(&mut base, &spec);
+        json!({"apiVersion": "ferry.dev/v1alpha1", "kind": "CrossAccountTransfer",
+               "metadata": {"name": name, "namespace": self.ns}, "spec": base})
+    }
+
+    /// Applies a manifest as a user would (server-side apply, field manager `kubectl`).
+    pub async fn apply(&self, manifest: &Value) -> CrossAccountTransfer {
+        let name = manifest["metadata"]["name"].as_str().expect("name");
+        self.api()
+            .patch(name, &PatchParams::apply("kubectl").force(), &Patch::Apply(manifest))
+            .await
+            .unwrap_or_else(|e| panic!("apply {name}: {e}"))
+    }
+
+    /// Starts the operator for this namespace as Account A.
+    pub fn operator(&self, extra: &[(&str, &str)]) -> Operator {
+        self.env.operator(&self.ns, &self.a.creds, extra)
+    }
+
+    /// Waits for a phase with the current generation observed; panics early on Failed unless
+    /// that is what is awaited.
+    pub async fn wait_phase(&self, name: &str, phase: Phase, timeout: Duration) -> CrossAccountTransfer {
+        let api = self.api();
+        wait_for(&format!("{name} to reach {phase:?}"), timeout, || {
+            let api = api.clone();
+            async move {
+                let obj = api.get(name).await.map_err(|e| e.to_string())?;
+                let status = obj.status.clone().unwrap_or_default();
+                let current = status.observed_generation == obj.metadata.generation;
+                if status.phase == Some(phase) && current {
+                    return Ok(obj);
+                }
+                if status.phase == Some(Phase::Failed) && phase != Phase::Failed && current {
+                    panic!("{name} failed: {}", serde_json::to_string_pretty(&status).unwrap_or_default());
+                }
+                Err(format!(
+                    "phase {:?}, observed {:?} of {:?}, conditions {:?}",
+                    status.phase,
+                    status.observed_generation,
+                    obj.metadata.generation,
+                    status
+                        .conditions
+                        .iter()
+                        .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+                        .collect::<Vec<_>>()
+                ))
+            }
+        })
+        .await
+    }
+
+    /// Deletes a transfer and waits until it is gone (finalizer done).
+    pub async fn delete_and_wait(&self, name: &str, timeout: Duration) {
+        let api = self.api();
+        api.delete(name, &DeleteParams::default()).await.expect("delete");
+        wait_for(&format!("{name} to be deleted"), timeout, || {
+            let api = api.clone();
+            async move {
+                match api.get_opt(name).await {
+                    Ok(None) => Ok(()),
+                    Ok(Some(obj)) => Err(format!(
+                        "still there: finalizers {:?}, status {:?}",
+                        obj.finalizers(),
+                        obj.status.as_ref().map(|s| &s.conditions)
+                    )),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Keys under the destination prefix (with sizes).
+    pub async fn destination_keys(&self) -> std::collections::BTreeMap<String, i64> {
+        self.b.keys(&self.dst_region, &self.dst, "").await
+    }
+}
+
+/// Merges `patch` into `base` (objects recursively, everything else replaced).
+pub fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    b.remove(k);
+                } else {
+                    merge(b.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
