@@ -35,6 +35,9 @@ pub struct ControllerConfig {
     pub propagation_window: Duration,
     /// How often External mode checks whether Account B applied the policy.
     pub external_retry: Duration,
+    /// How often a transfer stalled on access or ownership problems is tried again (the fix
+    /// happens in AWS, where Ferry cannot watch it).
+    pub stalled_retry: Duration,
 }
 
 impl Default for ControllerConfig {
@@ -44,6 +47,7 @@ impl Default for ControllerConfig {
             resync_interval: Duration::from_secs(300),
             propagation_window: Duration::from_secs(120),
             external_retry: Duration::from_secs(30),
+            stalled_retry: Duration::from_secs(300),
         }
     }
 }
@@ -151,10 +155,11 @@ async fn reconcile(guard: Arc<DeserializeGuard<CrossAccountTransfer>>, ctx: Arc<
     .await
 }
 
-fn error_policy(_obj: Arc<DeserializeGuard<CrossAccountTransfer>>, err: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(_obj: Arc<DeserializeGuard<CrossAccountTransfer>>, err: &Error, ctx: Arc<Context>) -> Action {
     match err.retry_after() {
-        Some(after) => Action::requeue(after),
         None => Action::await_change(),
+        Some(_) if err.is_stalled() => Action::requeue(ctx.config.stalled_retry),
+        Some(after) => Action::requeue(after),
     }
 }
 

@@ -116,7 +116,8 @@ impl Error {
         )
     }
 
-    /// How long to wait before the next attempt (`None`: wait for a spec change).
+    /// How long to wait before the next attempt (`None`: wait for a spec change). Stalled
+    /// errors are retried at the controller's `stalled_retry` instead.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::InvalidSpec(_) => None,

@@ -55,6 +55,9 @@ pub struct RunArgs {
     /// How often External mode checks whether Account B applied the bucket policy.
     #[arg(long, env = "FERRY_EXTERNAL_RETRY", default_value = "30s", value_parser = parse_duration)]
     pub external_retry: Duration,
+    /// How often a transfer stalled on an access or ownership problem is tried again.
+    #[arg(long, env = "FERRY_STALLED_RETRY", default_value = "5m", value_parser = parse_duration)]
+    pub stalled_retry: Duration,
     /// Log format.
     #[arg(long, env = "FERRY_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
@@ -140,6 +143,7 @@ pub async fn run(args: RunArgs) -> i32 {
             resync_interval: args.resync_interval,
             propagation_window: args.propagation_window,
             external_retry: args.external_retry,
+            stalled_retry: args.stalled_retry,
         },
     });
 

@@ -300,3 +300,51 @@ pub fn emulator_call(env: &TestEnv, method: &str, path: &str, body: &str) -> Str
     stream.read_to_string(&mut response).expect("read response");
     response
 }
+
+/// A fault rule in the emulator, removed when dropped (only this rule: the server is shared).
+pub struct Fault {
+    env: &'static TestEnv,
+    id: String,
+}
+
+/// Adds a fault rule (see tests/emulator/README.md) and returns its guard.
+pub fn fault(env: &'static TestEnv, rule: serde_json::Value) -> Fault {
+    let answer = emulator_call(env, "POST", "/ferry-emulator/faults", &rule.to_string());
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let parsed: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("fault answer: {answer}"));
+    let id = parsed["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("fault answer: {answer}"))
+        .to_string();
+    Fault { env, id }
+}
+
+impl Fault {
+    /// How often the rule fired so far (0 once removed).
+    pub fn fired(&self) -> u64 {
+        let answer = emulator_call(self.env, "GET", "/ferry-emulator/faults", "");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let parsed: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        parsed["faults"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["id"] == self.id.as_str())
+            .and_then(|f| f["fired"].as_u64())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Fault {
+    fn drop(&mut self) {
+        emulator_call(self.env, "DELETE", &format!("/ferry-emulator/faults/{}", self.id), "");
+    }
+}
+
+/// The AWS calls the emulator saw, filtered (`account=..&bucket=..&service=..&operation=..`).
+pub fn calls(env: &TestEnv, query: &str) -> Vec<serde_json::Value> {
+    let answer = emulator_call(env, "GET", &format!("/ferry-emulator/calls?{query}"), "");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let parsed: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("calls answer: {answer}"));
+    parsed["calls"].as_array().cloned().unwrap_or_default()
+}

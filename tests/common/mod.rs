@@ -82,12 +82,16 @@ pub fn env() -> &'static TestEnv {
         std::thread::Builder::new()
             .name("ferry-testenv".into())
             .spawn(move || {
-                let result = std::panic::catch_unwind(start);
-                let failed = result.is_err();
-                let _ = tx.send(result);
-                if !failed {
-                    loop {
-                        std::thread::park();
+                match std::panic::catch_unwind(start) {
+                    Ok((env, _children)) => {
+                        let _ = tx.send(Ok(env));
+                        // Hold the children (and this thread) until the test binary exits.
+                        loop {
+                            std::thread::park();
+                        }
+                    }
+                    Err(panic) => {
+                        let _ = tx.send(Err(panic));
                     }
                 }
             })
@@ -271,7 +275,7 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     Some(body)
 }
 
-fn start() -> TestEnv {
+fn start() -> (TestEnv, Vec<Child>) {
     let root = repo().join("target/ferry-testenv");
     fs::create_dir_all(&root).expect("create target/ferry-testenv");
     remove_stale_dirs(&root);
@@ -295,7 +299,7 @@ fn start() -> TestEnv {
     // etcd.
     let (client_port, peer_port) = (free_port(), free_port());
     let etcd_url = format!("http://127.0.0.1:{client_port}");
-    spawn(
+    let etcd = spawn(
         Command::new(bin("etcd"))
             .arg("--name=ferry-test")
             .arg(format!("--data-dir={}", dir.join("etcd").display()))
@@ -336,7 +340,7 @@ fn start() -> TestEnv {
             Ok(())
         });
     }
-    emulator_cmd.spawn().expect("start the AWS emulator");
+    let emulator = emulator_cmd.spawn().expect("start the AWS emulator");
 
     // kube-apiserver.
     let secure_port = free_port();
@@ -407,7 +411,7 @@ fn start() -> TestEnv {
         env.api_url,
         dir.display()
     );
-    env
+    (env, vec![etcd, emulator, apiserver])
 }
 
 /// Applies `crds/` and waits until the CRD is Established.

@@ -103,6 +103,15 @@ impl Scenario {
     /// Waits for a phase with the current generation observed; panics early on Failed unless
     /// that is what is awaited.
     pub async fn wait_phase(&self, name: &str, phase: Phase, timeout: Duration) -> CrossAccountTransfer {
+        self.wait(name, phase, timeout, false).await
+    }
+
+    /// Like [`Self::wait_phase`], but a transfer that is Failed now may still recover.
+    pub async fn wait_recovery(&self, name: &str, phase: Phase, timeout: Duration) -> CrossAccountTransfer {
+        self.wait(name, phase, timeout, true).await
+    }
+
+    async fn wait(&self, name: &str, phase: Phase, timeout: Duration, tolerate_failed: bool) -> CrossAccountTransfer {
         let api = self.api();
         wait_for(&format!("{name} to reach {phase:?}"), timeout, || {
             let api = api.clone();
@@ -113,8 +122,11 @@ impl Scenario {
                 if status.phase == Some(phase) && current {
                     return Ok(obj);
                 }
-                if status.phase == Some(Phase::Failed) && phase != Phase::Failed && current {
-                    panic!("{name} failed: {}", serde_json::to_string_pretty(&status).unwrap_or_default());
+                if status.phase == Some(Phase::Failed) && phase != Phase::Failed && current && !tolerate_failed {
+                    panic!(
+                        "{name} failed: {}",
+                        serde_json::to_string_pretty(&status).unwrap_or_default()
+                    );
                 }
                 Err(format!(
                     "phase {:?}, observed {:?} of {:?}, conditions {:?}",
@@ -151,6 +163,41 @@ impl Scenario {
             }
         })
         .await;
+    }
+
+    /// The events about a transfer as (type, reason, note, reporting instance).
+    pub async fn events(&self, name: &str) -> Vec<(String, String, String, String)> {
+        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client.clone(), &self.ns);
+        let list = api.list(&Default::default()).await.expect("list events");
+        list.items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .map(|e| {
+                (
+                    e.type_.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default(),
+                    e.reporting_instance.unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// Sets (or replaces) an annotation on a transfer.
+    pub async fn annotate(&self, name: &str, key: &str, value: &str) {
+        let patch = json!({"metadata": {"annotations": {key: value}}});
+        self.api()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("annotate");
+    }
+
+    /// Merge-patches a transfer's spec.
+    pub async fn patch_spec(&self, name: &str, spec: Value) -> CrossAccountTransfer {
+        self.api()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&json!({"spec": spec})))
+            .await
+            .expect("patch spec")
     }
 
     /// Keys under the destination prefix (with sizes).

@@ -124,6 +124,12 @@ class FaultSwitch:
         with self._lock:
             self._rules.clear()
 
+    def remove(self, rule_id: str) -> bool:
+        with self._lock:
+            before = len(self._rules)
+            self._rules = [r for r in self._rules if r.id != rule_id]
+            return len(self._rules) != before
+
     def list(self) -> list[dict[str, Any]]:
         with self._lock:
             return [r.to_json() for r in self._rules]
@@ -460,6 +466,9 @@ class ControlMiddleware:
                         self.switch.add(rule)
                     payload = [r.to_json() for r in added]
                     return _json_answer(start_response, "200 OK", payload if isinstance(body, list) else payload[0])
+            if what.startswith("faults/") and method == "DELETE":
+                removed = self.switch.remove(what.split("/", 1)[1])
+                return _json_answer(start_response, "200 OK" if removed else "404 Not Found", {"removed": removed})
             if what == "calls" and method == "GET":
                 query = parse_qs(environ.get("QUERY_STRING", ""))
                 return _json_answer(start_response, "200 OK", {"calls": self.calls.query(query)})
