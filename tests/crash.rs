@@ -17,7 +17,10 @@ async fn crash_after(operation: &str) {
 
     let mut crashing = s.operator(&[("FERRY_TEST_ABORT_AFTER", operation)]);
     let exit = crashing.wait_exit(Duration::from_secs(90));
-    assert!(!exit.success(), "the operator was meant to abort after {operation}: {exit:?}");
+    assert!(
+        !exit.success(),
+        "the operator was meant to abort after {operation}: {exit:?}"
+    );
     assert!(
         crashing.log_text().contains("aborting right after"),
         "it aborted for another reason: {}",
@@ -28,8 +31,17 @@ async fn crash_after(operation: &str) {
     let obj = s.wait_phase("c", Phase::Succeeded, Duration::from_secs(120)).await;
     let status = obj.status.expect("status");
 
-    let ferry_roles: Vec<String> = s.a.roles().await.into_iter().filter(|r| r != "ferry-operator").collect();
-    assert_eq!(ferry_roles, vec![format!("ferry-{}-c", s.ns)], "exactly one DataSync role");
+    let ferry_roles: Vec<String> =
+        s.a.roles()
+            .await
+            .into_iter()
+            .filter(|r| r != "ferry-operator")
+            .collect();
+    assert_eq!(
+        ferry_roles,
+        vec![format!("ferry-{}-c", s.ns)],
+        "exactly one DataSync role"
+    );
     assert_eq!(
         s.a.locations(&s.src_region).await,
         vec![status.source_location_arn.clone().expect("source")],
@@ -42,18 +54,21 @@ async fn crash_after(operation: &str) {
     );
     let task = status.task_arn.clone().expect("task");
     assert_eq!(s.a.tasks(&s.dst_region).await, vec![task.clone()], "exactly one task");
-    let executions = s
-        .a
-        .datasync(&s.dst_region)
-        .list_task_executions()
-        .task_arn(&task)
-        .send()
-        .await
-        .expect("executions");
+    let executions =
+        s.a.datasync(&s.dst_region)
+            .list_task_executions()
+            .task_arn(&task)
+            .send()
+            .await
+            .expect("executions");
     assert_eq!(executions.task_executions().len(), 1, "exactly one execution");
     let policy: serde_json::Value =
         serde_json::from_str(&s.b.bucket_policy(&s.dst_region, &s.dst).await.expect("policy")).expect("json");
-    assert_eq!(policy["Statement"].as_array().map(Vec::len), Some(2), "Ferry's two statements, once");
+    assert_eq!(
+        policy["Statement"].as_array().map(Vec::len),
+        Some(2),
+        "Ferry's two statements, once"
+    );
     assert_eq!(s.destination_keys().await.len(), 2);
 }
 

@@ -472,6 +472,7 @@ impl TestEnv {
     pub fn kubectl(&self, args: &[&str]) -> std::process::Output {
         Command::new(bin("kubectl"))
             .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .arg(format!("--cache-dir={}", self.dir.join("kubectl-cache").display()))
             .args(args)
             .output()
             .expect("run kubectl")

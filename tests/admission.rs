@@ -1,0 +1,326 @@
+//! The CRD as the real API server enforces it: a corpus of invalid manifests, each refused
+//! with a message that names the field; the committed CRD is the generated one; `kubectl
+//! explain` and `kubectl get` show what the types say.
+
+mod common;
+
+use common::{env, repo};
+use ferry::api::CrossAccountTransfer;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+fn valid_spec() -> Value {
+    json!({
+        "source": {"bucket": "source-bucket", "region": "us-east-1", "prefix": "media/"},
+        "destination": {"bucket": "destination-bucket", "region": "us-west-1", "accountId": "222222222222",
+                        "access": {"mode": "AssumeRole", "roleArn": "arn:aws:iam::222222222222:role/ferry-bucket-admin"}}
+    })
+}
+
+fn with(patch: Value) -> Value {
+    let mut spec = valid_spec();
+    common::scenario::merge(&mut spec, &patch);
+    spec
+}
+
+/// (what is wrong, spec, text the error must contain: the field and the reason)
+fn corpus() -> Vec<(&'static str, Value, &'static str)> {
+    vec![
+        (
+            "bucket with capitals and underscore",
+            with(json!({"source": {"bucket": "Bad_Bucket"}})),
+            "spec.source.bucket",
+        ),
+        (
+            "bucket too short",
+            with(json!({"source": {"bucket": "ab"}})),
+            "spec.source.bucket",
+        ),
+        (
+            "destination bucket with capitals",
+            with(json!({"destination": {"bucket": "Archive"}})),
+            "spec.destination.bucket",
+        ),
+        (
+            "region without number",
+            with(json!({"source": {"region": "us-east"}})),
+            "spec.source.region",
+        ),
+        (
+            "region made up",
+            with(json!({"destination": {"region": "Mars-1"}})),
+            "spec.destination.region",
+        ),
+        (
+            "account id too short",
+            with(json!({"destination": {"accountId": "12345"}})),
+            "spec.destination.accountId",
+        ),
+        (
+            "account id as a number",
+            with(json!({"destination": {"accountId": 222222222222_u64}})),
+            "spec.destination.accountId",
+        ),
+        (
+            "AssumeRole without roleArn",
+            with(json!({"destination": {"access": {"roleArn": null}}})),
+            "spec.destination.access.roleArn is required",
+        ),
+        (
+            "unknown access mode",
+            with(json!({"destination": {"access": {"mode": "Sometimes"}}})),
+            "spec.destination.access.mode",
+        ),
+        (
+            "roleArn not an ARN",
+            with(json!({"destination": {"access": {"roleArn": "ferry-bucket-admin"}}})),
+            "spec.destination.access.roleArn",
+        ),
+        (
+            "roleArn of another account",
+            with(json!({"destination": {"access": {"roleArn": "arn:aws:iam::333333333333:role/x"}}})),
+            "spec.destination.access.roleArn must be a role of the destination account",
+        ),
+        (
+            "External mode with a roleArn",
+            with(json!({"destination": {"access": {"mode": "External"}}})),
+            "spec.destination.access.roleArn must be empty",
+        ),
+        (
+            "missing access",
+            with(json!({"destination": {"access": null}})),
+            "spec.destination.access",
+        ),
+        (
+            "role name and arn both",
+            with(json!({"dataSyncRole": {"name": "r", "arn": "arn:aws:iam::111111111111:role/r"}})),
+            "spec.dataSyncRole: set name",
+        ),
+        (
+            "role arn malformed",
+            with(json!({"dataSyncRole": {"arn": "arn:aws:s3:::bucket"}})),
+            "spec.dataSyncRole.arn",
+        ),
+        (
+            "role name with spaces",
+            with(json!({"dataSyncRole": {"name": "my role"}})),
+            "spec.dataSyncRole.name",
+        ),
+        (
+            "source roleArn malformed",
+            with(json!({"source": {"roleArn": "arn:aws:iam::1:role/x"}})),
+            "spec.source.roleArn",
+        ),
+        (
+            "unknown task mode",
+            with(json!({"task": {"mode": "Turbo"}})),
+            "spec.task.mode",
+        ),
+        (
+            "Enhanced with point-in-time verification",
+            with(json!({"task": {"verify": "PointInTimeConsistent"}})),
+            "spec.task.verify",
+        ),
+        (
+            "Enhanced with a bandwidth limit",
+            with(json!({"task": {"bytesPerSecond": 1048576}})),
+            "spec.task.bytesPerSecond",
+        ),
+        (
+            "bandwidth limit of zero",
+            with(json!({"task": {"mode": "Basic", "bytesPerSecond": 0}})),
+            "spec.task.bytesPerSecond",
+        ),
+        (
+            "Remove with transfer All",
+            with(json!({"task": {"deleted": "Remove", "transfer": "All"}})),
+            "spec.task.deleted",
+        ),
+        (
+            "a pipe inside a filter",
+            with(json!({"task": {"includes": ["/a*|/b*"]}})),
+            "spec.task.includes",
+        ),
+        (
+            "schedule in prose",
+            with(json!({"schedule": "every day at two"})),
+            "spec.schedule",
+        ),
+        (
+            "schedule more often than hourly",
+            with(json!({"schedule": "rate(5 minutes)"})),
+            "spec.schedule",
+        ),
+        ("unknown run policy", with(json!({"run": "Always"})), "spec.run"),
+        (
+            "unknown deletion policy",
+            with(json!({"deletionPolicy": "Orphan"})),
+            "spec.deletionPolicy",
+        ),
+        (
+            "unknown storage class",
+            with(json!({"destination": {"storageClass": "COLD"}})),
+            "spec.destination.storageClass",
+        ),
+        (
+            "prefix with a leading slash",
+            with(json!({"source": {"prefix": "/media"}})),
+            "spec.source.prefix",
+        ),
+        (
+            "prefix with an empty folder",
+            with(json!({"destination": {"prefix": "a//b"}})),
+            "spec.destination.prefix",
+        ),
+        (
+            "same bucket on both sides",
+            with(json!({"destination": {"bucket": "source-bucket"}})),
+            "spec.destination.bucket must differ",
+        ),
+        (
+            "log level without a log group",
+            with(json!({"task": {"logLevel": "Transfer"}})),
+            "spec.task.logGroupArn is required",
+        ),
+        (
+            "log group ARN malformed",
+            with(json!({"task": {"logGroupArn": "arn:aws:logs:us-east-1:1:log-group:x"}})),
+            "spec.task.logGroupArn",
+        ),
+        (
+            "report into the source bucket",
+            with(json!({"task": {"report": {"bucket": "source-bucket"}}})),
+            "spec.task.report.bucket",
+        ),
+        ("missing source", with(json!({"source": null})), "spec.source"),
+    ]
+}
+
+#[tokio::test]
+async fn invalid_manifests_are_refused_with_a_message_naming_the_field() {
+    let env = env();
+    let client = env.client().await;
+    let ns = env.namespace(&client, "adm").await;
+    let api: Api<CrossAccountTransfer> = Api::namespaced(client.clone(), &ns);
+    let resource = ApiResource::erase::<CrossAccountTransfer>(&());
+    let raw: Api<DynamicObject> = Api::namespaced_with(client, &ns, &resource);
+    let cases = corpus();
+    assert!(cases.len() >= 20);
+    let mut wrong = Vec::new();
+    for (i, (what, spec, needle)) in cases.iter().enumerate() {
+        let manifest = json!({"apiVersion": "ferry.dev/v1alpha1", "kind": "CrossAccountTransfer",
+                              "metadata": {"name": format!("bad-{i}")}, "spec": spec});
+        // Sent as raw JSON, as kubectl would: some of these cannot even be a Rust value.
+        let obj: DynamicObject = serde_json::from_value(manifest).expect("object");
+        let result = raw.create(&PostParams::default(), &obj).await.map(|_| ());
+        match result {
+            Ok(()) => wrong.push(format!("{what}: accepted")),
+            Err(kube::Error::Api(status)) if status.code == 422 => {
+                if !status.message.contains(needle) {
+                    wrong.push(format!("{what}: message does not name `{needle}`: {}", status.message));
+                }
+            }
+            Err(other) => wrong.push(format!("{what}: unexpected error {other}")),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // The valid base is accepted, so every refusal above is for its own reason.
+    let ok = json!({"apiVersion": "ferry.dev/v1alpha1", "kind": "CrossAccountTransfer",
+                    "metadata": {"name": "good"}, "spec": valid_spec()});
+    api.create(&PostParams::default(), &serde_json::from_value(ok).expect("valid"))
+        .await
+        .expect("the valid manifest is accepted");
+}
+
+#[tokio::test]
+async fn the_task_mode_cannot_change() {
+    let env = env();
+    let client = env.client().await;
+    let ns = env.namespace(&client, "immut").await;
+    let api: Api<CrossAccountTransfer> = Api::namespaced(client, &ns);
+    let manifest = json!({"apiVersion": "ferry.dev/v1alpha1", "kind": "CrossAccountTransfer",
+                          "metadata": {"name": "m"}, "spec": valid_spec()});
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(manifest).expect("valid"),
+    )
+    .await
+    .expect("create");
+    let err = api
+        .patch(
+            "m",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"task": {"mode": "Basic"}}})),
+        )
+        .await
+        .expect_err("the mode is immutable");
+    assert!(err.to_string().contains("spec.task.mode is immutable"), "{err}");
+}
+
+#[test]
+fn committed_crds_are_the_generated_ones() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("crd")
+        .output()
+        .expect("run ferry crd");
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).expect("utf8");
+    for path in [
+        "crds/ferry.dev_crossaccounttransfers.yaml",
+        "charts/ferry/crds/ferry.dev_crossaccounttransfers.yaml",
+    ] {
+        let committed = std::fs::read_to_string(repo().join(path)).expect("read the committed CRD");
+        assert!(
+            committed == generated,
+            "{path} is stale: run `make crds` and commit the result"
+        );
+    }
+}
+
+#[tokio::test]
+async fn kubectl_explains_the_resource_and_prints_the_columns() {
+    let env = env();
+    // The API server publishes a new CRD's OpenAPI a moment after it is Established.
+    let text = common::wait_for(
+        "kubectl explain to know the CRD",
+        std::time::Duration::from_secs(60),
+        || async {
+            let out = env.kubectl(&["explain", "crossaccounttransfers.spec.destination.access"]);
+            if out.status.success() {
+                Ok(String::from_utf8_lossy(&out.stdout).to_string())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).to_string())
+            }
+        },
+    )
+    .await;
+    assert!(text.contains("Ferry never calls Account B"), "{text}");
+    assert!(text.contains("roleArn"), "{text}");
+
+    let client = env.client().await;
+    let ns = env.namespace(&client, "cols").await;
+    let api: Api<CrossAccountTransfer> = Api::namespaced(client, &ns);
+    let manifest = json!({"apiVersion": "ferry.dev/v1alpha1", "kind": "CrossAccountTransfer",
+                          "metadata": {"name": "c"}, "spec": valid_spec()});
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(manifest).expect("valid"),
+    )
+    .await
+    .expect("create");
+    let out = env.kubectl(&["get", "xat", "-n", &ns]);
+    let header = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    for column in ["NAME", "PHASE", "SOURCE", "DESTINATION", "PROGRESS", "AGE"] {
+        assert!(header.contains(column), "{header}");
+    }
+    let out = env.kubectl(&["get", "ferry", "-n", &ns, "-o", "name"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "crossaccounttransfer.ferry.dev/c"
+    );
+}
