@@ -186,9 +186,16 @@ async fn apply(obj: &CrossAccountTransfer, ctx: &Context) -> Result<Action> {
         let err = Error::InvalidSpec(problems.join("; "));
         return finish(ctx, obj, obj.status.clone().unwrap_or_default(), Err(err)).await;
     }
-    let mut transfer = match Transfer::new(ctx, obj).await {
+    // A spec not reconciled yet is InProgress at once (GitOps tools wait on this), not after
+    // the whole pipeline ran.
+    let mut status = obj.status.clone().unwrap_or_default();
+    if status.observed_generation != obj.metadata.generation {
+        summarize(obj, &mut status, &Outcome::InProgress);
+        status::write(ctx, obj, &status).await?;
+    }
+    let mut transfer = match Transfer::new(ctx, obj, status.clone()).await {
         Ok(t) => t,
-        Err(err) => return finish(ctx, obj, obj.status.clone().unwrap_or_default(), Err(err)).await,
+        Err(err) => return finish(ctx, obj, status, Err(err)).await,
     };
     let progress = transfer.provision().await;
     let status = std::mem::take(&mut transfer.status);
@@ -244,7 +251,7 @@ async fn cleanup_transfer(obj: &CrossAccountTransfer, ctx: &Context) -> Result<A
         )
         .await;
     } else {
-        let mut transfer = Transfer::new(ctx, obj).await?;
+        let mut transfer = Transfer::new(ctx, obj, obj.status.clone().unwrap_or_default()).await?;
         if let Err(err) = cleanup::run(&mut transfer).await {
             let mut status = std::mem::take(&mut transfer.status);
             let outcome = Outcome::Failed {

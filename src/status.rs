@@ -46,6 +46,8 @@ pub fn set_condition(
 /// How the reconcile ended, as far as the summary is concerned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// The pipeline is starting on a spec it has not reconciled yet.
+    InProgress,
     /// Every step is in place.
     Provisioned,
     /// External mode, waiting for Account B.
@@ -92,6 +94,14 @@ pub fn summarize(obj: &CrossAccountTransfer, status: &mut CrossAccountTransferSt
             };
             (phase, false, reason.clone(), true, false, message.clone())
         }
+        Outcome::InProgress => (
+            if running { Phase::Transferring } else { Phase::Provisioning },
+            false,
+            "Provisioning".into(),
+            true,
+            false,
+            "Ferry is bringing the AWS resources in line with the spec".into(),
+        ),
         Outcome::AwaitingDestination => (
             Phase::AwaitingDestination,
             false,

@@ -1,16 +1,22 @@
 //! The `ferry` command line, also usable as the kubectl plugin `kubectl ferry`.
 
+mod plan;
 mod run;
+mod status;
 
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+pub use plan::{ManifestArgs, PolicyArgs, merged_policy, read_transfers, render_plan};
 pub use run::RunArgs;
+pub use status::{StatusArgs, bar, human_bytes, render};
 
 /// Ferry: copy an S3 bucket into another AWS account with AWS DataSync, from Kubernetes.
+///
+/// Installed on the PATH as `kubectl-ferry`, it also runs as `kubectl ferry ...`.
 #[derive(Parser, Debug)]
-#[command(name = "ferry", version, about, long_about = None)]
+#[command(name = "ferry", version, about)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -24,6 +30,12 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Print the CrossAccountTransfer CRD as YAML.
     Crd,
+    /// Show, without changing anything, the role, policies, locations and task a manifest leads to.
+    Plan(ManifestArgs),
+    /// Print the bucket policy Account B's administrator applies in External mode.
+    Policy(PolicyArgs),
+    /// List transfers with their phase and progress (`-w` to follow them).
+    Status(StatusArgs),
 }
 
 /// Parses durations such as `500ms`, `15s`, `2m`, `1h`.
@@ -55,6 +67,9 @@ pub async fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::run(*args).await,
+        Command::Plan(args) => plan::plan(&args),
+        Command::Policy(args) => plan::policy(&args).await,
+        Command::Status(args) => status::status(&args).await,
         Command::Crd => match crd_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");

@@ -4,24 +4,34 @@
 //! in the status for Account B's administrator.
 
 use super::Transfer;
-use crate::api::{AccessMode, DestinationStatus, condition};
+use crate::api::{AccessMode, CrossAccountTransferSpec, DestinationStatus, condition};
 use crate::aws::{Account, Failure, classify};
 use crate::error::{Error, Result};
 use crate::naming::TransferId;
 use crate::policy::{PolicyChange, destination_statements, merge_statements, standalone_policy};
 
-/// Ferry's statements for this transfer, and their Sids.
-pub fn statements(t: &Transfer<'_>, role_arn: &str) -> (Vec<String>, Vec<serde_json::Value>) {
-    let sids = our_sids(&t.id);
+/// Ferry's statements for a spec, and their Sids (pure).
+pub fn statements_for(
+    spec: &CrossAccountTransferSpec,
+    id: &TransferId,
+    role_arn: &str,
+    creator_arn: &str,
+) -> (Vec<String>, Vec<serde_json::Value>) {
+    let sids = our_sids(id);
     let ours = destination_statements(
-        &t.spec.destination.region,
-        &t.spec.destination.bucket,
+        &spec.destination.region,
+        &spec.destination.bucket,
         &sids[0],
         &sids[1],
         role_arn,
-        &t.identity_a.principal_arn,
+        creator_arn,
     );
     (sids, ours)
+}
+
+/// Ferry's statements for this transfer, and their Sids.
+pub fn statements(t: &Transfer<'_>, role_arn: &str) -> (Vec<String>, Vec<serde_json::Value>) {
+    statements_for(t.spec, &t.id, role_arn, &t.identity_a.principal_arn)
 }
 
 /// The Sids of Ferry's statements for a transfer.

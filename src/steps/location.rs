@@ -6,7 +6,7 @@
 use aws_sdk_datasync::types::{S3Config, S3StorageClass};
 
 use super::{Progress, Transfer};
-use crate::api::{AccessMode, condition};
+use crate::api::{AccessMode, CrossAccountTransferSpec, condition};
 use crate::aws::datasync::{list_locations, owned, same_uri, tag_entries};
 use crate::aws::{FailureKind, classify};
 use crate::error::{Error, Result};
@@ -58,9 +58,13 @@ pub struct ObservedLocation {
     pub storage_class: Option<String>,
 }
 
-/// The desired location of one side (pure).
+/// The desired location of one side of this transfer.
 pub fn desired(t: &Transfer<'_>, side: Side, role_arn: &str) -> DesiredLocation {
-    let spec = t.spec;
+    desired_for(t.spec, side, role_arn)
+}
+
+/// The desired location of one side of a spec (pure).
+pub fn desired_for(spec: &CrossAccountTransferSpec, side: Side, role_arn: &str) -> DesiredLocation {
     match side {
         Side::Source => DesiredLocation {
             region: spec.source.region.clone(),

@@ -68,8 +68,13 @@ pub enum Progress {
 }
 
 impl<'a> Transfer<'a> {
-    /// Sets up the reconcile: credentials for both accounts and Account A's identity.
-    pub async fn new(ctx: &'a Context, obj: &'a CrossAccountTransfer) -> Result<Transfer<'a>> {
+    /// Sets up the reconcile: credentials for both accounts and Account A's identity; `status`
+    /// is where the reconcile starts from.
+    pub async fn new(
+        ctx: &'a Context,
+        obj: &'a CrossAccountTransfer,
+        status: CrossAccountTransferStatus,
+    ) -> Result<Transfer<'a>> {
         let spec = &obj.spec;
         let id = TransferId::new(
             obj.namespace().unwrap_or_default(),
@@ -88,7 +93,7 @@ impl<'a> Transfer<'a> {
             spec,
             id,
             generation: obj.metadata.generation.unwrap_or_default(),
-            status: obj.status.clone().unwrap_or_default(),
+            status,
             account_a,
             identity_a,
             account_b,
@@ -164,10 +169,15 @@ impl<'a> Transfer<'a> {
         status::write(self.ctx, self.obj, &self.status).await
     }
 
-    /// Records an AWS change as a Normal event.
+    /// Records an AWS change as a Normal event. Its action names the AWS resource the note
+    /// mentions, so two changes of the same kind (the source and the destination location, two
+    /// executions) stay two events instead of being merged into one series.
     pub async fn changed(&self, reason: &str, note: String) {
         tracing::info!(reason, "{note}");
-        self.ctx.publish(self.obj, EventType::Normal, reason, note).await;
+        let action = event_action(reason, &note);
+        self.ctx
+            .publish_action(self.obj, EventType::Normal, reason, &action, note)
+            .await;
     }
 
     /// Sets one step condition.
@@ -188,9 +198,35 @@ impl<'a> Transfer<'a> {
     }
 }
 
+/// The event action for a change: the reason and the last segment of the first ARN in the note
+/// (pure).
+pub fn event_action(reason: &str, note: &str) -> String {
+    let subject = note
+        .split_whitespace()
+        .find(|w| w.starts_with("arn:"))
+        .and_then(|arn| arn.trim_end_matches([',', '.', ';']).rsplit(['/', ':']).next());
+    let action = match subject {
+        Some(s) if !s.is_empty() => format!("{reason} {s}"),
+        _ => reason.to_string(),
+    };
+    action.chars().take(128).collect()
+}
+
 impl Context {
-    /// Publishes a Kubernetes event about `obj`; failures to publish are only logged.
+    /// Publishes a Kubernetes event about `obj` (action = reason); failures are only logged.
     pub async fn publish(&self, obj: &CrossAccountTransfer, type_: EventType, reason: &str, note: String) {
+        self.publish_action(obj, type_, reason, reason, note).await;
+    }
+
+    /// Publishes a Kubernetes event with an explicit action.
+    pub async fn publish_action(
+        &self,
+        obj: &CrossAccountTransfer,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
         let mut note = note;
         if note.len() > 1000 {
             let mut cut = 1000;
@@ -203,11 +239,38 @@ impl Context {
             type_,
             reason: reason.to_string(),
             note: Some(note),
-            action: reason.to_string(),
+            action: action.to_string(),
             secondary: None,
         };
         if let Err(err) = self.recorder.publish(&event, &obj.object_ref(&())).await {
             tracing::warn!(error = %err, "could not publish event {reason}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_action;
+
+    #[test]
+    fn event_actions_name_the_resource() {
+        assert_eq!(
+            event_action(
+                "LocationCreated",
+                "created the source DataSync location arn:aws:datasync:us-east-1:1:location/loc-1 for s3://b/"
+            ),
+            "LocationCreated loc-1"
+        );
+        assert_eq!(
+            event_action(
+                "ExecutionStarted",
+                "started DataSync execution arn:aws:datasync:us-east-1:1:task/t/execution/exec-9"
+            ),
+            "ExecutionStarted exec-9"
+        );
+        assert_eq!(
+            event_action("AclsDisabled", "set Object Ownership of bucket b"),
+            "AclsDisabled"
+        );
     }
 }

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::Transfer;
-use crate::api::{RoleStatus, condition};
+use crate::api::{CrossAccountTransferSpec, RoleStatus, condition};
 use crate::aws::classify;
 use crate::error::{Error, Result};
 use crate::naming::{INLINE_POLICY_NAME, arn_account, role_name_from_arn};
@@ -52,11 +52,10 @@ pub fn diff(observed: Option<&ObservedRole>, trust: &Value, inline: &Value) -> R
     }
 }
 
-/// The inputs of both role documents for this transfer.
-pub fn inputs<'s>(t: &'s Transfer<'_>) -> RoleInputs<'s> {
-    let spec = t.spec;
+/// The inputs of both role documents for a spec, given Account A's id (pure).
+pub fn inputs_for<'s>(spec: &'s CrossAccountTransferSpec, account_id: &'s str) -> RoleInputs<'s> {
     RoleInputs {
-        account_id: t.account_a_id(),
+        account_id,
         regions: vec![spec.destination.region.as_str(), spec.source.region.as_str()],
         source_bucket: &spec.source.bucket,
         source_prefix: spec.source.prefix.as_deref(),
@@ -69,13 +68,22 @@ pub fn inputs<'s>(t: &'s Transfer<'_>) -> RoleInputs<'s> {
     }
 }
 
-/// The name of the role Ferry manages for this transfer.
-pub fn managed_role_name(t: &Transfer<'_>) -> String {
-    t.spec
-        .data_sync_role
+/// The inputs of both role documents for this transfer.
+pub fn inputs<'s>(t: &'s Transfer<'_>) -> RoleInputs<'s> {
+    inputs_for(t.spec, t.account_a_id())
+}
+
+/// The name of the role Ferry manages for a spec (pure).
+pub fn role_name_for(spec: &CrossAccountTransferSpec, id: &crate::naming::TransferId) -> String {
+    spec.data_sync_role
         .name
         .clone()
-        .unwrap_or_else(|| t.id.default_role_name())
+        .unwrap_or_else(|| id.default_role_name())
+}
+
+/// The name of the role Ferry manages for this transfer.
+pub fn managed_role_name(t: &Transfer<'_>) -> String {
+    role_name_for(t.spec, &t.id)
 }
 
 /// Ensures the role and records its ARN in the status.

@@ -1,0 +1,428 @@
+//! `ferry plan -f FILE` and `ferry policy -f FILE`: what a manifest leads to in AWS, computed
+//! offline with the same pure functions the controller uses.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use kube::ResourceExt;
+use serde_json::Value;
+
+use crate::api::{AccessMode, CrossAccountTransfer, RunPolicy};
+use crate::naming::{INLINE_POLICY_NAME, TransferId, partition};
+use crate::policy::{PolicyChange, merge_statements, role_inline_policy, standalone_policy, trust_policy};
+use crate::steps::bucket_policy::statements_for;
+use crate::steps::location::{Side, desired_for};
+use crate::steps::role::{inputs_for, role_name_for};
+use crate::steps::task;
+
+/// Options shared by `plan` and `policy`.
+#[derive(Args, Debug, Clone)]
+pub struct ManifestArgs {
+    /// Manifest file with one or more CrossAccountTransfer documents (`-` for stdin).
+    #[arg(short = 'f', long = "filename")]
+    pub file: PathBuf,
+    /// Account A's id (the account Ferry runs as). Default: a placeholder.
+    #[arg(long)]
+    pub account_a_id: Option<String>,
+    /// The identity Ferry runs as in Account A (statement two of the bucket policy).
+    #[arg(long)]
+    pub creator_arn: Option<String>,
+    /// The transfer's metadata.uid (the Sids derive from it). Default: from the manifest, or
+    /// from the cluster when the transfer exists there.
+    #[arg(long)]
+    pub uid: Option<String>,
+}
+
+/// Options of `ferry policy`.
+#[derive(Args, Debug)]
+pub struct PolicyArgs {
+    /// The manifest and identity options.
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    /// Account B's current bucket policy (JSON file): Ferry's statements are merged into it,
+    /// every other statement kept as it is.
+    #[arg(long)]
+    pub existing: Option<PathBuf>,
+    /// Never ask the cluster; compute from the manifest and the options only.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// Reads the CrossAccountTransfer documents of a manifest file (other kinds are skipped).
+pub fn read_transfers(file: &PathBuf) -> Result<Vec<CrossAccountTransfer>, String> {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("reading stdin: {e}"))?
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?
+    };
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&text).map_err(|e| format!("{}: not YAML: {e}", file.display()))?;
+    let mut out = Vec::new();
+    for doc in docs {
+        if doc.get("kind").and_then(Value::as_str) != Some("CrossAccountTransfer") {
+            continue;
+        }
+        let name = doc["metadata"]["name"].as_str().unwrap_or("?").to_string();
+        let obj: CrossAccountTransfer =
+            serde_json::from_value(doc).map_err(|e| format!("CrossAccountTransfer {name}: {e}"))?;
+        out.push(obj);
+    }
+    if out.is_empty() {
+        return Err(format!("{}: no CrossAccountTransfer in it", file.display()));
+    }
+    Ok(out)
+}
+
+struct Identity {
+    id: TransferId,
+    account_a: String,
+    creator: String,
+}
+
+fn identity(obj: &CrossAccountTransfer, args: &ManifestArgs) -> Identity {
+    let uid = args
+        .uid
+        .clone()
+        .or_else(|| obj.metadata.uid.clone())
+        .unwrap_or_else(|| "<uid>".into());
+    let account_a = args.account_a_id.clone().unwrap_or_else(|| "<account-a-id>".into());
+    let creator = args
+        .creator_arn
+        .clone()
+        .unwrap_or_else(|| format!("<identity Ferry runs as in account {account_a}>"));
+    Identity {
+        id: TransferId::new(obj.namespace().unwrap_or_else(|| "default".into()), obj.name_any(), uid),
+        account_a,
+        creator,
+    }
+}
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("      {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The plan of one transfer as text (pure).
+pub fn render_plan(obj: &CrossAccountTransfer, args: &ManifestArgs) -> String {
+    let spec = &obj.spec;
+    let who = identity(obj, args);
+    let mut out = Vec::new();
+    out.push(format!("CrossAccountTransfer {}", who.id.resource()));
+    let problems = spec.validate();
+    if !problems.is_empty() {
+        out.push(format!("  INVALID: {}", problems.join("; ")));
+    }
+    if who.id.uid == "<uid>" {
+        out.push("  (the Sids and tags use the uid Kubernetes gives the resource: shown as <uid>)".into());
+    }
+
+    let (role_arn, role_line) = match &spec.data_sync_role.arn {
+        Some(arn) => (arn.clone(), format!("use the existing role {arn} unchanged")),
+        None => {
+            let name = role_name_for(spec, &who.id);
+            let arn = format!(
+                "arn:{}:iam::{}:role/{name}",
+                partition(&spec.source.region),
+                who.account_a
+            );
+            (arn.clone(), format!("create and manage {arn}"))
+        }
+    };
+    let inputs = inputs_for(spec, &who.account_a);
+    out.push(format!("\n1. DataSync IAM role (Account A): {role_line}"));
+    if spec.data_sync_role.arn.is_none() {
+        out.push("   trust policy:".into());
+        out.push(indent(&pretty(&trust_policy(&inputs))));
+        out.push(format!("   inline policy {INLINE_POLICY_NAME}:"));
+        out.push(indent(&pretty(&role_inline_policy(
+            &inputs,
+            &spec.destination.region,
+            &spec.source.region,
+        ))));
+    }
+
+    let (sids, ours) = statements_for(spec, &who.id, &role_arn, &who.creator);
+    let b = &spec.destination;
+    match b.access.mode {
+        AccessMode::AssumeRole => {
+            out.push(format!(
+                "\n2. Object Ownership of bucket {} (Account B {}): set to BucketOwnerEnforced (ACLs disabled), the previous value kept to restore on deletion; via {}",
+                b.bucket,
+                b.account_id,
+                b.access.role_arn.as_deref().unwrap_or("<roleArn>")
+            ));
+            out.push(format!(
+                "\n3. Bucket policy of {}: statements {} put in by Sid, every other statement kept:",
+                b.bucket,
+                sids.join(", ")
+            ));
+        }
+        AccessMode::External => {
+            out.push(format!(
+                "\n2. Object Ownership of bucket {} (Account B {}): Account B's administrator sets BucketOwnerEnforced (External mode: Ferry never calls Account B)",
+                b.bucket, b.account_id
+            ));
+            out.push(format!(
+                "\n3. Bucket policy of {}: Account B's administrator adds these statements (`ferry policy -f ...` prints the whole policy):",
+                b.bucket
+            ));
+        }
+    }
+    out.push(indent(&pretty(&Value::Array(ours))));
+
+    let src = desired_for(spec, Side::Source, &role_arn);
+    let dst = desired_for(spec, Side::Destination, &role_arn);
+    out.push(format!(
+        "\n4. Source location (Account A, {}): {} (subdirectory {}), bucket access role {role_arn}",
+        src.region, src.uri, src.subdirectory
+    ));
+    out.push(format!(
+        "\n5. Destination location (Account A, {}): {} (subdirectory {}), storage class {}, bucket access role {role_arn}",
+        dst.region,
+        dst.uri,
+        dst.subdirectory,
+        dst.storage_class.as_deref().unwrap_or("STANDARD")
+    ));
+
+    let settings = task::desired(
+        spec,
+        &who.id.task_name(),
+        "<source location>",
+        "<destination location>",
+        &role_arn,
+    );
+    out.push(format!(
+        "\n6. Task {} (Account A, {}): mode {}, verify {}, overwrite {}, transfer {}, deleted files {}, object tags {}, log level {}{}",
+        settings.name,
+        spec.destination.region,
+        settings.mode,
+        settings.verify,
+        settings.overwrite,
+        settings.transfer,
+        settings.preserve_deleted,
+        settings.object_tags,
+        settings.log_level,
+        if settings.bytes_per_second > 0 {
+            format!(", {} bytes/s", settings.bytes_per_second)
+        } else {
+            String::new()
+        }
+    ));
+    if let Some(i) = &settings.includes {
+        out.push(format!("   includes: {i}"));
+    }
+    if let Some(e) = &settings.excludes {
+        out.push(format!("   excludes: {e}"));
+    }
+    if let Some((expr, enabled)) = &settings.schedule {
+        out.push(format!(
+            "   schedule: {expr} ({})",
+            if *enabled { "enabled" } else { "disabled: suspended" }
+        ));
+    }
+    if let Some(g) = &settings.log_group_arn {
+        out.push(format!("   log group: {g}"));
+    }
+    if let Some(r) = &settings.report {
+        out.push(format!(
+            "   task report: {}{} ({}, {})",
+            r.bucket_arn, r.subdirectory, r.output, r.level
+        ));
+    }
+    let run = match (spec.suspend, spec.run) {
+        (true, _) => "suspended: no execution is started".to_string(),
+        (false, RunPolicy::OnChange) => {
+            "one execution for every new spec generation (and for each new ferry.dev/run annotation value)".to_string()
+        }
+        (false, RunPolicy::Manual) => {
+            "an execution each time the annotation ferry.dev/run gets a new value".to_string()
+        }
+    };
+    out.push(format!("\n7. Execution: {run}"));
+    out.push(format!(
+        "\nOn deletion ({}): {}",
+        spec.deletion_policy,
+        match spec.deletion_policy {
+            crate::api::DeletionPolicy::Delete => "the task, both locations, Ferry's bucket-policy statements and the role Ferry created are removed; Object Ownership is put back",
+            crate::api::DeletionPolicy::Retain => "everything stays in AWS",
+        }
+    ));
+    let text = out.join("\n");
+    if who.id.uid == "<uid>" {
+        text.replace(&who.id.hash(), "<uid-hash>")
+    } else {
+        text
+    }
+}
+
+/// Runs `ferry plan`.
+pub fn plan(args: &ManifestArgs) -> i32 {
+    match read_transfers(&args.file) {
+        Ok(transfers) => {
+            let plans: Vec<String> = transfers.iter().map(|t| render_plan(t, args)).collect();
+            println!("{}", plans.join("\n\n---\n\n"));
+            if transfers.iter().any(|t| !t.spec.validate().is_empty()) {
+                1
+            } else {
+                0
+            }
+        }
+        Err(e) => {
+            eprintln!("ferry plan: {e}");
+            1
+        }
+    }
+}
+
+/// The bucket policy Account B applies: Ferry's statements merged into `existing` (pure).
+pub fn merged_policy(required: &str, existing: Option<&str>) -> Result<String, String> {
+    let doc: Value = serde_json::from_str(required).map_err(|e| format!("the required policy is not JSON: {e}"))?;
+    let ours: Vec<Value> = doc["Statement"].as_array().cloned().unwrap_or_default();
+    let sids: Vec<String> = ours
+        .iter()
+        .filter_map(|s| s["Sid"].as_str().map(str::to_string))
+        .collect();
+    match merge_statements(existing, &sids, &ours).map_err(|e| format!("--existing: {e}"))? {
+        PolicyChange::Put(doc) => {
+            let v: Value = serde_json::from_str(&doc).map_err(|e| e.to_string())?;
+            Ok(pretty(&v))
+        }
+        PolicyChange::Unchanged => Ok(existing.unwrap_or_default().to_string()),
+        PolicyChange::Delete => Ok(String::new()),
+    }
+}
+
+async fn published_policy(obj: &CrossAccountTransfer) -> Option<String> {
+    let client = kube::Client::try_default().await.ok()?;
+    let ns = obj
+        .namespace()
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let api: kube::Api<CrossAccountTransfer> = kube::Api::namespaced(client, &ns);
+    let live = api.get_opt(&obj.name_any()).await.ok()??;
+    live.status?.destination?.required_bucket_policy
+}
+
+/// Runs `ferry policy`.
+pub async fn policy(args: &PolicyArgs) -> i32 {
+    let transfers = match read_transfers(&args.manifest.file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("ferry policy: {e}");
+            return 1;
+        }
+    };
+    let existing = match &args.existing {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                eprintln!("ferry policy: reading {}: {e}", path.display());
+                return 1;
+            }
+        },
+        None => None,
+    };
+    let mut current = existing;
+    for obj in &transfers {
+        let published = if args.offline {
+            None
+        } else {
+            published_policy(obj).await
+        };
+        let required = match published {
+            Some(p) => p,
+            None => {
+                let m = &args.manifest;
+                if m.uid.is_none() && obj.metadata.uid.is_none() || m.account_a_id.is_none() || m.creator_arn.is_none()
+                {
+                    eprintln!(
+                        "ferry policy: {}: the statements name the DataSync role, Ferry's identity in Account A and Sids derived from the transfer's uid. Apply the manifest first (Ferry publishes the exact policy in status.destination.requiredBucketPolicy and this command reads it), or pass --uid, --account-a-id and --creator-arn",
+                        obj.name_any()
+                    );
+                    return 1;
+                }
+                let who = identity(obj, m);
+                let role_arn = obj.spec.data_sync_role.arn.clone().unwrap_or_else(|| {
+                    format!(
+                        "arn:{}:iam::{}:role/{}",
+                        partition(&obj.spec.source.region),
+                        who.account_a,
+                        role_name_for(&obj.spec, &who.id)
+                    )
+                });
+                let (_, ours) = statements_for(&obj.spec, &who.id, &role_arn, &who.creator);
+                standalone_policy(&ours)
+            }
+        };
+        match merged_policy(&required, current.as_deref()) {
+            Ok(doc) => current = Some(doc),
+            Err(e) => {
+                eprintln!("ferry policy: {e}");
+                return 1;
+            }
+        }
+    }
+    println!("{}", current.unwrap_or_default());
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj() -> CrossAccountTransfer {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "ferry.dev/v1alpha1", "kind": "CrossAccountTransfer",
+            "metadata": {"name": "media", "namespace": "data", "uid": "1234"},
+            "spec": {"source": {"bucket": "src", "region": "us-east-1", "prefix": "media/"},
+                     "destination": {"bucket": "dst", "region": "us-west-1", "accountId": "222222222222",
+                                     "access": {"mode": "External"}},
+                     "task": {"excludes": ["*.tmp"]}, "schedule": "rate(1 day)"}
+        }))
+        .unwrap()
+    }
+
+    fn args() -> ManifestArgs {
+        ManifestArgs {
+            file: PathBuf::from("-"),
+            account_a_id: Some("111111111111".into()),
+            creator_arn: Some("arn:aws:iam::111111111111:role/ops/ferry".into()),
+            uid: None,
+        }
+    }
+
+    #[test]
+    fn the_plan_names_every_step() {
+        let text = render_plan(&obj(), &args());
+        for needle in [
+            "arn:aws:iam::111111111111:role/ferry-data-media",
+            "datasync.amazonaws.com",
+            "External mode: Ferry never calls Account B",
+            "s3://src/media/",
+            "s3://dst/",
+            "excludes: *.tmp",
+            "schedule: rate(1 day)",
+            "arn:aws:iam::111111111111:role/ops/ferry",
+            "mode ENHANCED",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in\n{text}");
+        }
+    }
+
+    #[test]
+    fn the_policy_merges_into_the_existing_one() {
+        let required = standalone_policy(&[serde_json::json!({"Sid": "FerryX", "Effect": "Allow"})]);
+        let existing =
+            serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "Mine", "Effect": "Deny"}]}).to_string();
+        let merged: Value = serde_json::from_str(&merged_policy(&required, Some(&existing)).unwrap()).unwrap();
+        assert_eq!(merged["Statement"][0]["Sid"], "Mine");
+        assert_eq!(merged["Statement"][1]["Sid"], "FerryX");
+        let again = merged_policy(&required, Some(&merged.to_string())).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&again).unwrap(), merged);
+    }
+}
