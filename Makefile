@@ -8,12 +8,21 @@ CARGO ?= cargo
 TEST_THREADS ?= 4
 export GOTOOLCHAIN := local
 
-.PHONY: all build testenv test unit lint fmt crds demo bench clean-testenv
+PREFIX ?= $(HOME)/.local
+
+.PHONY: all build install testenv test unit lint fmt crds demo bench clean-testenv
 
 all: build
 
 build:
 	$(CARGO) build --locked
+
+## install: ferry and the kubectl plugin link (kubectl ferry ...) into $(PREFIX)/bin
+install:
+	$(CARGO) build --release --locked
+	install -D -m 0755 target/release/ferry $(PREFIX)/bin/ferry
+	ln -sf ferry $(PREFIX)/bin/kubectl-ferry
+	@echo "installed $(PREFIX)/bin/ferry and $(PREFIX)/bin/kubectl-ferry (kubectl ferry ...)"
 
 ## testenv: build etcd, kube-apiserver, kubectl, helm and the GitOps checkers, and the emulator venv
 testenv:

@@ -633,3 +633,40 @@ async fn schedule_and_suspend_reach_the_task() {
         Some("DISABLED")
     );
 }
+
+#[tokio::test]
+async fn source_role_arn_is_assumed_and_assumed_credentials_are_cached() {
+    let s = Scenario::new("srcrole", "us-east-1", "us-east-1").await;
+    // The operator runs as a platform account and reaches Account A through source.roleArn.
+    let platform = common::aws::account(s.env, &common::aws::random_account_id(), "/", "ferry-platform").await;
+    let _op = s
+        .env
+        .operator(&s.ns, &platform.creds, &[("FERRY_RESYNC_INTERVAL", "1s")]);
+    s.apply(&s.manifest("r", json!({"source": {"roleArn": s.a.role_arn}})))
+        .await;
+    let obj = s.wait_phase("r", Phase::Succeeded, CONVERGE).await;
+    let st = status(&obj);
+    assert!(
+        st.role.expect("role").arn.contains(&format!(":{}:", s.a.id)),
+        "the role is in Account A"
+    );
+    assert!(
+        platform
+            .roles()
+            .await
+            .iter()
+            .all(|r| !r.starts_with("ferry-") || r == "ferry-platform")
+    );
+    assert_eq!(
+        st.destination.and_then(|d| d.creator_arn).as_deref(),
+        Some(s.a.role_arn.as_str())
+    );
+    assert_eq!(s.a.tasks(&s.dst_region).await.len(), 1, "the task is Account A's");
+
+    // Many reconciles later (drift checks every second), each role was assumed once.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let by_platform = calls(s.env, &format!("account={}&operation=AssumeRole", platform.id));
+    assert_eq!(by_platform.len(), 1, "source.roleArn assumed once: {by_platform:?}");
+    let by_a = calls(s.env, &format!("account={}&operation=AssumeRole", s.a.id));
+    assert_eq!(by_a.len(), 1, "Account B's role assumed once: {by_a:?}");
+}

@@ -139,7 +139,7 @@ impl Aws {
             .await;
         let config = from
             .to_builder()
-            .credentials_provider(SharedCredentialsProvider::new(provider))
+            .credentials_provider(SharedCredentialsProvider::new(CachedCredentials::new(provider)))
             .build();
         cache.insert(key.to_string(), config.clone());
         config
@@ -213,6 +213,48 @@ pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
         .build_https()
+}
+
+/// Credentials of an assumed role, kept until five minutes before they expire. The SDK's
+/// identity cache already caches per client configuration; this also covers the provider
+/// chains built on top (Account B's role is assumed with Account A's assumed credentials).
+#[derive(Debug)]
+struct CachedCredentials {
+    inner: aws_config::sts::AssumeRoleProvider,
+    current: Mutex<Option<aws_credential_types::Credentials>>,
+}
+
+impl CachedCredentials {
+    const REFRESH_BEFORE: Duration = Duration::from_secs(300);
+
+    fn new(inner: aws_config::sts::AssumeRoleProvider) -> Self {
+        Self {
+            inner,
+            current: Mutex::new(None),
+        }
+    }
+}
+
+impl aws_credential_types::provider::ProvideCredentials for CachedCredentials {
+    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            let mut current = self.current.lock().await;
+            if let Some(creds) = current.as_ref() {
+                let fresh = creds
+                    .expiry()
+                    .is_none_or(|at| at > std::time::SystemTime::now() + Self::REFRESH_BEFORE);
+                if fresh {
+                    return Ok(creds.clone());
+                }
+            }
+            let creds = self.inner.provide_credentials().await?;
+            *current = Some(creds.clone());
+            Ok(creds)
+        })
+    }
 }
 
 /// Shared handle.

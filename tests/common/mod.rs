@@ -518,7 +518,9 @@ impl TestEnv {
         for (k, v) in extra {
             vars.insert(k.to_string(), v.to_string());
         }
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        // `make bench` runs the release build through FERRY_BENCH_BIN.
+        let binary = std::env::var("FERRY_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ferry").to_string());
+        let mut cmd = Command::new(binary);
         cmd.arg("run")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -568,6 +570,11 @@ impl Operator {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Its process id (0 once it has exited).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
     }
 
     /// Whether it has exited, and how.
