@@ -7,7 +7,7 @@ cargo build --release --locked
 export FERRY_BENCH_BIN="$PWD/target/release/ferry"
 out=$(mktemp)
 cargo test --locked --test bench -- --ignored --nocapture --test-threads=1 2>/dev/null | tee "$out"
-table=$(grep '^|' "$out")
+table=$(grep -o '| .*|$' "$out")
 rm -f "$out"
 machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m)"
 python3 - "$table" "$machine" <<'PY'

@@ -670,3 +670,28 @@ async fn source_role_arn_is_assumed_and_assumed_credentials_are_cached() {
     let by_a = calls(s.env, &format!("account={}&operation=AssumeRole", s.a.id));
     assert_eq!(by_a.len(), 1, "Account B's role assumed once: {by_a:?}");
 }
+
+#[tokio::test]
+async fn deleting_during_a_transfer_cancels_it_and_cleans_up() {
+    let s = Scenario::new("mid", "us-east-1", "us-east-1").await;
+    let _op = s.operator(&[]);
+    s.apply(&s.manifest("m", json!({}))).await;
+    let api = s.api();
+    // Delete as soon as DataSync is working (the execution lasts about two seconds here).
+    wait_for("an execution to start", CONVERGE, || {
+        let api = api.clone();
+        async move {
+            let obj = api.get("m").await.map_err(|e| e.to_string())?;
+            match obj.status.and_then(|st| st.execution) {
+                Some(e) => Ok(e),
+                None => Err("no execution yet".into()),
+            }
+        }
+    })
+    .await;
+    s.delete_and_wait("m", CONVERGE).await;
+    assert!(s.a.tasks(&s.dst_region).await.is_empty());
+    assert!(s.a.locations(&s.src_region).await.is_empty());
+    assert_eq!(s.a.roles().await, vec!["ferry-operator".to_string()]);
+    assert_eq!(s.b.bucket_policy(&s.dst_region, &s.dst).await, None);
+}
