@@ -695,3 +695,36 @@ async fn deleting_during_a_transfer_cancels_it_and_cleans_up() {
     assert_eq!(s.a.roles().await, vec!["ferry-operator".to_string()]);
     assert_eq!(s.b.bucket_policy(&s.dst_region, &s.dst).await, None);
 }
+
+#[tokio::test]
+async fn moving_to_another_destination_bucket_releases_the_old_one() {
+    let s = Scenario::new("moveb", "us-east-1", "us-east-1").await;
+    s.b.set_ownership(&s.dst_region, &s.dst, "ObjectWriter").await;
+    let second = format!("{}-2", s.dst);
+    s.b.bucket(&s.dst_region, &second).await;
+    let theirs = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Theirs", "Effect": "Deny",
+        "Principal": "*", "Action": "s3:DeleteBucket", "Resource": format!("arn:aws:s3:::{second}")}]});
+    s.b.put_bucket_policy(&s.dst_region, &second, &theirs.to_string()).await;
+    let _op = s.operator(&[]);
+    s.apply(&s.manifest("mv", json!({}))).await;
+    s.wait_phase("mv", Phase::Succeeded, CONVERGE).await;
+
+    s.patch_spec("mv", json!({"destination": {"bucket": second}})).await;
+    let obj = s.wait_phase("mv", Phase::Succeeded, CONVERGE).await;
+    // The old bucket is as Ferry found it; the new one has its own statement and Ferry's.
+    assert_eq!(s.b.bucket_policy(&s.dst_region, &s.dst).await, None);
+    assert_eq!(s.b.ownership(&s.dst_region, &s.dst).await, "ObjectWriter");
+    let policy = parse(&s.b.bucket_policy(&s.dst_region, &second).await.expect("policy"));
+    let statements = policy["Statement"].as_array().expect("statements");
+    assert_eq!(statements.len(), 3);
+    assert_eq!(statements[0], theirs["Statement"][0]);
+    let st = status(&obj);
+    assert_eq!(st.destination.and_then(|d| d.bucket).as_deref(), Some(second.as_str()));
+    assert!(st.retired.is_empty(), "{:?}", st.retired);
+    assert_eq!(
+        s.a.locations(&s.dst_region).await.len(),
+        2,
+        "source and the new destination"
+    );
+    assert_eq!(s.b.keys(&s.dst_region, &second, "archive/").await.len(), 2);
+}
