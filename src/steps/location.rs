@@ -7,7 +7,7 @@ use aws_sdk_datasync::types::{S3Config, S3StorageClass};
 
 use super::{Progress, Transfer};
 use crate::api::{AccessMode, CrossAccountTransferSpec, condition};
-use crate::aws::datasync::{list_locations, owned, same_uri, tag_entries};
+use crate::aws::datasync::{list_locations, same_uri, tag_entries};
 use crate::aws::{FailureKind, classify};
 use crate::error::{Error, Result};
 use crate::naming::{bucket_arn, location_uri, subdirectory};
@@ -198,13 +198,7 @@ async fn ensure_one(t: &mut Transfer<'_>, side: Side, want: &DesiredLocation) ->
         .await
         .map_err(|f| t.aws_error(&f, &account, "datasync:ListLocations", &want.uri))?;
     for (arn, _) in candidates {
-        if t.status.retired.contains(&arn) {
-            continue;
-        }
-        let ours = owned(&client, &arn, &t.id)
-            .await
-            .map_err(|f| t.aws_error(&f, &account, "datasync:ListTagsForResource", &arn))?;
-        if !ours {
+        if !t.adoptable(&client, &arn).await? {
             continue;
         }
         let found = describe(&client, &arn)

@@ -135,6 +135,17 @@ impl<'a> Transfer<'a> {
         }
     }
 
+    /// Whether a DataSync resource found by a search may be adopted: it carries this
+    /// transfer's tag and is not one Ferry already retired.
+    pub async fn adoptable(&self, client: &aws_sdk_datasync::Client, arn: &str) -> Result<bool> {
+        if self.status.retired.iter().any(|a| a == arn) {
+            return Ok(false);
+        }
+        crate::aws::datasync::owned(client, arn, &self.id)
+            .await
+            .map_err(|f| self.aws_error(&f, self.account_a_id(), "datasync:ListTagsForResource", arn))
+    }
+
     /// Account A's id.
     pub fn account_a_id(&self) -> &str {
         &self.identity_a.account

@@ -40,12 +40,21 @@ fn gone_is_done(result: std::result::Result<(), Failure>) -> std::result::Result
     }
 }
 
+/// A DataSync client for the resource's region, when the resource is this transfer's.
+async fn owned_datasync(
+    account: &Account,
+    arn: &str,
+    id: &TransferId,
+) -> std::result::Result<Option<aws_sdk_datasync::Client>, Failure> {
+    let client = account.datasync(arn_region(arn).unwrap_or("us-east-1"));
+    Ok(owned(&client, arn, id).await?.then_some(client))
+}
+
 /// Cancels the task's running executions and deletes it, if it is this transfer's.
 pub async fn delete_task(account: &Account, arn: &str, id: &TransferId) -> std::result::Result<bool, Failure> {
-    let client = account.datasync(arn_region(arn).unwrap_or("us-east-1"));
-    if !owned(&client, arn, id).await? {
+    let Some(client) = owned_datasync(account, arn, id).await? else {
         return Ok(false);
-    }
+    };
     match list_executions(&client, arn).await {
         Ok(executions) => {
             for (exec, status) in executions {
@@ -79,10 +88,9 @@ pub async fn delete_task(account: &Account, arn: &str, id: &TransferId) -> std::
 
 /// Deletes a location, if it is this transfer's.
 pub async fn delete_location(account: &Account, arn: &str, id: &TransferId) -> std::result::Result<bool, Failure> {
-    let client = account.datasync(arn_region(arn).unwrap_or("us-east-1"));
-    if !owned(&client, arn, id).await? {
+    let Some(client) = owned_datasync(account, arn, id).await? else {
         return Ok(false);
-    }
+    };
     gone_is_done(
         client
             .delete_location()

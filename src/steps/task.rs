@@ -11,7 +11,7 @@ use aws_sdk_datasync::types::{
 
 use super::Transfer;
 use crate::api::{self, CrossAccountTransferSpec, condition};
-use crate::aws::datasync::{list_tasks, owned, tag_entries};
+use crate::aws::datasync::{list_tasks, tag_entries};
 use crate::aws::{FailureKind, classify};
 use crate::error::Result;
 use crate::naming::{bucket_arn, subdirectory};
@@ -349,13 +349,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         .await
         .map_err(|f| t.aws_error(&f, &account, "datasync:ListTasks", &want.name))?;
     for (arn, name) in tasks {
-        if name != want.name || t.status.retired.contains(&arn) {
-            continue;
-        }
-        let ours = owned(&client, &arn, &t.id)
-            .await
-            .map_err(|f| t.aws_error(&f, &account, "datasync:ListTagsForResource", &arn))?;
-        if !ours {
+        if name != want.name || !t.adoptable(&client, &arn).await? {
             continue;
         }
         let out = client
