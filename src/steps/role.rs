@@ -95,8 +95,9 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     let region = t.spec.source.region.clone();
     let account = t.account_a_id().to_string();
     let iam = t.account_a.iam(&region);
-    let trust = trust_policy(&inputs(t));
-    let inline = role_inline_policy(&inputs(t), &t.spec.destination.region, &t.spec.source.region);
+    let documents = inputs(t);
+    let trust = trust_policy(&documents);
+    let inline = role_inline_policy(&documents, &t.spec.destination.region, &t.spec.source.region);
 
     let observed = observe(t, &iam, &name, &account).await?;
     if let Some(role) = &observed
@@ -129,11 +130,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
             .await
             .map_err(|e| t.sdk_error(&e, &account, "iam:CreateRole", &resource))?;
         arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
-        retire_previous(t, &arn);
-        t.status.role = Some(RoleStatus {
-            arn: arn.clone(),
-            managed: true,
-        });
+        record(t, &arn, true);
         t.permissions_changed();
         t.persist().await?;
         t.changed("RoleCreated", format!("created IAM role {arn} for DataSync"))
@@ -170,11 +167,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
             .await;
         }
     }
-    retire_previous(t, &arn);
-    t.status.role = Some(RoleStatus {
-        arn: arn.clone(),
-        managed: true,
-    });
+    record(t, &arn, true);
     t.condition(
         condition::ROLE_READY,
         true,
@@ -241,11 +234,7 @@ async fn use_existing(t: &mut Transfer<'_>, arn: &str) -> Result<()> {
         }
         Err(e) => return Err(t.sdk_error(&e, &account, "iam:GetRole", arn)),
     }
-    retire_previous(t, arn);
-    t.status.role = Some(RoleStatus {
-        arn: arn.to_string(),
-        managed: false,
-    });
+    record(t, arn, false);
     t.condition(
         condition::ROLE_READY,
         true,
@@ -255,14 +244,19 @@ async fn use_existing(t: &mut Transfer<'_>, arn: &str) -> Result<()> {
     Ok(())
 }
 
-/// A managed role of an earlier spec (another name) is retired once the new one exists.
-fn retire_previous(t: &mut Transfer<'_>, new_arn: &str) {
+/// Records the role in the status; a managed role of an earlier spec (another name) is retired,
+/// to be deleted once nothing uses it.
+fn record(t: &mut Transfer<'_>, arn: &str, managed: bool) {
     if let Some(old) = t.status.role.clone()
         && old.managed
-        && old.arn != new_arn
+        && old.arn != arn
     {
         t.retire(&old.arn);
     }
+    t.status.role = Some(RoleStatus {
+        arn: arn.to_string(),
+        managed,
+    });
 }
 
 #[cfg(test)]
