@@ -40,6 +40,16 @@ const SCHEDULE_PATTERN: &str = r"^(cron\([0-9A-Za-z*?,/#LW -]+\)|rate\([1-9][0-9
 /// A DataSync filter pattern (one pattern; Ferry joins them with `|`).
 const FILTER_PATTERN: &str = r"^[^|]+$";
 
+/// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
+const MSG_ROLE_ARN_REQUIRED: &str = "spec.destination.access.roleArn is required when spec.destination.access.mode is AssumeRole (or use mode: External)";
+/// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
+const MSG_ROLE_NAME_OR_ARN: &str =
+    "spec.dataSyncRole: set name (a role Ferry manages) or arn (an existing role Ferry uses unchanged), not both";
+/// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
+const MSG_ENHANCED_VERIFY: &str = "spec.task.verify: Enhanced mode verifies only transferred files (OnlyFilesTransferred); use mode: Basic for PointInTimeConsistent or None";
+/// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
+const MSG_REMOVE_NEEDS_CHANGED: &str = "spec.task.deleted: Remove needs transfer: Changed (DataSync refuses PreserveDeletedFiles REMOVE with TransferMode ALL)";
+
 /// Copy an S3 bucket (Account A) into a bucket of another AWS account (Account B) with AWS DataSync.
 ///
 /// Ferry creates and keeps in shape the DataSync IAM role, the destination bucket's
@@ -202,7 +212,7 @@ pub struct DestinationSpec {
 #[schemars(extend("x-kubernetes-validations" = [
     {
         "rule": "self.mode != 'AssumeRole' || has(self.roleArn)",
-        "message": "spec.destination.access.roleArn is required when spec.destination.access.mode is AssumeRole (or use mode: External)"
+        "message": MSG_ROLE_ARN_REQUIRED
     },
     {
         "rule": "self.mode != 'External' || !has(self.roleArn)",
@@ -231,7 +241,7 @@ pub struct DestinationAccess {
 #[schemars(extend("x-kubernetes-validations" = [
     {
         "rule": "!(has(self.name) && has(self.arn))",
-        "message": "spec.dataSyncRole: set name (a role Ferry manages) or arn (an existing role Ferry uses unchanged), not both"
+        "message": MSG_ROLE_NAME_OR_ARN
     }
 ]))]
 pub struct DataSyncRoleSpec {
@@ -253,7 +263,7 @@ pub struct DataSyncRoleSpec {
 #[schemars(extend("x-kubernetes-validations" = [
     {
         "rule": "self.mode != 'Enhanced' || self.verify == 'OnlyFilesTransferred'",
-        "message": "spec.task.verify: Enhanced mode verifies only transferred files (OnlyFilesTransferred); use mode: Basic for PointInTimeConsistent or None"
+        "message": MSG_ENHANCED_VERIFY
     },
     {
         "rule": "self.mode != 'Enhanced' || !has(self.bytesPerSecond)",
@@ -261,7 +271,7 @@ pub struct DataSyncRoleSpec {
     },
     {
         "rule": "!(self.deleted == 'Remove' && self.transfer == 'All')",
-        "message": "spec.task.deleted: Remove needs transfer: Changed (DataSync refuses PreserveDeletedFiles REMOVE with TransferMode ALL)"
+        "message": MSG_REMOVE_NEEDS_CHANGED
     },
     {
         "rule": "!has(self.logLevel) || self.logLevel == 'Off' || has(self.logGroupArn)",
@@ -526,36 +536,42 @@ impl StorageClass {
 }
 
 impl CrossAccountTransferSpec {
-    /// Checks what the CRD schema cannot: returns one message per problem, each naming the field
-    /// and saying how to fix it. An empty list means the spec is usable.
+    /// Checks the spec without an API server: the CRD's cross-field rules (same messages), for
+    /// `ferry plan` and for a controller running against an outdated CRD, plus the length of the
+    /// joined filters, which no schema can express. One message per problem, naming the field;
+    /// an empty list means the spec is usable.
     pub fn validate(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        if self.task.mode == TaskMode::Enhanced && self.task.verify != VerifyMode::OnlyFilesTransferred {
-            problems.push(
-                "spec.task.verify: Enhanced mode verifies only transferred files (OnlyFilesTransferred); use mode: Basic for PointInTimeConsistent or None".to_string(),
-            );
-        }
-        if self.destination.access.mode == AccessMode::AssumeRole && self.destination.access.role_arn.is_none() {
-            problems.push(
-                "spec.destination.access.roleArn is required when spec.destination.access.mode is AssumeRole (or use mode: External)".to_string(),
-            );
-        }
-        if self.data_sync_role.name.is_some() && self.data_sync_role.arn.is_some() {
-            problems.push(
-                "spec.dataSyncRole: set name (a role Ferry manages) or arn (an existing role Ferry uses unchanged), not both".to_string(),
-            );
-        }
-        if self.task.deleted == DeletedFilesMode::Remove && self.task.transfer == TransferMode::All {
-            problems.push("spec.task.deleted: Remove needs transfer: Changed".to_string());
-        }
-        let filters = self.task.includes.iter().chain(&self.task.excludes);
-        if filters.clone().any(|f| f.contains('|')) {
-            problems.push(
-                "spec.task.includes/excludes: write one pattern per list item; `|` is not allowed inside a pattern"
-                    .to_string(),
-            );
-        }
-        for (field, list) in [("includes", &self.task.includes), ("excludes", &self.task.excludes)] {
+        let task = &self.task;
+        let access = &self.destination.access;
+        let rules = [
+            (
+                task.mode == TaskMode::Enhanced && task.verify != VerifyMode::OnlyFilesTransferred,
+                MSG_ENHANCED_VERIFY,
+            ),
+            (
+                access.mode == AccessMode::AssumeRole && access.role_arn.is_none(),
+                MSG_ROLE_ARN_REQUIRED,
+            ),
+            (
+                self.data_sync_role.name.is_some() && self.data_sync_role.arn.is_some(),
+                MSG_ROLE_NAME_OR_ARN,
+            ),
+            (
+                task.deleted == DeletedFilesMode::Remove && task.transfer == TransferMode::All,
+                MSG_REMOVE_NEEDS_CHANGED,
+            ),
+        ];
+        let mut problems: Vec<String> = rules
+            .into_iter()
+            .filter(|(broken, _)| *broken)
+            .map(|(_, message)| message.to_string())
+            .collect();
+        for (field, list) in [("includes", &task.includes), ("excludes", &task.excludes)] {
+            if list.iter().any(|f| f.contains('|')) {
+                problems.push(format!(
+                    "spec.task.{field}: write one pattern per list item; `|` is not allowed inside a pattern"
+                ));
+            }
             if list.join("|").len() > 102_400 {
                 problems.push(format!(
                     "spec.task.{field}: the patterns joined with `|` exceed DataSync's 102400 characters; use fewer or shorter patterns"
