@@ -156,9 +156,8 @@ async fn reconcile(guard: Arc<DeserializeGuard<CrossAccountTransfer>>, ctx: Arc<
 }
 
 fn error_policy(_obj: Arc<DeserializeGuard<CrossAccountTransfer>>, err: &Error, ctx: Arc<Context>) -> Action {
-    match err.retry_after() {
+    match err.retry_after(ctx.config.stalled_retry) {
         None => Action::await_change(),
-        Some(_) if err.is_stalled() => Action::requeue(ctx.config.stalled_retry),
         Some(after) => Action::requeue(after),
     }
 }

@@ -116,17 +116,16 @@ impl Error {
         )
     }
 
-    /// How long to wait before the next attempt (`None`: wait for a spec change). Stalled
-    /// errors are retried at the controller's `stalled_retry` instead.
-    pub fn retry_after(&self) -> Option<Duration> {
+    /// How long to wait before the next attempt; `None`: wait for a spec change. Stalled errors
+    /// other than an invalid spec are fixed in AWS, where Ferry cannot watch, and are tried again
+    /// after `stalled_retry`.
+    pub fn retry_after(&self, stalled_retry: Duration) -> Option<Duration> {
         match self {
             Error::InvalidSpec(_) => None,
+            _ if self.is_stalled() => Some(stalled_retry),
             Error::IamPropagation { .. } => Some(Duration::from_secs(5)),
             Error::AwsUnavailable { .. } | Error::Kube(_) => Some(Duration::from_secs(10)),
-            Error::AwsFailed { .. } => Some(Duration::from_secs(60)),
-            Error::AccessDenied { .. } | Error::NotOwned { .. } | Error::MalformedBucketPolicy { .. } => {
-                Some(Duration::from_secs(300))
-            }
+            _ => Some(Duration::from_secs(60)),
         }
     }
 }
@@ -142,5 +141,30 @@ impl From<aws_smithy_types::error::operation::BuildError> for Error {
             code: "BuildError".into(),
             message: err.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_follow_the_kind_of_error() {
+        let stalled = Duration::from_secs(300);
+        assert_eq!(Error::InvalidSpec("x".into()).retry_after(stalled), None);
+        let denied = Error::AccessDenied {
+            account: "1".into(),
+            action: "a".into(),
+            resource: "r".into(),
+            message: "m".into(),
+        };
+        assert_eq!(denied.retry_after(stalled), Some(stalled));
+        let propagating = Error::IamPropagation {
+            action: "a".into(),
+            resource: "r".into(),
+            message: "m".into(),
+        };
+        assert_eq!(propagating.retry_after(stalled), Some(Duration::from_secs(5)));
+        assert!(!propagating.is_stalled());
     }
 }
