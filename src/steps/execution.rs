@@ -164,12 +164,17 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     refresh(t, &client).await?;
 
     // 2. Executions Ferry does not know yet: one started by the schedule, or one Ferry started
-    //    right before a crash (recognised by its run tag).
+    //    right before a crash (recognised by its run tag). Neither can exist without a schedule
+    //    or a pending run, so a settled transfer skips the listing.
     let token = t.obj.annotations().get(RUN_ANNOTATION).cloned();
     let mut wanted = wanted_run(t.spec, t.generation, token.as_deref(), t.status.last_run.as_ref());
-    let listed = list_executions(&client, &task_arn)
-        .await
-        .map_err(|f| t.aws_error(&f, &account, "datasync:ListTaskExecutions", &task_arn))?;
+    let listed = if wanted.is_some() || t.spec.schedule.is_some() {
+        list_executions(&client, &task_arn)
+            .await
+            .map_err(|f| t.aws_error(&f, &account, "datasync:ListTaskExecutions", &task_arn))?
+    } else {
+        Vec::new()
+    };
     let known = |arn: &str, t: &Transfer<'_>| {
         t.status.execution.as_ref().is_some_and(|e| e.arn == arn)
             || t.status.history.iter().any(|h| h.arn == arn)
