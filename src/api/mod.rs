@@ -41,7 +41,7 @@ const SCHEDULE_PATTERN: &str = r"^(cron\([0-9A-Za-z*?,/#LW -]+\)|rate\([1-9][0-9
 const FILTER_PATTERN: &str = r"^[^|]+$";
 
 /// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
-const MSG_ROLE_ARN_REQUIRED: &str = "spec.destination.access.roleArn is required when spec.destination.access.mode is AssumeRole (or use mode: External)";
+pub(crate) const MSG_ROLE_ARN_REQUIRED: &str = "spec.destination.access.roleArn is required when spec.destination.access.mode is AssumeRole (or use mode: External)";
 /// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
 const MSG_ROLE_NAME_OR_ARN: &str =
     "spec.dataSyncRole: set name (a role Ferry manages) or arn (an existing role Ferry uses unchanged), not both";

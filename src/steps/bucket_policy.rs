@@ -113,11 +113,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         return Ok(());
     }
 
-    let Some(account) = t.account_b().cloned() else {
-        return Err(Error::InvalidSpec(
-            "spec.destination.access.roleArn is required when spec.destination.access.mode is AssumeRole".into(),
-        ));
-    };
+    let account = t.assumed_account_b()?;
     let resource = crate::naming::bucket_arn(&region, &bucket);
     let current = read(&account, &region, &bucket)
         .await

@@ -156,6 +156,14 @@ impl<'a> Transfer<'a> {
         self.account_b.as_ref()
     }
 
+    /// Account B's client where the steps need it (AssumeRole mode; `validate` has already
+    /// refused AssumeRole without a role).
+    pub fn assumed_account_b(&self) -> Result<Account> {
+        self.account_b
+            .clone()
+            .ok_or_else(|| Error::InvalidSpec(crate::api::MSG_ROLE_ARN_REQUIRED.to_string()))
+    }
+
     /// Turns an AWS failure into Ferry's error for this transfer.
     pub fn aws_error(&self, failure: &Failure, account: &str, action: &str, resource: &str) -> Error {
         aws_error(failure, account, action, resource, self.propagating())

@@ -5,7 +5,7 @@
 use super::Transfer;
 use crate::api::{AccessMode, DestinationStatus};
 use crate::aws::{Account, classify};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use aws_sdk_s3::types::{ObjectOwnership, OwnershipControls, OwnershipControlsRule};
 
 /// The setting Ferry wants.
@@ -106,11 +106,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     if t.spec.destination.access.mode == AccessMode::External {
         return Ok(());
     }
-    let Some(account) = t.account_b().cloned() else {
-        return Err(Error::InvalidSpec(
-            "spec.destination.access.roleArn is required when spec.destination.access.mode is AssumeRole".into(),
-        ));
-    };
+    let account = t.assumed_account_b()?;
     super::cleanup::release_previous_destination(t).await;
     let bucket = t.spec.destination.bucket.clone();
     let region = t.spec.destination.region.clone();
