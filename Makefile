@@ -39,10 +39,11 @@ test: testenv
 unit:
 	$(CARGO) test --locked --lib
 
-## lint: formatting and clippy, as CI checks them
+## lint: formatting, clippy and the API docs (intra-doc links included), as CI checks them
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps --lib
 
 fmt:
 	$(CARGO) fmt

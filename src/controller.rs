@@ -11,60 +11,20 @@ use futures::StreamExt;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{EventType, Recorder};
+use kube::runtime::events::EventType;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::api::{CrossAccountTransfer, DeletionPolicy, FINALIZER};
-use crate::aws::Aws;
+use crate::api::{
+    CrossAccountTransfer, CrossAccountTransferSpec, CrossAccountTransferStatus, DeletionPolicy, ExecutionStatus,
+    FINALIZER, Phase,
+};
+use crate::context::{Context, ControllerConfig};
 use crate::error::{Error, Result};
-use crate::metrics::SharedMetrics;
 use crate::status::{self, Outcome, summarize};
-use crate::steps::{Progress, Transfer, cleanup};
-
-/// Timing knobs of the controller.
-#[derive(Clone, Debug)]
-pub struct ControllerConfig {
-    /// How often a running execution is polled.
-    pub poll_interval: Duration,
-    /// How often a settled transfer is checked for drift.
-    pub resync_interval: Duration,
-    /// How long after a permission change access errors count as IAM propagation.
-    pub propagation_window: Duration,
-    /// How often External mode checks whether Account B applied the policy.
-    pub external_retry: Duration,
-    /// How often a transfer stalled on access or ownership problems is tried again (the fix
-    /// happens in AWS, where Ferry cannot watch it).
-    pub stalled_retry: Duration,
-}
-
-impl Default for ControllerConfig {
-    fn default() -> Self {
-        Self {
-            poll_interval: Duration::from_secs(15),
-            resync_interval: Duration::from_secs(300),
-            propagation_window: Duration::from_secs(120),
-            external_retry: Duration::from_secs(30),
-            stalled_retry: Duration::from_secs(300),
-        }
-    }
-}
-
-/// What every reconcile shares.
-pub struct Context {
-    /// Kubernetes client.
-    pub client: Client,
-    /// AWS identities and clients.
-    pub aws: Aws,
-    /// Event recorder.
-    pub recorder: Recorder,
-    /// Metrics.
-    pub metrics: SharedMetrics,
-    /// Timing knobs.
-    pub config: ControllerConfig,
-}
+use crate::steps::{self, Progress, Transfer, cleanup};
 
 /// Waits until the CRD is served (listing works), so the watch does not start against a
 /// missing API. Needs only the list permission Ferry has anyway.
@@ -196,16 +156,35 @@ async fn apply(obj: &CrossAccountTransfer, ctx: &Context) -> Result<Action> {
         Ok(t) => t,
         Err(err) => return finish(ctx, obj, status, Err(err)).await,
     };
-    let progress = transfer.provision().await;
+    let progress = steps::provision(&mut transfer).await;
     let status = std::mem::take(&mut transfer.status);
     finish(ctx, obj, status, progress).await
+}
+
+/// When to reconcile a transfer again after a pipeline that did not fail (pure): soon while an
+/// execution runs or is about to start, at the External-mode retry while Account B has not
+/// acted, every minute for a schedule (to catch the runs it starts), else at the resync interval.
+pub fn requeue_after(
+    progress: Progress,
+    spec: &CrossAccountTransferSpec,
+    status: &CrossAccountTransferStatus,
+    config: &ControllerConfig,
+) -> Duration {
+    let running = status.execution.as_ref().is_some_and(ExecutionStatus::is_running);
+    let pending = status.phase == Some(Phase::Transferring);
+    match progress {
+        Progress::AwaitingDestination => config.external_retry,
+        Progress::Provisioned if running || pending => config.poll_interval,
+        Progress::Provisioned if spec.schedule.is_some() => config.resync_interval.min(Duration::from_secs(60)),
+        Progress::Provisioned => config.resync_interval,
+    }
 }
 
 /// Summarises, writes the status, and turns the outcome into the next action.
 async fn finish(
     ctx: &Context,
     obj: &CrossAccountTransfer,
-    mut status: crate::api::CrossAccountTransferStatus,
+    mut status: CrossAccountTransferStatus,
     progress: Result<Progress>,
 ) -> Result<Action> {
     let outcome = match &progress {
@@ -219,21 +198,12 @@ async fn finish(
     };
     summarize(obj, &mut status, &outcome);
     status::write(ctx, obj, &status).await?;
-    let progress = progress?;
-    let running = status
-        .execution
-        .as_ref()
-        .is_some_and(|e| crate::steps::execution::is_running(&e.status));
-    let pending = status.phase == Some(crate::api::Phase::Transferring);
-    let config = &ctx.config;
-    Ok(match progress {
-        Progress::AwaitingDestination => Action::requeue(config.external_retry),
-        Progress::Provisioned if running || pending => Action::requeue(config.poll_interval),
-        Progress::Provisioned if obj.spec.schedule.is_some() => {
-            Action::requeue(config.resync_interval.min(Duration::from_secs(60)))
-        }
-        Progress::Provisioned => Action::requeue(config.resync_interval),
-    })
+    Ok(Action::requeue(requeue_after(
+        progress?,
+        &obj.spec,
+        &status,
+        &ctx.config,
+    )))
 }
 
 async fn cleanup_transfer(obj: &CrossAccountTransfer, ctx: &Context) -> Result<Action> {
@@ -275,4 +245,53 @@ async fn cleanup_transfer(obj: &CrossAccountTransfer, ctx: &Context) -> Result<A
     patch_finalizers(ctx, obj, finalizers).await?;
     ctx.metrics.forget_transfer(&namespace, &name);
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+    use serde_json::json;
+
+    fn status(execution: Option<&str>, phase: Phase) -> CrossAccountTransferStatus {
+        CrossAccountTransferStatus {
+            phase: Some(phase),
+            execution: execution.map(|s| ExecutionStatus {
+                arn: "e".into(),
+                status: s.into(),
+                ..ExecutionStatus::default()
+            }),
+            ..CrossAccountTransferStatus::default()
+        }
+    }
+
+    #[test]
+    fn requeue_follows_what_the_transfer_waits_for() {
+        let config = ControllerConfig::default();
+        let plain = fixtures::spec(json!({}));
+        let scheduled = fixtures::spec(json!({"schedule": "rate(1 day)"}));
+        let settled = status(Some("SUCCESS"), Phase::Succeeded);
+        let running = status(Some("TRANSFERRING"), Phase::Transferring);
+        let about_to_start = status(None, Phase::Transferring);
+        assert_eq!(
+            requeue_after(Progress::Provisioned, &plain, &running, &config),
+            config.poll_interval
+        );
+        assert_eq!(
+            requeue_after(Progress::Provisioned, &plain, &about_to_start, &config),
+            config.poll_interval
+        );
+        assert_eq!(
+            requeue_after(Progress::Provisioned, &plain, &settled, &config),
+            config.resync_interval
+        );
+        assert_eq!(
+            requeue_after(Progress::Provisioned, &scheduled, &settled, &config),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            requeue_after(Progress::AwaitingDestination, &plain, &settled, &config),
+            config.external_retry
+        );
+    }
 }

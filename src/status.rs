@@ -7,10 +7,11 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use crate::api::{CrossAccountTransfer, CrossAccountTransferStatus, FIELD_MANAGER, Phase, RUN_ANNOTATION, condition};
-use crate::controller::Context;
+use crate::api::{
+    CrossAccountTransfer, CrossAccountTransferStatus, ExecutionStatus, FIELD_MANAGER, Phase, RUN_ANNOTATION, condition,
+};
+use crate::context::Context;
 use crate::error::Result;
-use crate::steps::execution::{is_running, wanted_run};
 
 /// Sets a condition; `lastTransitionTime` changes only when the status changes.
 pub fn set_condition(
@@ -67,13 +68,16 @@ pub enum Outcome {
 pub fn summarize(obj: &CrossAccountTransfer, status: &mut CrossAccountTransferStatus, outcome: &Outcome) {
     let generation = obj.metadata.generation.unwrap_or_default();
     let token = obj.annotations().get(RUN_ANNOTATION).map(String::as_str);
-    let pending = wanted_run(&obj.spec, generation, token, status.last_run.as_ref()).is_some();
-    let exec_status = status.execution.as_ref().map(|e| e.status.clone());
-    let running = exec_status.as_deref().is_some_and(is_running);
+    let pending = obj
+        .spec
+        .pending_run(generation, token, status.last_run.as_ref())
+        .is_some();
+    let running = status.execution.as_ref().is_some_and(ExecutionStatus::is_running);
+    let succeeded = status.execution.as_ref().is_some_and(ExecutionStatus::succeeded);
     let last_run_arn = status.last_run.as_ref().and_then(|l| l.execution_arn.clone());
     let current_run_failed = match (&status.execution, &last_run_arn) {
-        (Some(e), Some(arn)) => &e.arn == arn && !is_running(&e.status) && e.status != "SUCCESS",
-        (Some(e), None) => !is_running(&e.status) && e.status != "SUCCESS",
+        (Some(e), Some(arn)) => &e.arn == arn && e.failed(),
+        (Some(e), None) => e.failed(),
         _ => false,
     };
 
@@ -150,7 +154,7 @@ pub fn summarize(obj: &CrossAccountTransfer, status: &mut CrossAccountTransferSt
                 ),
             )
         }
-        Outcome::Provisioned if exec_status.as_deref() == Some("SUCCESS") => (
+        Outcome::Provisioned if succeeded => (
             Phase::Succeeded,
             true,
             "Succeeded".into(),
@@ -210,22 +214,12 @@ pub async fn write(ctx: &Context, obj: &CrossAccountTransfer, status: &CrossAcco
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{CrossAccountTransferSpec, ExecutionStatus, RunRequest};
+    use crate::api::{ExecutionStatus, RunRequest};
 
     fn obj(extra: serde_json::Value) -> CrossAccountTransfer {
-        let mut spec = json!({
-            "source": {"bucket": "src", "region": "us-east-1"},
-            "destination": {"bucket": "dst", "region": "us-east-1", "accountId": "222222222222", "access": {"mode": "External"}}
-        });
-        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
-            for (k, v) in e {
-                s.insert(k.clone(), v.clone());
-            }
-        }
-        let spec: CrossAccountTransferSpec = serde_json::from_value(spec).unwrap();
-        let mut o = CrossAccountTransfer::new("t", spec);
-        o.metadata.generation = Some(2);
-        o
+        let mut overrides = crate::fixtures::external();
+        crate::fixtures::merge(&mut overrides, &extra);
+        crate::fixtures::transfer(overrides)
     }
 
     fn cond<'a>(s: &'a CrossAccountTransferStatus, t: &str) -> &'a Condition {

@@ -520,22 +520,65 @@ string_enum!(
     }
 );
 
-impl StorageClass {
-    /// The DataSync `S3StorageClass` value.
-    pub fn aws_name(self) -> &'static str {
-        match self {
-            Self::Standard => "STANDARD",
-            Self::StandardIa => "STANDARD_IA",
-            Self::OnezoneIa => "ONEZONE_IA",
-            Self::IntelligentTiering => "INTELLIGENT_TIERING",
-            Self::GlacierInstantRetrieval => "GLACIER_INSTANT_RETRIEVAL",
-            Self::Glacier => "GLACIER",
-            Self::DeepArchive => "DEEP_ARCHIVE",
-        }
+/// Gives enums that DataSync or S3 also know their AWS spelling, so the code that builds AWS
+/// requests needs no `match` of its own.
+macro_rules! aws_names {
+    ($($name:ident { $($variant:ident => $aws:literal),+ $(,)? })+) => {
+        $(
+            impl $name {
+                /// The value as AWS spells it in requests and answers.
+                pub fn aws_name(self) -> &'static str {
+                    match self {
+                        $(Self::$variant => $aws,)+
+                    }
+                }
+            }
+        )+
+    };
+}
+
+aws_names! {
+    TaskMode { Enhanced => "ENHANCED", Basic => "BASIC" }
+    VerifyMode {
+        OnlyFilesTransferred => "ONLY_FILES_TRANSFERRED",
+        PointInTimeConsistent => "POINT_IN_TIME_CONSISTENT",
+        None => "NONE",
+    }
+    OverwriteMode { Always => "ALWAYS", Never => "NEVER" }
+    TransferMode { Changed => "CHANGED", All => "ALL" }
+    DeletedFilesMode { Preserve => "PRESERVE", Remove => "REMOVE" }
+    ObjectTagsMode { Preserve => "PRESERVE", None => "NONE" }
+    LogLevel { Off => "OFF", Basic => "BASIC", Transfer => "TRANSFER" }
+    ReportLevel { ErrorsOnly => "ERRORS_ONLY", SuccessesAndErrors => "SUCCESSES_AND_ERRORS" }
+    ReportOutput { Standard => "STANDARD", Summary => "SUMMARY_ONLY" }
+    StorageClass {
+        Standard => "STANDARD",
+        StandardIa => "STANDARD_IA",
+        OnezoneIa => "ONEZONE_IA",
+        IntelligentTiering => "INTELLIGENT_TIERING",
+        GlacierInstantRetrieval => "GLACIER_INSTANT_RETRIEVAL",
+        Glacier => "GLACIER",
+        DeepArchive => "DEEP_ARCHIVE",
     }
 }
 
 impl CrossAccountTransferSpec {
+    /// The run this spec and the `ferry.dev/run` annotation ask for that has not been started
+    /// yet (pure). `OnChange`: one run per spec generation. Both policies: a new annotation value
+    /// asks for one more run. A suspended transfer asks for nothing.
+    pub fn pending_run(&self, generation: i64, token: Option<&str>, last: Option<&RunRequest>) -> Option<RunRequest> {
+        if self.suspend {
+            return None;
+        }
+        let new_token = token.is_some_and(|t| last.and_then(|l| l.token.as_deref()) != Some(t));
+        let new_generation = self.run == RunPolicy::OnChange && last.and_then(|l| l.generation) != Some(generation);
+        (new_token || new_generation).then(|| RunRequest {
+            generation: Some(generation),
+            token: token.map(str::to_string),
+            execution_arn: None,
+        })
+    }
+
     /// Checks the spec without an API server: the CRD's cross-field rules (same messages), for
     /// `ferry plan` and for a controller running against an outdated CRD, plus the length of the
     /// joined filters, which no schema can express. One message per problem, naming the field;

@@ -220,6 +220,38 @@ pub struct ExecutionStatus {
     pub error_detail: Option<String>,
 }
 
+/// DataSync statuses of an execution that has not finished.
+pub const RUNNING_STATUSES: [&str; 6] = [
+    "QUEUED",
+    "CANCELLING",
+    "LAUNCHING",
+    "PREPARING",
+    "TRANSFERRING",
+    "VERIFYING",
+];
+
+/// True for the DataSync status of an execution that has not finished.
+pub fn is_running_status(status: &str) -> bool {
+    RUNNING_STATUSES.contains(&status)
+}
+
+impl ExecutionStatus {
+    /// The execution has not finished.
+    pub fn is_running(&self) -> bool {
+        is_running_status(&self.status)
+    }
+
+    /// The execution finished successfully.
+    pub fn succeeded(&self) -> bool {
+        self.status == "SUCCESS"
+    }
+
+    /// The execution finished without success.
+    pub fn failed(&self) -> bool {
+        !self.is_running() && !self.succeeded()
+    }
+}
+
 /// A finished execution, for the history.
 #[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]

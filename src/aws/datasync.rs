@@ -4,7 +4,7 @@
 use aws_sdk_datasync::Client;
 use aws_sdk_datasync::types::{LocationFilter, LocationFilterName, Operator, TagListEntry};
 
-use super::{Failure, FailureKind, classify};
+use super::{Failure, FailureKind};
 use crate::naming::TransferId;
 
 /// DataSync tag entries for Ferry's tags plus `extra`.
@@ -18,26 +18,18 @@ pub fn tag_entries(id: &TransferId, extra: &[(&str, &str)]) -> Vec<TagListEntry>
 
 /// The tags of a DataSync resource.
 pub async fn tags(client: &Client, arn: &str) -> Result<Vec<(String, String)>, Failure> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .list_tags_for_resource()
-            .resource_arn(arn)
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
-        out.extend(
-            page.tags()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().unwrap_or_default().to_string())),
-        );
-        match page.next_token() {
-            Some(next) if !next.is_empty() => token = Some(next.to_string()),
-            _ => return Ok(out),
-        }
-    }
+    let entries = client
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await?;
+    Ok(entries
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().unwrap_or_default().to_string()))
+        .collect())
 }
 
 /// True when the resource carries the transfer's uid tag; a resource that vanished is not ours.
@@ -58,86 +50,64 @@ pub async fn list_locations(client: &Client, uri: Option<&str>) -> Result<Vec<(S
                 .name(LocationFilterName::LocationUri)
                 .values(u)
                 .operator(Operator::Eq)
-                .build()
-                .map_err(|e| Failure {
-                    kind: FailureKind::Other,
-                    code: "BuildError".into(),
-                    message: e.to_string(),
-                })?,
+                .build()?,
         ),
         None => None,
     };
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .list_locations()
-            .set_filters(filter.clone().map(|f| vec![f]))
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
-        for entry in page.locations() {
-            let (Some(arn), Some(found)) = (entry.location_arn(), entry.location_uri()) else {
-                continue;
-            };
-            if uri.is_none_or(|u| same_uri(u, found)) {
-                out.push((arn.to_string(), found.to_string()));
-            }
-        }
-        match page.next_token() {
-            Some(next) if !next.is_empty() => token = Some(next.to_string()),
-            _ => return Ok(out),
-        }
-    }
+    let entries = client
+        .list_locations()
+        .set_filters(filter.map(|f| vec![f]))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await?;
+    Ok(entries
+        .iter()
+        .filter_map(|entry| Some((entry.location_arn()?, entry.location_uri()?)))
+        .filter(|(_, found)| uri.is_none_or(|u| same_uri(u, found)))
+        .map(|(arn, found)| (arn.to_string(), found.to_string()))
+        .collect())
 }
 
 /// Every task of the caller in the client's region as (ARN, name).
 pub async fn list_tasks(client: &Client) -> Result<Vec<(String, String)>, Failure> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .list_tasks()
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
-        for entry in page.tasks() {
-            if let Some(arn) = entry.task_arn() {
-                out.push((arn.to_string(), entry.name().unwrap_or_default().to_string()));
-            }
-        }
-        match page.next_token() {
-            Some(next) if !next.is_empty() => token = Some(next.to_string()),
-            _ => return Ok(out),
-        }
-    }
+    let entries = client
+        .list_tasks()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await?;
+    Ok(entries
+        .iter()
+        .filter_map(|entry| {
+            Some((
+                entry.task_arn()?.to_string(),
+                entry.name().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect())
 }
 
-/// The executions of a task as (ARN, status), in DataSync's order (oldest first).
+/// The executions of a task as (ARN, status), in the order DataSync lists them (which DataSync
+/// does not document: callers must not rely on it).
 pub async fn list_executions(client: &Client, task_arn: &str) -> Result<Vec<(String, String)>, Failure> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .list_task_executions()
-            .task_arn(task_arn)
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
-        for entry in page.task_executions() {
-            if let Some(arn) = entry.task_execution_arn() {
-                let status = entry.status().map(|s| s.as_str().to_string()).unwrap_or_default();
-                out.push((arn.to_string(), status));
-            }
-        }
-        match page.next_token() {
-            Some(next) if !next.is_empty() => token = Some(next.to_string()),
-            _ => return Ok(out),
-        }
-    }
+    let entries = client
+        .list_task_executions()
+        .task_arn(task_arn)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await?;
+    Ok(entries
+        .iter()
+        .filter_map(|entry| {
+            let status = entry.status().map(|s| s.as_str().to_string()).unwrap_or_default();
+            Some((entry.task_execution_arn()?.to_string(), status))
+        })
+        .collect())
 }
 
 /// Location URIs compare without regard to a trailing slash.

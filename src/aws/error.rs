@@ -115,6 +115,27 @@ pub fn classify_parts(code: &str, message: &str, http_status: Option<u16>) -> Fa
     FailureKind::Other
 }
 
+impl<E> From<SdkError<E, Response>> for Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    fn from(err: SdkError<E, Response>) -> Self {
+        classify(&err)
+    }
+}
+
+impl From<aws_smithy_types::error::operation::BuildError> for Failure {
+    /// A request Ferry could not even build (a required field missing): a bug, never retried
+    /// differently from any other failure.
+    fn from(err: aws_smithy_types::error::operation::BuildError) -> Self {
+        Failure {
+            kind: FailureKind::Other,
+            code: "BuildError".into(),
+            message: err.to_string(),
+        }
+    }
+}
+
 /// Reads any AWS SDK error.
 pub fn classify<E>(err: &SdkError<E, Response>) -> Failure
 where

@@ -96,4 +96,20 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5d").is_err());
     }
+
+    #[test]
+    fn committed_crds_are_the_generated_ones() {
+        let generated = crd_yaml().unwrap();
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for path in [
+            "crds/ferry.dev_crossaccounttransfers.yaml",
+            "charts/ferry/crds/ferry.dev_crossaccounttransfers.yaml",
+        ] {
+            let committed = std::fs::read_to_string(repo.join(path)).unwrap();
+            assert!(
+                committed == generated,
+                "{path} is stale: run `make crds` and commit the result"
+            );
+        }
+    }
 }

@@ -8,12 +8,9 @@ use kube::ResourceExt;
 use serde_json::Value;
 
 use crate::api::{AccessMode, CrossAccountTransfer, RunPolicy};
-use crate::naming::{INLINE_POLICY_NAME, TransferId, partition};
-use crate::policy::{PolicyChange, merge_statements, role_inline_policy, standalone_policy, trust_policy};
-use crate::steps::bucket_policy::statements_for;
-use crate::steps::location::{Side, desired_for};
-use crate::steps::role::{inputs_for, role_name_for};
-use crate::steps::task;
+use crate::desired::{Desired, Identities};
+use crate::naming::TransferId;
+use crate::policy::{PolicyChange, merge_statements};
 
 /// Options shared by `plan` and `policy`.
 #[derive(Args, Debug, Clone)]
@@ -75,8 +72,7 @@ pub fn read_transfers(file: &PathBuf) -> Result<Vec<CrossAccountTransfer>, Strin
 
 struct Identity {
     id: TransferId,
-    account_a: String,
-    creator: String,
+    who: Identities,
 }
 
 fn identity(obj: &CrossAccountTransfer, args: &ManifestArgs) -> Identity {
@@ -92,8 +88,10 @@ fn identity(obj: &CrossAccountTransfer, args: &ManifestArgs) -> Identity {
         .unwrap_or_else(|| format!("<identity Ferry runs as in account {account_a}>"));
     Identity {
         id: TransferId::new(obj.namespace().unwrap_or_else(|| "default".into()), obj.name_any(), uid),
-        account_a,
-        creator,
+        who: Identities {
+            account_a,
+            creator_arn: creator,
+        },
     }
 }
 
@@ -122,32 +120,24 @@ pub fn render_plan(obj: &CrossAccountTransfer, args: &ManifestArgs) -> String {
         out.push("  (the Sids and tags use the uid Kubernetes gives the resource: shown as <uid>)".into());
     }
 
-    let (role_arn, role_line) = match &spec.data_sync_role.arn {
-        Some(arn) => (arn.clone(), format!("use the existing role {arn} unchanged")),
-        None => {
-            let name = role_name_for(spec, &who.id);
-            let arn = format!(
-                "arn:{}:iam::{}:role/{name}",
-                partition(&spec.source.region),
-                who.account_a
-            );
-            (arn.clone(), format!("create and manage {arn}"))
+    let desired = Desired::build(spec, &who.id, &who.who);
+    let role_arn = &desired.role.arn;
+    match &desired.role.managed {
+        None => out.push(format!(
+            "\n1. DataSync IAM role (Account A): use the existing role {role_arn} unchanged"
+        )),
+        Some(managed) => {
+            out.push(format!(
+                "\n1. DataSync IAM role (Account A): create and manage {role_arn}"
+            ));
+            out.push("   trust policy:".into());
+            out.push(indent(&pretty(&managed.trust)));
+            out.push(format!("   inline policy {}:", managed.inline_name));
+            out.push(indent(&pretty(&managed.inline)));
         }
-    };
-    let inputs = inputs_for(spec, &who.account_a);
-    out.push(format!("\n1. DataSync IAM role (Account A): {role_line}"));
-    if spec.data_sync_role.arn.is_none() {
-        out.push("   trust policy:".into());
-        out.push(indent(&pretty(&trust_policy(&inputs))));
-        out.push(format!("   inline policy {INLINE_POLICY_NAME}:"));
-        out.push(indent(&pretty(&role_inline_policy(
-            &inputs,
-            &spec.destination.region,
-            &spec.source.region,
-        ))));
     }
 
-    let (sids, ours) = statements_for(spec, &who.id, &role_arn, &who.creator);
+    let bucket = &desired.destination_bucket;
     let b = &spec.destination;
     match b.access.mode {
         AccessMode::AssumeRole => {
@@ -160,7 +150,7 @@ pub fn render_plan(obj: &CrossAccountTransfer, args: &ManifestArgs) -> String {
             out.push(format!(
                 "\n3. Bucket policy of {}: statements {} put in by Sid, every other statement kept:",
                 b.bucket,
-                sids.join(", ")
+                bucket.sids.join(", ")
             ));
         }
         AccessMode::External => {
@@ -174,10 +164,9 @@ pub fn render_plan(obj: &CrossAccountTransfer, args: &ManifestArgs) -> String {
             ));
         }
     }
-    out.push(indent(&pretty(&Value::Array(ours))));
+    out.push(indent(&pretty(&Value::Array(bucket.statements.clone()))));
 
-    let src = desired_for(spec, Side::Source, &role_arn);
-    let dst = desired_for(spec, Side::Destination, &role_arn);
+    let (src, dst) = (&desired.source, &desired.destination);
     out.push(format!(
         "\n4. Source location (Account A, {}): {} (subdirectory {}), bucket access role {role_arn}",
         src.region, src.uri, src.subdirectory
@@ -190,13 +179,7 @@ pub fn render_plan(obj: &CrossAccountTransfer, args: &ManifestArgs) -> String {
         dst.storage_class.as_deref().unwrap_or("STANDARD")
     ));
 
-    let settings = task::desired(
-        spec,
-        &who.id.task_name(),
-        "<source location>",
-        "<destination location>",
-        &role_arn,
-    );
+    let settings = &desired.task;
     out.push(format!(
         "\n6. Task {} (Account A, {}): mode {}, verify {}, overwrite {}, transfer {}, deleted files {}, object tags {}, log level {}{}",
         settings.name,
@@ -347,16 +330,9 @@ pub async fn policy(args: &PolicyArgs) -> i32 {
                     return 1;
                 }
                 let who = identity(obj, m);
-                let role_arn = obj.spec.data_sync_role.arn.clone().unwrap_or_else(|| {
-                    format!(
-                        "arn:{}:iam::{}:role/{}",
-                        partition(&obj.spec.source.region),
-                        who.account_a,
-                        role_name_for(&obj.spec, &who.id)
-                    )
-                });
-                let (_, ours) = statements_for(&obj.spec, &who.id, &role_arn, &who.creator);
-                standalone_policy(&ours)
+                Desired::build(&obj.spec, &who.id, &who.who)
+                    .destination_bucket
+                    .required_policy()
             }
         };
         match merged_policy(&required, current.as_deref()) {
@@ -376,15 +352,12 @@ mod tests {
     use super::*;
 
     fn obj() -> CrossAccountTransfer {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "ferry.dev/v1alpha1", "kind": "CrossAccountTransfer",
-            "metadata": {"name": "media", "namespace": "data", "uid": "1234"},
-            "spec": {"source": {"bucket": "src", "region": "us-east-1", "prefix": "media/"},
-                     "destination": {"bucket": "dst", "region": "us-west-1", "accountId": "222222222222",
-                                     "access": {"mode": "External"}},
-                     "task": {"excludes": ["*.tmp"]}, "schedule": "rate(1 day)"}
-        }))
-        .unwrap()
+        let mut overrides = crate::fixtures::external();
+        crate::fixtures::merge(
+            &mut overrides,
+            &serde_json::json!({"source": {"prefix": "media/"}, "task": {"excludes": ["*.tmp"]}, "schedule": "rate(1 day)"}),
+        );
+        crate::fixtures::transfer(overrides)
     }
 
     fn args() -> ManifestArgs {
@@ -416,7 +389,7 @@ mod tests {
 
     #[test]
     fn the_policy_merges_into_the_existing_one() {
-        let required = standalone_policy(&[serde_json::json!({"Sid": "FerryX", "Effect": "Allow"})]);
+        let required = crate::policy::standalone_policy(&[serde_json::json!({"Sid": "FerryX", "Effect": "Allow"})]);
         let existing =
             serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "Mine", "Effect": "Deny"}]}).to_string();
         let merged: Value = serde_json::from_str(&merged_policy(&required, Some(&existing)).unwrap()).unwrap();

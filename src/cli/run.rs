@@ -13,7 +13,8 @@ use tracing::{error, info};
 
 use super::parse_duration;
 use crate::aws::{Aws, AwsSettings};
-use crate::controller::{self, Context, ControllerConfig};
+use crate::context::{Context, ControllerConfig};
+use crate::controller;
 use crate::leader::LeaderElector;
 use crate::metrics::Metrics;
 use crate::server::{self, ServerState};

@@ -3,41 +3,11 @@
 //! the result differs. In External mode nothing is called: the exact statements are published
 //! in the status for Account B's administrator.
 
-use super::Transfer;
-use crate::api::{AccessMode, CrossAccountTransferSpec, DestinationStatus, condition};
+use super::transfer::Transfer;
+use crate::api::{AccessMode, DestinationStatus, condition};
 use crate::aws::{Account, Failure, classify};
 use crate::error::{Error, Result};
-use crate::naming::TransferId;
-use crate::policy::{PolicyChange, destination_statements, merge_statements, standalone_policy};
-
-/// Ferry's statements for a spec, and their Sids (pure).
-pub fn statements_for(
-    spec: &CrossAccountTransferSpec,
-    id: &TransferId,
-    role_arn: &str,
-    creator_arn: &str,
-) -> (Vec<String>, Vec<serde_json::Value>) {
-    let sids = our_sids(id);
-    let ours = destination_statements(
-        &spec.destination.region,
-        &spec.destination.bucket,
-        &sids[0],
-        &sids[1],
-        role_arn,
-        creator_arn,
-    );
-    (sids, ours)
-}
-
-/// Ferry's statements for this transfer, and their Sids.
-pub fn statements(t: &Transfer<'_>, role_arn: &str) -> (Vec<String>, Vec<serde_json::Value>) {
-    statements_for(t.spec, &t.id, role_arn, &t.identity_a.principal_arn)
-}
-
-/// The Sids of Ferry's statements for a transfer.
-pub fn our_sids(id: &TransferId) -> Vec<String> {
-    vec![id.access_sid(), id.create_location_sid()]
-}
+use crate::policy::{PolicyChange, merge_statements};
 
 /// Reads a bucket policy (`None` when the bucket has none).
 pub async fn read(account: &Account, region: &str, bucket: &str) -> std::result::Result<Option<String>, Failure> {
@@ -63,36 +33,26 @@ pub async fn apply(
 ) -> std::result::Result<(), Failure> {
     let s3 = account.s3(region);
     match change {
-        PolicyChange::Unchanged => Ok(()),
-        PolicyChange::Put(doc) => s3
-            .put_bucket_policy()
-            .bucket(bucket)
-            .policy(doc)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(&e)),
-        PolicyChange::Delete => s3
-            .delete_bucket_policy()
-            .bucket(bucket)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(&e)),
+        PolicyChange::Unchanged => {}
+        PolicyChange::Put(doc) => {
+            s3.put_bucket_policy().bucket(bucket).policy(doc).send().await?;
+        }
+        PolicyChange::Delete => {
+            s3.delete_bucket_policy().bucket(bucket).send().await?;
+        }
     }
+    Ok(())
 }
 
 /// Ensures Ferry's statements are in the destination bucket policy (or published, External mode).
 pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
-    let role_arn = t.status.role.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
-    let (sids, ours) = statements(t, &role_arn);
-    let bucket = t.spec.destination.bucket.clone();
-    let region = t.spec.destination.region.clone();
-    let account_b = t.spec.destination.account_id.clone();
-    let creator = t.identity_a.principal_arn.clone();
+    let want = t.desired.destination_bucket.clone();
+    let (sids, ours) = (want.sids.clone(), want.statements.clone());
+    let (bucket, region, account_b) = (want.bucket.clone(), want.region.clone(), want.account_id.clone());
+    let creator = want.creator_arn.clone();
 
-    if t.spec.destination.access.mode == AccessMode::External {
-        let required = standalone_policy(&ours);
+    if want.access == AccessMode::External {
+        let required = want.required_policy();
         let dest = t.status.destination.get_or_insert_with(DestinationStatus::default);
         dest.bucket = Some(bucket.clone());
         dest.region = Some(region.clone());

@@ -3,15 +3,15 @@
 //! Object Ownership put back as it was found. Whatever is already gone counts as deleted;
 //! whatever does not carry this transfer's tag is left alone.
 
-use super::Transfer;
-use super::bucket_policy::{self, our_sids};
+use super::bucket_policy;
 use super::ownership::{self, Restore, restore_action};
 use super::retired::{Kind, delete_location, delete_role, delete_task, kind};
+use super::transfer::Transfer;
 use crate::api::{AccessMode, DestinationStatus};
 use crate::aws::Account;
 use crate::aws::datasync::{list_locations, list_tasks};
 use crate::error::Result;
-use crate::naming::{bucket_arn, location_uri};
+use crate::naming::bucket_arn;
 use crate::policy::remove_statements;
 
 fn push_unique(list: &mut Vec<String>, arn: Option<&str>) {
@@ -36,14 +36,14 @@ pub async fn run(t: &mut Transfer<'_>) -> Result<()> {
     let dst_client = t.account_a.datasync(&spec.destination.region);
     let named = list_tasks(&dst_client)
         .await
-        .map_err(|f| t.aws_error(&f, &account, "datasync:ListTasks", &t.id.task_name()))?;
+        .map_err(|f| t.aws_error(&f, &account, "datasync:ListTasks", &t.id().task_name()))?;
     for (arn, name) in &named {
-        if *name == t.id.task_name() {
+        if *name == t.id().task_name() {
             push_unique(&mut tasks, Some(arn));
         }
     }
     for arn in &tasks {
-        if delete_task(&t.account_a, arn, &t.id)
+        if delete_task(&t.account_a, arn, t.id())
             .await
             .map_err(|f| t.aws_error(&f, &account, "datasync:DeleteTask", arn))?
         {
@@ -59,25 +59,17 @@ pub async fn run(t: &mut Transfer<'_>) -> Result<()> {
     for arn in t.status.retired.iter().filter(|a| kind(a) == Some(Kind::Location)) {
         push_unique(&mut locations, Some(arn));
     }
-    for (region, uri) in [
-        (
-            &spec.source.region,
-            location_uri(&spec.source.bucket, spec.source.prefix.as_deref()),
-        ),
-        (
-            &spec.destination.region,
-            location_uri(&spec.destination.bucket, spec.destination.prefix.as_deref()),
-        ),
-    ] {
-        let found = list_locations(&t.account_a.datasync(region), Some(&uri))
+    for want in [&t.desired.source, &t.desired.destination] {
+        let (region, uri) = (&want.region, &want.uri);
+        let found = list_locations(&t.account_a.datasync(region), Some(uri))
             .await
-            .map_err(|f| t.aws_error(&f, &account, "datasync:ListLocations", &uri))?;
+            .map_err(|f| t.aws_error(&f, &account, "datasync:ListLocations", uri))?;
         for (arn, _) in &found {
             push_unique(&mut locations, Some(arn));
         }
     }
     for arn in &locations {
-        if delete_location(&t.account_a, arn, &t.id)
+        if delete_location(&t.account_a, arn, t.id())
             .await
             .map_err(|f| t.aws_error(&f, &account, "datasync:DeleteLocation", arn))?
         {
@@ -110,16 +102,11 @@ pub async fn run(t: &mut Transfer<'_>) -> Result<()> {
     for arn in t.status.retired.iter().filter(|a| kind(a) == Some(Kind::Role)) {
         push_unique(&mut roles, Some(arn));
     }
-    if spec.data_sync_role.arn.is_none() {
-        let name = super::role::managed_role_name(t);
-        let arn = format!(
-            "arn:{}:iam::{account}:role/{name}",
-            crate::naming::partition(&spec.source.region)
-        );
-        push_unique(&mut roles, Some(&arn));
+    if t.desired.role.managed.is_some() {
+        push_unique(&mut roles, Some(&t.desired.role.arn));
     }
     for arn in &roles {
-        if delete_role(&t.account_a, &spec.source.region, arn, &t.id)
+        if delete_role(&t.account_a, &spec.source.region, arn, t.id())
             .await
             .map_err(|f| t.aws_error(&f, &account, "iam:DeleteRole", arn))?
         {
@@ -147,7 +134,7 @@ async fn release_statements(t: &Transfer<'_>, b: &Account, dest: &DestinationSta
         Err(f) if f.kind == crate::aws::FailureKind::NotFound => return Ok(()),
         Err(f) => return Err(t.aws_error(&f, account_b, "s3:GetBucketPolicy", &resource)),
     };
-    let sids = our_sids(&t.id);
+    let sids = t.desired.destination_bucket.sids.clone();
     let change =
         remove_statements(current.as_deref(), &sids).map_err(|source| crate::Error::MalformedBucketPolicy {
             bucket: bucket.to_string(),

@@ -8,9 +8,10 @@ use aws_sdk_datasync::operation::describe_task_execution::DescribeTaskExecutionO
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use super::Transfer;
+use super::transfer::Transfer;
 use crate::api::{
-    CrossAccountTransferSpec, ExecutionStatus, ExecutionSummary, RUN_ANNOTATION, RunPolicy, RunRequest, condition,
+    CrossAccountTransferStatus, ExecutionStatus, ExecutionSummary, RUN_ANNOTATION, RunPolicy, RunRequest, condition,
+    is_running_status,
 };
 use crate::aws::datasync::{list_executions, tag_entries, tags};
 use crate::aws::{FailureKind, classify};
@@ -18,43 +19,87 @@ use crate::error::Result;
 use crate::naming::{TAG_RUN, TransferId};
 use crate::status;
 
-/// DataSync statuses of an execution that has not finished.
-pub const RUNNING: [&str; 6] = [
-    "QUEUED",
-    "CANCELLING",
-    "LAUNCHING",
-    "PREPARING",
-    "TRANSFERRING",
-    "VERIFYING",
-];
 /// How many finished executions the status keeps.
 pub const HISTORY_LEN: usize = 5;
 
-/// True for a DataSync status of an unfinished execution.
-pub fn is_running(status: &str) -> bool {
-    RUNNING.contains(&status)
+/// How to deal with an execution DataSync lists that the status does not know yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Follow {
+    /// Ferry started it for the pending run request right before a crash: it answers the request.
+    Adopt,
+    /// It runs without Ferry having started it (DataSync's schedule did): follow it.
+    Discover,
 }
 
-/// The run the spec and annotation ask for that has not been started yet (pure).
-///
-/// `OnChange`: one run per spec generation. Both modes: a new value of the `ferry.dev/run`
-/// annotation asks for one more run. A suspended transfer asks for nothing.
-pub fn wanted_run(
-    spec: &CrossAccountTransferSpec,
-    generation: i64,
-    token: Option<&str>,
-    last: Option<&RunRequest>,
-) -> Option<RunRequest> {
-    if spec.suspend {
-        return None;
+/// Whether to follow an unknown execution, from its listed status and whether it carries the
+/// pending run request's tag (pure).
+pub fn follow(listed_status: &str, answers_request: bool) -> Option<Follow> {
+    if answers_request {
+        Some(Follow::Adopt)
+    } else if is_running_status(listed_status) {
+        Some(Follow::Discover)
+    } else {
+        None
     }
-    let new_token = token.is_some_and(|t| last.and_then(|l| l.token.as_deref()) != Some(t));
-    let new_generation = spec.run == RunPolicy::OnChange && last.and_then(|l| l.generation) != Some(generation);
-    (new_token || new_generation).then(|| RunRequest {
-        generation: Some(generation),
-        token: token.map(str::to_string),
-        execution_arn: None,
-    })
+}
+
+/// How many unknown executions are looked at (and, with a pending run, their tags read).
+pub const UNKNOWN_LOOKED_AT: usize = 10;
+
+/// The listed executions the status does not know yet, running ones first, at most
+/// [`UNKNOWN_LOOKED_AT`] (pure). DataSync documents no order for `ListTaskExecutions`, so
+/// nothing here depends on it.
+pub fn unknown_executions(listed: &[(String, String)], status: &CrossAccountTransferStatus) -> Vec<(String, String)> {
+    let known = |arn: &str| {
+        status.execution.as_ref().is_some_and(|e| e.arn == arn)
+            || status.history.iter().any(|h| h.arn == arn)
+            || status.last_run.as_ref().and_then(|l| l.execution_arn.as_deref()) == Some(arn)
+    };
+    let mut unknown: Vec<(String, String)> = listed.iter().filter(|(arn, _)| !known(arn)).cloned().collect();
+    // A stable sort keeps DataSync's order within each group.
+    unknown.sort_by_key(|(_, st)| !is_running_status(st));
+    unknown.truncate(UNKNOWN_LOOKED_AT);
+    unknown
+}
+
+/// The `ExecutionSucceeded` condition for the tracked execution (pure): status, reason, message.
+pub fn execution_condition(e: Option<&ExecutionStatus>, run: RunPolicy) -> (&'static str, &'static str, String) {
+    let Some(e) = e else {
+        let message = if run == RunPolicy::Manual {
+            "no execution yet: set the annotation ferry.dev/run to a new value to start one"
+        } else {
+            "no execution yet"
+        };
+        return ("Unknown", "NoExecution", message.to_string());
+    };
+    if e.succeeded() {
+        (
+            "True",
+            "Succeeded",
+            format!(
+                "execution {} copied {} objects ({} bytes)",
+                e.arn, e.files_transferred, e.bytes_transferred
+            ),
+        )
+    } else if e.is_running() {
+        (
+            "False",
+            "Running",
+            format!("execution {} is {}: {}% done", e.arn, e.status, e.percent_done),
+        )
+    } else {
+        (
+            "False",
+            "Failed",
+            format!(
+                "execution {} ended {}: {}: {}",
+                e.arn,
+                e.status,
+                e.error_code.as_deref().unwrap_or("no error code"),
+                e.error_detail.as_deref().unwrap_or("no detail")
+            ),
+        )
+    }
 }
 
 /// The tag value that marks the execution started for a run request.
@@ -167,7 +212,9 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     //    right before a crash (recognised by its run tag). Neither can exist without a schedule
     //    or a pending run, so a settled transfer skips the listing.
     let token = t.obj.annotations().get(RUN_ANNOTATION).cloned();
-    let mut wanted = wanted_run(t.spec, t.generation, token.as_deref(), t.status.last_run.as_ref());
+    let mut wanted = t
+        .spec
+        .pending_run(t.generation, token.as_deref(), t.status.last_run.as_ref());
     let listed = if wanted.is_some() || t.spec.schedule.is_some() {
         list_executions(&client, &task_arn)
             .await
@@ -175,22 +222,10 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     } else {
         Vec::new()
     };
-    let known = |arn: &str, t: &Transfer<'_>| {
-        t.status.execution.as_ref().is_some_and(|e| e.arn == arn)
-            || t.status.history.iter().any(|h| h.arn == arn)
-            || t.status.last_run.as_ref().and_then(|l| l.execution_arn.as_deref()) == Some(arn)
-    };
-    let unknown: Vec<(String, String)> = listed
-        .iter()
-        .rev()
-        .filter(|(arn, _)| !known(arn, t))
-        .take(10)
-        .cloned()
-        .collect();
-    for (arn, listed_status) in unknown {
+    for (arn, listed_status) in unknown_executions(&listed, &t.status) {
         let answers_request = match &wanted {
             Some(request) => {
-                let key = run_key(&t.id, request);
+                let key = run_key(t.id(), request);
                 let found = tags(&client, &arn)
                     .await
                     .map_err(|f| t.aws_error(&f, &account, "datasync:ListTagsForResource", &arn))?;
@@ -198,42 +233,45 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
             }
             None => false,
         };
-        if answers_request {
-            let mut request = wanted.take().unwrap_or_default();
-            request.execution_arn = Some(arn.clone());
-            t.status.last_run = Some(request);
-            track(t, &arn);
-            refresh(t, &client).await?;
-            t.persist().await?;
-            t.changed(
-                "ExecutionAdopted",
-                format!("found execution {arn} started before a restart and follows it"),
-            )
-            .await;
-            break;
-        }
-        if is_running(&listed_status) {
-            track(t, &arn);
-            refresh(t, &client).await?;
-            t.changed(
-                "ExecutionDiscovered",
-                format!("following execution {arn} (started by the DataSync schedule)"),
-            )
-            .await;
-            break;
+        match follow(&listed_status, answers_request) {
+            Some(Follow::Adopt) => {
+                let mut request = wanted.take().unwrap_or_default();
+                request.execution_arn = Some(arn.clone());
+                t.status.last_run = Some(request);
+                track(t, &arn);
+                refresh(t, &client).await?;
+                t.persist().await?;
+                t.changed(
+                    "ExecutionAdopted",
+                    format!("found execution {arn} started before a restart and follows it"),
+                )
+                .await;
+                break;
+            }
+            Some(Follow::Discover) => {
+                track(t, &arn);
+                refresh(t, &client).await?;
+                t.changed(
+                    "ExecutionDiscovered",
+                    format!("following execution {arn} (started by the DataSync schedule)"),
+                )
+                .await;
+                break;
+            }
+            None => {}
         }
     }
 
     // 3. Start the run the spec asks for, once nothing runs.
-    let running = t.status.execution.as_ref().is_some_and(|e| is_running(&e.status));
+    let running = t.status.execution.as_ref().is_some_and(ExecutionStatus::is_running);
     if let Some(mut request) = wanted
         && !running
     {
-        let key = run_key(&t.id, &request);
+        let key = run_key(t.id(), &request);
         let out = client
             .start_task_execution()
             .task_arn(&task_arn)
-            .set_tags(Some(tag_entries(&t.id, &[(TAG_RUN, key.as_str())])))
+            .set_tags(Some(tag_entries(t.id(), &[(TAG_RUN, key.as_str())])))
             .send()
             .await
             .map_err(|e| t.sdk_error(&e, &account, "datasync:StartTaskExecution", &task_arn))?;
@@ -271,7 +309,7 @@ async fn refresh(t: &mut Transfer<'_>, client: &aws_sdk_datasync::Client) -> Res
     let Some(current) = t.status.execution.clone() else {
         return Ok(());
     };
-    if !is_running(&current.status) && current.end_time.is_some() {
+    if !current.is_running() && current.end_time.is_some() {
         return Ok(());
     }
     let account = t.account_a_id().to_string();
@@ -290,10 +328,10 @@ async fn refresh(t: &mut Transfer<'_>, client: &aws_sdk_datasync::Client) -> Res
         },
         Err(e) => return Err(t.sdk_error(&e, &account, "datasync:DescribeTaskExecution", &current.arn)),
     };
-    if !is_running(&next.status) {
+    if !next.is_running() {
         next.end_time = next.end_time.or_else(|| Some(Time(jiff::Timestamp::now())));
         remember(&mut t.status.history, &next);
-        if next.status == "SUCCESS" {
+        if next.succeeded() {
             t.changed(
                 "ExecutionSucceeded",
                 format!(
@@ -327,71 +365,47 @@ async fn refresh(t: &mut Transfer<'_>, client: &aws_sdk_datasync::Client) -> Res
 
 /// Writes the execution condition, progress column and metrics.
 fn report(t: &mut Transfer<'_>) {
-    let generation = t.generation;
+    let (status, reason, message) = execution_condition(t.status.execution.as_ref(), t.spec.run);
+    status::set_condition(
+        &mut t.status.conditions,
+        condition::EXECUTION_SUCCEEDED,
+        status,
+        reason,
+        &message,
+        t.generation,
+    );
     let Some(e) = t.status.execution.clone() else {
-        status::set_condition(
-            &mut t.status.conditions,
-            condition::EXECUTION_SUCCEEDED,
-            "Unknown",
-            "NoExecution",
-            if t.spec.run == RunPolicy::Manual {
-                "no execution yet: set the annotation ferry.dev/run to a new value to start one"
-            } else {
-                "no execution yet"
-            },
-            generation,
-        );
         t.status.progress = None;
         return;
     };
     t.status.progress = Some(format!("{}%", e.percent_done));
+    let id = t.id().clone();
     t.ctx.metrics.transfer_progress(
-        &t.id.namespace,
-        &t.id.name,
+        &id.namespace,
+        &id.name,
         e.bytes_transferred,
         e.files_transferred,
         e.percent_done,
     );
-    let (ok, reason, message) = match e.status.as_str() {
-        "SUCCESS" => (
-            true,
-            "Succeeded",
-            format!(
-                "execution {} copied {} objects ({} bytes)",
-                e.arn, e.files_transferred, e.bytes_transferred
-            ),
-        ),
-        s if is_running(s) => (
-            false,
-            "Running",
-            format!("execution {} is {s}: {}% done", e.arn, e.percent_done),
-        ),
-        s => (
-            false,
-            "Failed",
-            format!(
-                "execution {} ended {s}: {}: {}",
-                e.arn,
-                e.error_code.as_deref().unwrap_or("no error code"),
-                e.error_detail.as_deref().unwrap_or("no detail")
-            ),
-        ),
-    };
-    t.condition(condition::EXECUTION_SUCCEEDED, ok, reason, message);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures;
+    use serde_json::json;
 
-    fn spec(run: &str, suspend: bool) -> CrossAccountTransferSpec {
-        serde_json::from_value(serde_json::json!({
-            "source": {"bucket": "src", "region": "us-east-1"},
-            "destination": {"bucket": "dst", "region": "us-east-1", "accountId": "222222222222",
-                            "access": {"mode": "External"}},
-            "run": run, "suspend": suspend
-        }))
-        .unwrap()
+    fn spec(run: &str, suspend: bool) -> crate::api::CrossAccountTransferSpec {
+        fixtures::spec(json!({"run": run, "suspend": suspend}))
+    }
+
+    fn wanted_run(
+        s: &crate::api::CrossAccountTransferSpec,
+        generation: i64,
+        token: Option<&str>,
+        last: Option<&RunRequest>,
+    ) -> Option<RunRequest> {
+        s.pending_run(generation, token, last)
     }
 
     fn done(generation: i64, token: Option<&str>) -> RunRequest {
@@ -476,5 +490,80 @@ mod tests {
         assert_eq!(h.len(), HISTORY_LEN);
         assert_eq!(h[0].arn, "e6");
         assert_eq!(h[4].arn, "e2");
+    }
+
+    fn listed(entries: &[(&str, &str)]) -> Vec<(String, String)> {
+        entries.iter().map(|(a, s)| (a.to_string(), s.to_string())).collect()
+    }
+
+    #[test]
+    fn a_schedule_started_execution_is_discovered_and_a_crash_left_one_adopted() {
+        assert_eq!(follow("TRANSFERRING", false), Some(Follow::Discover));
+        assert_eq!(follow("QUEUED", false), Some(Follow::Discover));
+        assert_eq!(
+            follow("SUCCESS", false),
+            None,
+            "a finished run nobody asked about is left alone"
+        );
+        assert_eq!(
+            follow("SUCCESS", true),
+            Some(Follow::Adopt),
+            "Ferry's own run, finished already"
+        );
+        assert_eq!(follow("LAUNCHING", true), Some(Follow::Adopt));
+    }
+
+    #[test]
+    fn unknown_executions_skip_known_ones_and_put_running_first_whatever_the_order() {
+        let status = CrossAccountTransferStatus {
+            execution: Some(ExecutionStatus {
+                arn: "e1".into(),
+                status: "SUCCESS".into(),
+                ..ExecutionStatus::default()
+            }),
+            history: vec![ExecutionSummary {
+                arn: "e0".into(),
+                ..ExecutionSummary::default()
+            }],
+            ..CrossAccountTransferStatus::default()
+        };
+        let oldest_first = listed(&[
+            ("e0", "SUCCESS"),
+            ("e1", "SUCCESS"),
+            ("e2", "ERROR"),
+            ("e3", "TRANSFERRING"),
+        ]);
+        let mut newest_first = oldest_first.clone();
+        newest_first.reverse();
+        for order in [oldest_first, newest_first] {
+            let unknown = unknown_executions(&order, &status);
+            assert_eq!(unknown.len(), 2);
+            assert_eq!(unknown[0].0, "e3", "the running one comes first");
+            assert_eq!(unknown[1].0, "e2");
+        }
+        let many: Vec<(String, String)> = (0..30).map(|i| (format!("x{i}"), "SUCCESS".to_string())).collect();
+        assert_eq!(unknown_executions(&many, &status).len(), UNKNOWN_LOOKED_AT);
+    }
+
+    #[test]
+    fn the_execution_condition_tells_what_happened() {
+        assert_eq!(execution_condition(None, RunPolicy::OnChange).0, "Unknown");
+        assert!(execution_condition(None, RunPolicy::Manual).2.contains("ferry.dev/run"));
+        let mut e = ExecutionStatus {
+            arn: "e".into(),
+            status: "TRANSFERRING".into(),
+            percent_done: 40,
+            ..ExecutionStatus::default()
+        };
+        let (status, reason, message) = execution_condition(Some(&e), RunPolicy::OnChange);
+        assert_eq!((status, reason), ("False", "Running"));
+        assert!(message.contains("40%"));
+        e.status = "SUCCESS".into();
+        assert_eq!(execution_condition(Some(&e), RunPolicy::OnChange).1, "Succeeded");
+        e.status = "ERROR".into();
+        e.error_code = Some("AccessDenied".into());
+        let (status, reason, message) = execution_condition(Some(&e), RunPolicy::OnChange);
+        assert_eq!((status, reason), ("False", "Failed"));
+        assert!(message.contains("AccessDenied"));
     }
 }

@@ -5,47 +5,12 @@
 
 use aws_sdk_datasync::types::{S3Config, S3StorageClass};
 
-use super::{Progress, Transfer};
-use crate::api::{AccessMode, CrossAccountTransferSpec, condition};
+use super::transfer::{Progress, Transfer};
+use crate::api::{AccessMode, condition};
 use crate::aws::datasync::{list_locations, same_uri, tag_entries};
 use crate::aws::{FailureKind, classify};
+use crate::desired::{DesiredLocation, Side};
 use crate::error::{Error, Result};
-use crate::naming::{bucket_arn, location_uri, subdirectory};
-
-/// Which of the two locations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    /// Account A's bucket.
-    Source,
-    /// Account B's bucket.
-    Destination,
-}
-
-impl Side {
-    fn label(self) -> &'static str {
-        match self {
-            Side::Source => "source",
-            Side::Destination => "destination",
-        }
-    }
-}
-
-/// A location as the spec wants it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DesiredLocation {
-    /// Region it lives in.
-    pub region: String,
-    /// `arn:aws:s3:::bucket`.
-    pub bucket_arn: String,
-    /// DataSync subdirectory, e.g. `/media/`.
-    pub subdirectory: String,
-    /// `s3://bucket/prefix/`.
-    pub uri: String,
-    /// The DataSync role.
-    pub role_arn: String,
-    /// Storage class (destination only).
-    pub storage_class: Option<String>,
-}
 
 /// A location as DataSync reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -56,33 +21,6 @@ pub struct ObservedLocation {
     pub role_arn: Option<String>,
     /// `S3StorageClass`.
     pub storage_class: Option<String>,
-}
-
-/// The desired location of one side of this transfer.
-pub fn desired(t: &Transfer<'_>, side: Side, role_arn: &str) -> DesiredLocation {
-    desired_for(t.spec, side, role_arn)
-}
-
-/// The desired location of one side of a spec (pure).
-pub fn desired_for(spec: &CrossAccountTransferSpec, side: Side, role_arn: &str) -> DesiredLocation {
-    match side {
-        Side::Source => DesiredLocation {
-            region: spec.source.region.clone(),
-            bucket_arn: bucket_arn(&spec.source.region, &spec.source.bucket),
-            subdirectory: subdirectory(spec.source.prefix.as_deref()),
-            uri: location_uri(&spec.source.bucket, spec.source.prefix.as_deref()),
-            role_arn: role_arn.to_string(),
-            storage_class: None,
-        },
-        Side::Destination => DesiredLocation {
-            region: spec.destination.region.clone(),
-            bucket_arn: bucket_arn(&spec.destination.region, &spec.destination.bucket),
-            subdirectory: subdirectory(spec.destination.prefix.as_deref()),
-            uri: location_uri(&spec.destination.bucket, spec.destination.prefix.as_deref()),
-            role_arn: role_arn.to_string(),
-            storage_class: Some(spec.destination.storage_class.aws_name().to_string()),
-        },
-    }
 }
 
 /// Whether an existing location serves the desired one (pure). Locations cannot be changed in
@@ -100,13 +38,12 @@ pub fn matches(observed: &ObservedLocation, desired: &DesiredLocation) -> bool {
 /// Ensures both locations. In External mode an access refusal on the destination means Account
 /// B has not applied the policy yet: the pipeline waits instead of failing.
 pub async fn ensure(t: &mut Transfer<'_>) -> Result<Progress> {
-    let role_arn = t.status.role.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
-    let source = desired(t, Side::Source, &role_arn);
-    ensure_one(t, Side::Source, &source).await?;
+    let source = t.desired.source.clone();
+    ensure_one(t, &source).await?;
 
-    let destination = desired(t, Side::Destination, &role_arn);
+    let destination = t.desired.destination.clone();
     let external = t.spec.destination.access.mode == AccessMode::External;
-    match ensure_one(t, Side::Destination, &destination).await {
+    match ensure_one(t, &destination).await {
         Ok(()) => {}
         Err(Error::AccessDenied { message, .. } | Error::IamPropagation { message, .. }) if external => {
             t.condition(
@@ -170,7 +107,8 @@ async fn describe(
     }
 }
 
-async fn ensure_one(t: &mut Transfer<'_>, side: Side, want: &DesiredLocation) -> Result<()> {
+async fn ensure_one(t: &mut Transfer<'_>, want: &DesiredLocation) -> Result<()> {
+    let side = want.side;
     let client = t.account_a.datasync(&want.region);
     let account = t.account_a_id().to_string();
 
@@ -226,7 +164,7 @@ async fn ensure_one(t: &mut Transfer<'_>, side: Side, want: &DesiredLocation) ->
         .s3_bucket_arn(&want.bucket_arn)
         .subdirectory(&want.subdirectory)
         .s3_config(config)
-        .set_tags(Some(tag_entries(&t.id, &[])));
+        .set_tags(Some(tag_entries(t.id(), &[])));
     if let Some(class) = &want.storage_class {
         request = request.s3_storage_class(S3StorageClass::from(class.as_str()));
     }
@@ -251,6 +189,7 @@ mod tests {
 
     fn want() -> DesiredLocation {
         DesiredLocation {
+            side: Side::Destination,
             region: "us-west-1".into(),
             bucket_arn: "arn:aws:s3:::dst".into(),
             subdirectory: "/archive/".into(),

@@ -2,7 +2,7 @@
 //! `BucketOwnerEnforced`), so every copied object belongs to Account B. The setting found
 //! first is kept in the status before anything changes, and put back on deletion.
 
-use super::Transfer;
+use super::transfer::Transfer;
 use crate::api::{AccessMode, DestinationStatus};
 use crate::aws::{Account, classify};
 use crate::error::Result;
@@ -76,29 +76,16 @@ pub async fn put(
 ) -> std::result::Result<(), crate::aws::Failure> {
     let rule = OwnershipControlsRule::builder()
         .object_ownership(ObjectOwnership::from(value))
-        .build()
-        .map_err(build_failure)?;
-    let controls = OwnershipControls::builder()
-        .rules(rule)
-        .build()
-        .map_err(build_failure)?;
+        .build()?;
+    let controls = OwnershipControls::builder().rules(rule).build()?;
     account
         .s3(region)
         .put_bucket_ownership_controls()
         .bucket(bucket)
         .ownership_controls(controls)
         .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| classify(&e))
-}
-
-fn build_failure(e: aws_smithy_types::error::operation::BuildError) -> crate::aws::Failure {
-    crate::aws::Failure {
-        kind: crate::aws::FailureKind::Other,
-        code: "BuildError".into(),
-        message: e.to_string(),
-    }
+        .await?;
+    Ok(())
 }
 
 /// Ensures ACLs are disabled on the destination bucket (AssumeRole mode only).
@@ -107,7 +94,6 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         return Ok(());
     }
     let account = t.assumed_account_b()?;
-    super::cleanup::release_previous_destination(t).await;
     let bucket = t.spec.destination.bucket.clone();
     let region = t.spec.destination.region.clone();
     let account_b = t.spec.destination.account_id.clone();

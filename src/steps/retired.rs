@@ -3,7 +3,7 @@
 //! changed, a managed role renamed. Tasks go first (they hold the locations), then
 //! locations, then roles. Only resources carrying this transfer's uid tag are deleted.
 
-use super::Transfer;
+use super::transfer::Transfer;
 use crate::aws::datasync::{list_executions, owned};
 use crate::aws::{Account, Failure, FailureKind, classify};
 use crate::error::Result;
@@ -33,10 +33,12 @@ pub fn kind(arn: &str) -> Option<Kind> {
     }
 }
 
-fn gone_is_done(result: std::result::Result<(), Failure>) -> std::result::Result<(), Failure> {
-    match result {
+/// A delete that found nothing to delete succeeded.
+fn gone_is_done<T, E: Into<Failure>>(result: std::result::Result<T, E>) -> std::result::Result<(), Failure> {
+    match result.map_err(Into::into) {
         Err(f) if f.kind == FailureKind::NotFound => Ok(()),
-        other => other,
+        Err(f) => Err(f),
+        Ok(_) => Ok(()),
     }
 }
 
@@ -58,31 +60,15 @@ pub async fn delete_task(account: &Account, arn: &str, id: &TransferId) -> std::
     match list_executions(&client, arn).await {
         Ok(executions) => {
             for (exec, status) in executions {
-                if super::execution::is_running(&status) && status != "CANCELLING" {
-                    gone_is_done(
-                        client
-                            .cancel_task_execution()
-                            .task_execution_arn(&exec)
-                            .send()
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| classify(&e)),
-                    )?;
+                if crate::api::is_running_status(&status) && status != "CANCELLING" {
+                    gone_is_done(client.cancel_task_execution().task_execution_arn(&exec).send().await)?;
                 }
             }
         }
         Err(f) if f.kind == FailureKind::NotFound => return Ok(true),
         Err(f) => return Err(f),
     }
-    gone_is_done(
-        client
-            .delete_task()
-            .task_arn(arn)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(&e)),
-    )?;
+    gone_is_done(client.delete_task().task_arn(arn).send().await)?;
     Ok(true)
 }
 
@@ -91,15 +77,7 @@ pub async fn delete_location(account: &Account, arn: &str, id: &TransferId) -> s
     let Some(client) = owned_datasync(account, arn, id).await? else {
         return Ok(false);
     };
-    gone_is_done(
-        client
-            .delete_location()
-            .location_arn(arn)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(&e)),
-    )?;
+    gone_is_done(client.delete_location().location_arn(arn).send().await)?;
     Ok(true)
 }
 
@@ -130,18 +108,9 @@ pub async fn delete_role(
             .role_name(name)
             .policy_name(INLINE_POLICY_NAME)
             .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(&e)),
+            .await,
     )?;
-    gone_is_done(
-        iam.delete_role()
-            .role_name(name)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(&e)),
-    )?;
+    gone_is_done(iam.delete_role().role_name(name).send().await)?;
     Ok(true)
 }
 
@@ -157,12 +126,12 @@ pub async fn collect(t: &mut Transfer<'_>) -> Result<()> {
     let mut changed = false;
     for arn in arns {
         let (result, action) = match kind(&arn) {
-            Some(Kind::Task) => (delete_task(&t.account_a, &arn, &t.id).await, "datasync:DeleteTask"),
+            Some(Kind::Task) => (delete_task(&t.account_a, &arn, t.id()).await, "datasync:DeleteTask"),
             Some(Kind::Location) => (
-                delete_location(&t.account_a, &arn, &t.id).await,
+                delete_location(&t.account_a, &arn, t.id()).await,
                 "datasync:DeleteLocation",
             ),
-            Some(Kind::Role) => (delete_role(&t.account_a, &region, &arn, &t.id).await, "iam:DeleteRole"),
+            Some(Kind::Role) => (delete_role(&t.account_a, &region, &arn, t.id()).await, "iam:DeleteRole"),
             None => (Ok(false), "none"),
         };
         match result {

@@ -5,12 +5,13 @@
 
 use serde_json::Value;
 
-use super::Transfer;
-use crate::api::{CrossAccountTransferSpec, RoleStatus, condition};
+use super::transfer::Transfer;
+use crate::api::{RoleStatus, condition};
 use crate::aws::classify;
+use crate::desired::ManagedRole;
 use crate::error::{Error, Result};
 use crate::naming::{INLINE_POLICY_NAME, arn_account, role_name_from_arn};
-use crate::policy::{RoleInputs, decode_iam_document, role_inline_policy, same_document, trust_policy};
+use crate::policy::{decode_iam_document, same_document};
 
 /// The role as IAM has it.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,52 +53,21 @@ pub fn diff(observed: Option<&ObservedRole>, trust: &Value, inline: &Value) -> R
     }
 }
 
-/// The inputs of both role documents for a spec, given Account A's id (pure).
-pub fn inputs_for<'s>(spec: &'s CrossAccountTransferSpec, account_id: &'s str) -> RoleInputs<'s> {
-    RoleInputs {
-        account_id,
-        regions: vec![spec.destination.region.as_str(), spec.source.region.as_str()],
-        source_bucket: &spec.source.bucket,
-        source_prefix: spec.source.prefix.as_deref(),
-        destination_bucket: &spec.destination.bucket,
-        report: spec
-            .task
-            .report
-            .as_ref()
-            .map(|r| (r.bucket.as_str(), r.prefix.as_deref())),
-    }
-}
-
-/// The inputs of both role documents for this transfer.
-pub fn inputs<'s>(t: &'s Transfer<'_>) -> RoleInputs<'s> {
-    inputs_for(t.spec, t.account_a_id())
-}
-
-/// The name of the role Ferry manages for a spec (pure).
-pub fn role_name_for(spec: &CrossAccountTransferSpec, id: &crate::naming::TransferId) -> String {
-    spec.data_sync_role
-        .name
-        .clone()
-        .unwrap_or_else(|| id.default_role_name())
-}
-
-/// The name of the role Ferry manages for this transfer.
-pub fn managed_role_name(t: &Transfer<'_>) -> String {
-    role_name_for(t.spec, &t.id)
-}
-
 /// Ensures the role and records its ARN in the status.
 pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
-    if let Some(arn) = t.spec.data_sync_role.arn.clone() {
+    let Some(managed) = t.desired.role.managed.clone() else {
+        let arn = t.desired.role.arn.clone();
         return use_existing(t, &arn).await;
-    }
-    let name = managed_role_name(t);
+    };
+    let ManagedRole {
+        name,
+        trust,
+        inline,
+        inline_name,
+    } = managed;
     let region = t.spec.source.region.clone();
     let account = t.account_a_id().to_string();
     let iam = t.account_a.iam(&region);
-    let documents = inputs(t);
-    let trust = trust_policy(&documents);
-    let inline = role_inline_policy(&documents, &t.spec.destination.region, &t.spec.source.region);
 
     let observed = observe(t, &iam, &name, &account).await?;
     if let Some(role) = &observed
@@ -115,16 +85,17 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     let mut arn = observed.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
 
     if changes.create {
-        let tags =
-            t.id.tags()
-                .into_iter()
-                .filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok())
-                .collect::<Vec<_>>();
+        let tags = t
+            .id()
+            .tags()
+            .into_iter()
+            .filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok())
+            .collect::<Vec<_>>();
         let out = iam
             .create_role()
             .role_name(&name)
             .assume_role_policy_document(trust.to_string())
-            .description(format!("Ferry: AWS DataSync access for {}", t.id.resource()))
+            .description(format!("Ferry: AWS DataSync access for {}", t.id().resource()))
             .set_tags(Some(tags))
             .send()
             .await
@@ -153,7 +124,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     if changes.put_inline {
         iam.put_role_policy()
             .role_name(&name)
-            .policy_name(INLINE_POLICY_NAME)
+            .policy_name(inline_name)
             .policy_document(inline.to_string())
             .send()
             .await
@@ -162,7 +133,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         if !changes.create {
             t.changed(
                 "RolePolicyRestored",
-                format!("put back the inline policy {INLINE_POLICY_NAME} of {arn}"),
+                format!("put back the inline policy {inline_name} of {arn}"),
             )
             .await;
         }
@@ -208,7 +179,7 @@ async fn observe(
         arn: role.arn().to_string(),
         trust: role.assume_role_policy_document().map(decode_iam_document),
         inline,
-        owned: t.id.owns(role.tags().iter().map(|tag| (tag.key(), tag.value()))),
+        owned: t.id().owns(role.tags().iter().map(|tag| (tag.key(), tag.value()))),
     }))
 }
 

@@ -9,155 +9,73 @@ use aws_sdk_datasync::types::{
     TransferMode, VerifyMode,
 };
 
-use super::Transfer;
-use crate::api::{self, CrossAccountTransferSpec, condition};
+use super::transfer::Transfer;
+use crate::api::condition;
 use crate::aws::datasync::{list_tasks, tag_entries};
 use crate::aws::{FailureKind, classify};
+use crate::desired::{ReportSettings, TaskSettings};
 use crate::error::Result;
-use crate::naming::{bucket_arn, subdirectory};
-
-/// The task report destination and format.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReportSettings {
-    /// Report bucket ARN.
-    pub bucket_arn: String,
-    /// Subdirectory in it.
-    pub subdirectory: String,
-    /// Role DataSync writes with.
-    pub role_arn: String,
-    /// `STANDARD` or `SUMMARY_ONLY`.
-    pub output: String,
-    /// `ERRORS_ONLY` or `SUCCESSES_AND_ERRORS`.
-    pub level: String,
-}
-
-/// Everything Ferry sets on a task, in DataSync's vocabulary (pure data, compared as a whole).
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct TaskSettings {
-    /// Task name.
-    pub name: String,
-    /// `ENHANCED` or `BASIC`.
-    pub mode: String,
-    /// Source location ARN.
-    pub source_location_arn: String,
-    /// Destination location ARN.
-    pub destination_location_arn: String,
-    /// `Options.VerifyMode`.
-    pub verify: String,
-    /// `Options.OverwriteMode`.
-    pub overwrite: String,
-    /// `Options.TransferMode`.
-    pub transfer: String,
-    /// `Options.PreserveDeletedFiles`.
-    pub preserve_deleted: String,
-    /// `Options.ObjectTags`.
-    pub object_tags: String,
-    /// `Options.LogLevel`.
-    pub log_level: String,
-    /// `Options.BytesPerSecond` (-1: unlimited).
-    pub bytes_per_second: i64,
-    /// Include patterns joined with `|`.
-    pub includes: Option<String>,
-    /// Exclude patterns joined with `|`.
-    pub excludes: Option<String>,
-    /// Schedule expression and whether it is enabled.
-    pub schedule: Option<(String, bool)>,
-    /// CloudWatch log group.
-    pub log_group_arn: Option<String>,
-    /// Task report.
-    pub report: Option<ReportSettings>,
-}
 
 /// What must happen to the task.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TaskChange {
     /// In sync.
     Nothing,
-    /// UpdateTask can make these settings right.
-    Update,
+    /// UpdateTask can make these settings right: it sends only the parts that differ.
+    Update(TaskUpdate),
     /// DataSync cannot change this on a task: a new task is needed.
     Replace(String),
 }
 
-fn join(patterns: &[String]) -> Option<String> {
-    (!patterns.is_empty()).then(|| patterns.join("|"))
+/// Which parts of a task an UpdateTask must send (the rest is left as it is).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TaskUpdate {
+    /// The name.
+    pub name: bool,
+    /// The options (sent whole).
+    pub options: bool,
+    /// The include filter (an empty list removes it).
+    pub includes: bool,
+    /// The exclude filter (an empty list removes it).
+    pub excludes: bool,
+    /// The schedule (an empty expression removes it).
+    pub schedule: bool,
+    /// The log group. DataSync cannot take one away: `CloudWatchLogGroupArn` must be an ARN
+    /// (its pattern refuses an empty string), so a spec without a log group sets LogLevel OFF
+    /// and leaves the old ARN on the task, where it does nothing.
+    pub log_group: bool,
+    /// The task report (an empty configuration removes it).
+    pub report: bool,
 }
 
-/// The task settings a spec leads to (pure).
-pub fn desired(
-    spec: &CrossAccountTransferSpec,
-    name: &str,
-    source_location_arn: &str,
-    destination_location_arn: &str,
-    role_arn: &str,
-) -> TaskSettings {
-    let task = &spec.task;
-    let log_level = match (task.log_level, &task.log_group_arn) {
-        (Some(level), Some(_)) => level,
-        (None, Some(_)) => api::LogLevel::Basic,
-        (_, None) => api::LogLevel::Off,
-    };
-    TaskSettings {
-        name: name.to_string(),
-        mode: match task.mode {
-            api::TaskMode::Enhanced => "ENHANCED",
-            api::TaskMode::Basic => "BASIC",
+impl TaskUpdate {
+    /// The parts of `observed` that differ from `desired` (pure).
+    pub fn between(observed: &TaskSettings, desired: &TaskSettings) -> TaskUpdate {
+        let options = |s: &TaskSettings| {
+            (
+                s.verify.clone(),
+                s.overwrite.clone(),
+                s.transfer.clone(),
+                s.preserve_deleted.clone(),
+                s.object_tags.clone(),
+                s.log_level.clone(),
+                s.bytes_per_second,
+            )
+        };
+        TaskUpdate {
+            name: observed.name != desired.name,
+            options: options(observed) != options(desired),
+            includes: observed.includes != desired.includes,
+            excludes: observed.excludes != desired.excludes,
+            schedule: observed.schedule != desired.schedule,
+            log_group: desired.log_group_arn.is_some() && observed.log_group_arn != desired.log_group_arn,
+            report: observed.report != desired.report,
         }
-        .into(),
-        source_location_arn: source_location_arn.to_string(),
-        destination_location_arn: destination_location_arn.to_string(),
-        verify: match task.verify {
-            api::VerifyMode::OnlyFilesTransferred => "ONLY_FILES_TRANSFERRED",
-            api::VerifyMode::PointInTimeConsistent => "POINT_IN_TIME_CONSISTENT",
-            api::VerifyMode::None => "NONE",
-        }
-        .into(),
-        overwrite: match task.overwrite {
-            api::OverwriteMode::Always => "ALWAYS",
-            api::OverwriteMode::Never => "NEVER",
-        }
-        .into(),
-        transfer: match task.transfer {
-            api::TransferMode::Changed => "CHANGED",
-            api::TransferMode::All => "ALL",
-        }
-        .into(),
-        preserve_deleted: match task.deleted {
-            api::DeletedFilesMode::Preserve => "PRESERVE",
-            api::DeletedFilesMode::Remove => "REMOVE",
-        }
-        .into(),
-        object_tags: match task.object_tags {
-            api::ObjectTagsMode::Preserve => "PRESERVE",
-            api::ObjectTagsMode::None => "NONE",
-        }
-        .into(),
-        log_level: match log_level {
-            api::LogLevel::Off => "OFF",
-            api::LogLevel::Basic => "BASIC",
-            api::LogLevel::Transfer => "TRANSFER",
-        }
-        .into(),
-        bytes_per_second: task.bytes_per_second.unwrap_or(-1),
-        includes: join(&task.includes),
-        excludes: join(&task.excludes),
-        schedule: spec.schedule.clone().map(|expr| (expr, !spec.suspend)),
-        log_group_arn: task.log_group_arn.clone(),
-        report: task.report.as_ref().map(|r| ReportSettings {
-            bucket_arn: bucket_arn(&spec.source.region, &r.bucket),
-            subdirectory: subdirectory(r.prefix.as_deref()),
-            role_arn: role_arn.to_string(),
-            output: match r.output {
-                api::ReportOutput::Standard => "STANDARD",
-                api::ReportOutput::Summary => "SUMMARY_ONLY",
-            }
-            .into(),
-            level: match r.level {
-                api::ReportLevel::ErrorsOnly => "ERRORS_ONLY",
-                api::ReportLevel::SuccessesAndErrors => "SUCCESSES_AND_ERRORS",
-            }
-            .into(),
-        }),
+    }
+
+    /// Nothing to send.
+    pub fn is_empty(&self) -> bool {
+        *self == TaskUpdate::default()
     }
 }
 
@@ -174,10 +92,11 @@ pub fn diff(observed: &TaskSettings, desired: &TaskSettings) -> TaskChange {
             observed.mode, desired.mode
         ));
     }
-    if observed == desired {
+    let update = TaskUpdate::between(observed, desired);
+    if update.is_empty() {
         TaskChange::Nothing
     } else {
-        TaskChange::Update
+        TaskChange::Update(update)
     }
 }
 
@@ -294,31 +213,41 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     let region = t.spec.destination.region.clone();
     let client = t.account_a.datasync(&region);
     let account = t.account_a_id().to_string();
-    let role_arn = t.status.role.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
-    let want = desired(
-        t.spec,
-        &t.id.task_name(),
+    let want = t.desired.task.between(
         t.status.source_location_arn.as_deref().unwrap_or_default(),
         t.status.destination_location_arn.as_deref().unwrap_or_default(),
-        &role_arn,
     );
 
     if let Some(arn) = t.status.task_arn.clone() {
         match client.describe_task().task_arn(&arn).send().await {
             Ok(out) => match diff(&observed(&out), &want) {
                 TaskChange::Nothing => return ready(t, &arn),
-                TaskChange::Update => {
-                    client
-                        .update_task()
-                        .task_arn(&arn)
-                        .name(&want.name)
-                        .options(options(&want))
-                        .set_includes(Some(filters(&want.includes)))
-                        .set_excludes(Some(filters(&want.excludes)))
-                        .schedule(schedule(&want)?)
-                        .cloud_watch_log_group_arn(want.log_group_arn.clone().unwrap_or_default())
+                TaskChange::Update(update) => {
+                    let mut request = client.update_task().task_arn(&arn);
+                    if update.name {
+                        request = request.name(&want.name);
+                    }
+                    if update.options {
+                        request = request.options(options(&want));
+                    }
+                    if update.includes {
+                        request = request.set_includes(Some(filters(&want.includes)));
+                    }
+                    if update.excludes {
+                        request = request.set_excludes(Some(filters(&want.excludes)));
+                    }
+                    if update.schedule {
+                        request = request.schedule(schedule(&want)?);
+                    }
+                    if update.log_group {
+                        request = request.set_cloud_watch_log_group_arn(want.log_group_arn.clone());
+                    }
+                    if update.report {
                         // An empty report configuration removes a report the spec no longer has.
-                        .task_report_config(report(&want)?.unwrap_or_else(|| TaskReportConfig::builder().build()))
+                        request = request
+                            .task_report_config(report(&want)?.unwrap_or_else(|| TaskReportConfig::builder().build()));
+                    }
+                    request
                         .send()
                         .await
                         .map_err(|e| t.sdk_error(&e, &account, "datasync:UpdateTask", &arn))?;
@@ -358,7 +287,10 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
             .send()
             .await
             .map_err(|e| t.sdk_error(&e, &account, "datasync:DescribeTask", &arn))?;
-        if matches!(diff(&observed(&out), &want), TaskChange::Nothing | TaskChange::Update) {
+        if matches!(
+            diff(&observed(&out), &want),
+            TaskChange::Nothing | TaskChange::Update(_)
+        ) {
             t.status.task_arn = Some(arn.clone());
             t.persist().await?;
             t.changed(
@@ -382,7 +314,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         .set_excludes(want.excludes.is_some().then(|| filters(&want.excludes)))
         .set_cloud_watch_log_group_arn(want.log_group_arn.clone())
         .set_task_report_config(report(&want)?)
-        .set_tags(Some(tag_entries(&t.id, &[])));
+        .set_tags(Some(tag_entries(t.id(), &[])));
     if want.schedule.is_some() {
         request = request.schedule(schedule(&want)?);
     }
@@ -415,80 +347,44 @@ fn ready(t: &mut Transfer<'_>, arn: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn spec(extra: serde_json::Value) -> CrossAccountTransferSpec {
-        let mut base = serde_json::json!({
-            "source": {"bucket": "src", "region": "us-east-1", "prefix": "media"},
-            "destination": {"bucket": "dst", "region": "us-west-1", "accountId": "222222222222",
-                            "access": {"roleArn": "arn:aws:iam::222222222222:role/admin"}}
-        });
-        if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
-            for (k, v) in e {
-                b.insert(k.clone(), v.clone());
-            }
-        }
-        serde_json::from_value(base).unwrap()
-    }
-
-    #[test]
-    fn spec_maps_to_datasync_options() {
-        let s = spec(serde_json::json!({
-            "task": {"mode": "Basic", "verify": "PointInTimeConsistent", "overwrite": "Never", "transfer": "All",
-                     "objectTags": "None", "includes": ["/a*", "/b*"], "excludes": ["*.tmp"], "bytesPerSecond": 1048576,
-                     "logGroupArn": "arn:aws:logs:us-west-1:111111111111:log-group:ferry",
-                     "report": {"bucket": "reports", "prefix": "ferry", "level": "SuccessesAndErrors", "output": "Summary"}},
-            "schedule": "rate(12 hours)"
-        }));
-        let d = desired(&s, "ferry-ns-x", "src-loc", "dst-loc", "arn:aws:iam::1:role/r");
-        assert_eq!(d.mode, "BASIC");
-        assert_eq!(d.verify, "POINT_IN_TIME_CONSISTENT");
-        assert_eq!(d.overwrite, "NEVER");
-        assert_eq!(d.transfer, "ALL");
-        assert_eq!(d.preserve_deleted, "PRESERVE");
-        assert_eq!(d.object_tags, "NONE");
-        assert_eq!(d.log_level, "BASIC", "a log group without a level logs BASIC");
-        assert_eq!(d.bytes_per_second, 1_048_576);
-        assert_eq!(d.includes.as_deref(), Some("/a*|/b*"));
-        assert_eq!(d.excludes.as_deref(), Some("*.tmp"));
-        assert_eq!(d.schedule, Some(("rate(12 hours)".into(), true)));
-        let r = d.report.unwrap();
-        assert_eq!(r.bucket_arn, "arn:aws:s3:::reports");
-        assert_eq!(r.subdirectory, "/ferry/");
-        assert_eq!(r.output, "SUMMARY_ONLY");
-        assert_eq!(r.level, "SUCCESSES_AND_ERRORS");
-    }
-
-    #[test]
-    fn defaults_map_to_enhanced_without_logging() {
-        let d = desired(&spec(serde_json::json!({})), "n", "s", "d", "r");
-        assert_eq!(d.mode, "ENHANCED");
-        assert_eq!(d.verify, "ONLY_FILES_TRANSFERRED");
-        assert_eq!(d.transfer, "CHANGED");
-        assert_eq!(d.log_level, "OFF");
-        assert_eq!(d.bytes_per_second, -1);
-        assert_eq!(d.includes, None);
-        assert_eq!(d.schedule, None);
-    }
-
-    #[test]
-    fn suspend_disables_the_schedule() {
-        let d = desired(
-            &spec(serde_json::json!({"schedule": "rate(1 day)", "suspend": true})),
-            "n",
-            "s",
-            "d",
-            "r",
-        );
-        assert_eq!(d.schedule, Some(("rate(1 day)".into(), false)));
-    }
+    use crate::desired::{Desired, Identities};
+    use crate::fixtures;
 
     #[test]
     fn filters_update_in_place_but_locations_and_mode_replace() {
-        let base = desired(&spec(serde_json::json!({})), "n", "s", "d", "r");
+        let who = Identities {
+            account_a: "111111111111".into(),
+            creator_arn: "arn:aws:iam::111111111111:role/ferry".into(),
+        };
+        let desired = Desired::build(&fixtures::spec(serde_json::json!({})), &fixtures::id(), &who);
+        let base = desired.task.between("s", "d");
         assert_eq!(diff(&base, &base), TaskChange::Nothing);
         let mut filtered = base.clone();
         filtered.excludes = Some("*.tmp".into());
-        assert_eq!(diff(&base, &filtered), TaskChange::Update);
+        let only_excludes = TaskUpdate {
+            excludes: true,
+            ..TaskUpdate::default()
+        };
+        assert_eq!(diff(&base, &filtered), TaskChange::Update(only_excludes));
+        let mut logged = base.clone();
+        logged.log_group_arn = Some("arn:aws:logs:us-west-1:111111111111:log-group:/aws/datasync".into());
+        logged.log_level = "BASIC".into();
+        let TaskChange::Update(update) = diff(&base, &logged) else {
+            panic!("a new log group is an update");
+        };
+        assert!(update.log_group && update.options && !update.schedule);
+        // The other way round DataSync cannot remove the ARN: logging goes OFF, the ARN stays.
+        let TaskChange::Update(update) = diff(&logged, &base) else {
+            panic!("dropping the log group is an update");
+        };
+        assert!(!update.log_group && update.options);
+        let mut leftover = base.clone();
+        leftover.log_group_arn = logged.log_group_arn.clone();
+        assert_eq!(
+            diff(&leftover, &base),
+            TaskChange::Nothing,
+            "a leftover ARN with logging off is in sync"
+        );
         let mut moved = base.clone();
         moved.destination_location_arn = "d2".into();
         assert!(matches!(diff(&base, &moved), TaskChange::Replace(_)));

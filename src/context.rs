@@ -1,0 +1,131 @@
+//! What every reconcile shares: the Kubernetes client, the AWS identities, the event recorder,
+//! the metrics and the timing knobs, and the one way to publish a Kubernetes event. It sits
+//! below `status`, `steps` and `controller`, which all use it.
+
+use std::time::Duration;
+
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource};
+
+use crate::api::CrossAccountTransfer;
+use crate::aws::Aws;
+use crate::metrics::SharedMetrics;
+
+/// Timing knobs of the controller.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// How often a running execution is polled.
+    pub poll_interval: Duration,
+    /// How often a settled transfer is checked for drift.
+    pub resync_interval: Duration,
+    /// How long after a permission change access errors count as IAM propagation.
+    pub propagation_window: Duration,
+    /// How often External mode checks whether Account B applied the policy.
+    pub external_retry: Duration,
+    /// How often a transfer stalled on access or ownership problems is tried again (the fix
+    /// happens in AWS, where Ferry cannot watch it).
+    pub stalled_retry: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(15),
+            resync_interval: Duration::from_secs(300),
+            propagation_window: Duration::from_secs(120),
+            external_retry: Duration::from_secs(30),
+            stalled_retry: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// AWS identities and clients.
+    pub aws: Aws,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: SharedMetrics,
+    /// Timing knobs.
+    pub config: ControllerConfig,
+}
+
+/// The event action for a change: the reason and the last segment of the first ARN in the note
+/// (pure).
+pub fn event_action(reason: &str, note: &str) -> String {
+    let subject = note
+        .split_whitespace()
+        .find(|w| w.starts_with("arn:"))
+        .and_then(|arn| arn.trim_end_matches([',', '.', ';']).rsplit(['/', ':']).next());
+    let action = match subject {
+        Some(s) if !s.is_empty() => format!("{reason} {s}"),
+        _ => reason.to_string(),
+    };
+    action.chars().take(128).collect()
+}
+
+impl Context {
+    /// Publishes a Kubernetes event about `obj` (action = reason); failures are only logged.
+    pub async fn publish(&self, obj: &CrossAccountTransfer, type_: EventType, reason: &str, note: String) {
+        self.publish_action(obj, type_, reason, reason, note).await;
+    }
+
+    /// Publishes a Kubernetes event with an explicit action.
+    pub async fn publish_action(
+        &self,
+        obj: &CrossAccountTransfer,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let mut note = note;
+        if note.len() > 1000 {
+            let mut cut = 1000;
+            while !note.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            note.truncate(cut);
+        }
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(err) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(error = %err, "could not publish event {reason}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_action;
+
+    #[test]
+    fn event_actions_name_the_resource() {
+        assert_eq!(
+            event_action(
+                "LocationCreated",
+                "created the source DataSync location arn:aws:datasync:us-east-1:1:location/loc-1 for s3://b/"
+            ),
+            "LocationCreated loc-1"
+        );
+        assert_eq!(
+            event_action(
+                "ExecutionStarted",
+                "started DataSync execution arn:aws:datasync:us-east-1:1:task/t/execution/exec-9"
+            ),
+            "ExecutionStarted exec-9"
+        );
+        assert_eq!(
+            event_action("AclsDisabled", "set Object Ownership of bucket b"),
+            "AclsDisabled"
+        );
+    }
+}

@@ -1,0 +1,421 @@
+//! The desired state of one transfer, in AWS's vocabulary: built once from the spec, the
+//! transfer's id and the identities Ferry runs as, by pure functions. Every step compares what
+//! it observes in AWS with its part of this value, and `ferry plan` renders the same value, so
+//! the controller and the plan cannot drift apart (the "build" of validate → build → apply).
+
+use serde_json::Value;
+
+use crate::api::{AccessMode, CrossAccountTransferSpec, LogLevel};
+use crate::naming::{INLINE_POLICY_NAME, TransferId, bucket_arn, location_uri, partition, subdirectory};
+use crate::policy::{RoleInputs, destination_statements, role_inline_policy, standalone_policy, trust_policy};
+
+/// Who Ferry is in Account A: the inputs of the desired state that only AWS can tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identities {
+    /// Account A's id.
+    pub account_a: String,
+    /// The principal that creates the locations (statement two of the bucket policy): Ferry's
+    /// identity in Account A, an assumed-role session mapped back to its role ARN.
+    pub creator_arn: String,
+}
+
+/// Everything a transfer should be in AWS.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    /// Names, tags and Sids derive from this.
+    pub id: TransferId,
+    /// Step 1: the DataSync role.
+    pub role: DesiredRole,
+    /// Steps 2 and 3: the destination bucket's settings in Account B.
+    pub destination_bucket: DesiredBucket,
+    /// Step 4: the source location.
+    pub source: DesiredLocation,
+    /// Step 5: the destination location.
+    pub destination: DesiredLocation,
+    /// Step 6: the task, without its location ARNs (known once the locations exist).
+    pub task: TaskSettings,
+}
+
+/// The DataSync role.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredRole {
+    /// Its ARN (the spec's `dataSyncRole.arn`, or the role Ferry manages at IAM's root path).
+    pub arn: String,
+    /// Ferry creates, keeps in shape and deletes it; `None` for `dataSyncRole.arn`, used as it is.
+    pub managed: Option<ManagedRole>,
+}
+
+/// A role Ferry manages.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ManagedRole {
+    /// The role name.
+    pub name: String,
+    /// The trust policy: only DataSync, with the confused-deputy conditions.
+    pub trust: Value,
+    /// Name of the inline policy.
+    pub inline_name: &'static str,
+    /// The inline policy: the tutorial's destination statements plus source read and report write.
+    pub inline: Value,
+}
+
+/// Ferry's part of the destination bucket in Account B.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredBucket {
+    /// Bucket name.
+    pub bucket: String,
+    /// Its region.
+    pub region: String,
+    /// Account B's id.
+    pub account_id: String,
+    /// AssumeRole: Ferry writes the settings. External: Account B's administrator does.
+    pub access: AccessMode,
+    /// The Sids of Ferry's statements.
+    pub sids: Vec<String>,
+    /// Ferry's statements for the bucket policy.
+    pub statements: Vec<Value>,
+    /// The identity the second statement names.
+    pub creator_arn: String,
+}
+
+impl DesiredBucket {
+    /// Ferry's statements as a standalone policy document (what External mode publishes).
+    pub fn required_policy(&self) -> String {
+        standalone_policy(&self.statements)
+    }
+}
+
+/// Which of the two locations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// Account A's bucket.
+    Source,
+    /// Account B's bucket.
+    Destination,
+}
+
+impl Side {
+    /// `source` or `destination`, for messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Destination => "destination",
+        }
+    }
+}
+
+/// A DataSync S3 location as the spec wants it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredLocation {
+    /// Which side it is.
+    pub side: Side,
+    /// Region it lives in.
+    pub region: String,
+    /// `arn:aws:s3:::bucket`.
+    pub bucket_arn: String,
+    /// DataSync subdirectory, e.g. `/media/`.
+    pub subdirectory: String,
+    /// `s3://bucket/prefix/`.
+    pub uri: String,
+    /// The DataSync role.
+    pub role_arn: String,
+    /// Storage class (destination only).
+    pub storage_class: Option<String>,
+}
+
+/// The task report destination and format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportSettings {
+    /// Report bucket ARN.
+    pub bucket_arn: String,
+    /// Subdirectory in it.
+    pub subdirectory: String,
+    /// Role DataSync writes with.
+    pub role_arn: String,
+    /// `STANDARD` or `SUMMARY_ONLY`.
+    pub output: String,
+    /// `ERRORS_ONLY` or `SUCCESSES_AND_ERRORS`.
+    pub level: String,
+}
+
+/// Everything Ferry sets on a task, in DataSync's vocabulary (pure data, compared as a whole).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TaskSettings {
+    /// Task name.
+    pub name: String,
+    /// `ENHANCED` or `BASIC`.
+    pub mode: String,
+    /// Source location ARN.
+    pub source_location_arn: String,
+    /// Destination location ARN.
+    pub destination_location_arn: String,
+    /// `Options.VerifyMode`.
+    pub verify: String,
+    /// `Options.OverwriteMode`.
+    pub overwrite: String,
+    /// `Options.TransferMode`.
+    pub transfer: String,
+    /// `Options.PreserveDeletedFiles`.
+    pub preserve_deleted: String,
+    /// `Options.ObjectTags`.
+    pub object_tags: String,
+    /// `Options.LogLevel`.
+    pub log_level: String,
+    /// `Options.BytesPerSecond` (-1: unlimited).
+    pub bytes_per_second: i64,
+    /// Include patterns joined with `|`.
+    pub includes: Option<String>,
+    /// Exclude patterns joined with `|`.
+    pub excludes: Option<String>,
+    /// Schedule expression and whether it is enabled.
+    pub schedule: Option<(String, bool)>,
+    /// CloudWatch log group.
+    pub log_group_arn: Option<String>,
+    /// Task report.
+    pub report: Option<ReportSettings>,
+}
+
+impl TaskSettings {
+    /// These settings for a task between two existing locations.
+    pub fn between(&self, source_location_arn: &str, destination_location_arn: &str) -> TaskSettings {
+        TaskSettings {
+            source_location_arn: source_location_arn.to_string(),
+            destination_location_arn: destination_location_arn.to_string(),
+            ..self.clone()
+        }
+    }
+}
+
+impl Desired {
+    /// The desired state of a transfer (pure).
+    pub fn build(spec: &CrossAccountTransferSpec, id: &TransferId, who: &Identities) -> Desired {
+        let role = desired_role(spec, id, &who.account_a);
+        let sids = vec![id.access_sid(), id.create_location_sid()];
+        let statements = destination_statements(
+            &spec.destination.region,
+            &spec.destination.bucket,
+            &sids[0],
+            &sids[1],
+            &role.arn,
+            &who.creator_arn,
+        );
+        let destination_bucket = DesiredBucket {
+            bucket: spec.destination.bucket.clone(),
+            region: spec.destination.region.clone(),
+            account_id: spec.destination.account_id.clone(),
+            access: spec.destination.access.mode,
+            sids,
+            statements,
+            creator_arn: who.creator_arn.clone(),
+        };
+        Desired {
+            id: id.clone(),
+            source: location(spec, Side::Source, &role.arn),
+            destination: location(spec, Side::Destination, &role.arn),
+            task: task(spec, &id.task_name(), &role.arn),
+            destination_bucket,
+            role,
+        }
+    }
+
+    /// The location of one side.
+    pub fn location(&self, side: Side) -> &DesiredLocation {
+        match side {
+            Side::Source => &self.source,
+            Side::Destination => &self.destination,
+        }
+    }
+}
+
+/// The name of the role Ferry manages for a spec: `dataSyncRole.name` or the default.
+fn managed_role_name(spec: &CrossAccountTransferSpec, id: &TransferId) -> String {
+    spec.data_sync_role
+        .name
+        .clone()
+        .unwrap_or_else(|| id.default_role_name())
+}
+
+fn desired_role(spec: &CrossAccountTransferSpec, id: &TransferId, account_a: &str) -> DesiredRole {
+    if let Some(arn) = &spec.data_sync_role.arn {
+        return DesiredRole {
+            arn: arn.clone(),
+            managed: None,
+        };
+    }
+    let name = managed_role_name(spec, id);
+    let inputs = RoleInputs {
+        account_id: account_a,
+        regions: vec![spec.destination.region.as_str(), spec.source.region.as_str()],
+        source_bucket: &spec.source.bucket,
+        source_prefix: spec.source.prefix.as_deref(),
+        destination_bucket: &spec.destination.bucket,
+        report: spec
+            .task
+            .report
+            .as_ref()
+            .map(|r| (r.bucket.as_str(), r.prefix.as_deref())),
+    };
+    DesiredRole {
+        arn: format!("arn:{}:iam::{account_a}:role/{name}", partition(&spec.source.region)),
+        managed: Some(ManagedRole {
+            trust: trust_policy(&inputs),
+            inline_name: INLINE_POLICY_NAME,
+            inline: role_inline_policy(&inputs, &spec.destination.region, &spec.source.region),
+            name,
+        }),
+    }
+}
+
+fn location(spec: &CrossAccountTransferSpec, side: Side, role_arn: &str) -> DesiredLocation {
+    let (bucket, region, prefix, storage_class) = match side {
+        Side::Source => (&spec.source.bucket, &spec.source.region, &spec.source.prefix, None),
+        Side::Destination => (
+            &spec.destination.bucket,
+            &spec.destination.region,
+            &spec.destination.prefix,
+            Some(spec.destination.storage_class.aws_name().to_string()),
+        ),
+    };
+    DesiredLocation {
+        side,
+        region: region.clone(),
+        bucket_arn: bucket_arn(region, bucket),
+        subdirectory: subdirectory(prefix.as_deref()),
+        uri: location_uri(bucket, prefix.as_deref()),
+        role_arn: role_arn.to_string(),
+        storage_class,
+    }
+}
+
+fn join(patterns: &[String]) -> Option<String> {
+    (!patterns.is_empty()).then(|| patterns.join("|"))
+}
+
+fn task(spec: &CrossAccountTransferSpec, name: &str, role_arn: &str) -> TaskSettings {
+    let task = &spec.task;
+    let log_level = match (task.log_level, &task.log_group_arn) {
+        (Some(level), Some(_)) => level,
+        (None, Some(_)) => LogLevel::Basic,
+        (_, None) => LogLevel::Off,
+    };
+    TaskSettings {
+        name: name.to_string(),
+        mode: task.mode.aws_name().into(),
+        source_location_arn: String::new(),
+        destination_location_arn: String::new(),
+        verify: task.verify.aws_name().into(),
+        overwrite: task.overwrite.aws_name().into(),
+        transfer: task.transfer.aws_name().into(),
+        preserve_deleted: task.deleted.aws_name().into(),
+        object_tags: task.object_tags.aws_name().into(),
+        log_level: log_level.aws_name().into(),
+        bytes_per_second: task.bytes_per_second.unwrap_or(-1),
+        includes: join(&task.includes),
+        excludes: join(&task.excludes),
+        schedule: spec.schedule.clone().map(|expr| (expr, !spec.suspend)),
+        log_group_arn: task.log_group_arn.clone(),
+        report: task.report.as_ref().map(|r| ReportSettings {
+            bucket_arn: bucket_arn(&spec.source.region, &r.bucket),
+            subdirectory: subdirectory(r.prefix.as_deref()),
+            role_arn: role_arn.to_string(),
+            output: r.output.aws_name().into(),
+            level: r.level.aws_name().into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+    use serde_json::json;
+
+    fn who() -> Identities {
+        Identities {
+            account_a: "111111111111".into(),
+            creator_arn: "arn:aws:iam::111111111111:role/ops/ferry".into(),
+        }
+    }
+
+    fn build(overrides: Value) -> Desired {
+        Desired::build(&fixtures::spec(overrides), &fixtures::id(), &who())
+    }
+
+    #[test]
+    fn spec_maps_to_datasync_options() {
+        let d = build(json!({
+            "task": {"mode": "Basic", "verify": "PointInTimeConsistent", "overwrite": "Never", "transfer": "All",
+                     "objectTags": "None", "includes": ["/a*", "/b*"], "excludes": ["*.tmp"], "bytesPerSecond": 1048576,
+                     "logGroupArn": "arn:aws:logs:us-west-1:111111111111:log-group:ferry",
+                     "report": {"bucket": "reports", "prefix": "ferry", "level": "SuccessesAndErrors", "output": "Summary"}},
+            "schedule": "rate(12 hours)"
+        }))
+        .task;
+        assert_eq!(d.mode, "BASIC");
+        assert_eq!(d.verify, "POINT_IN_TIME_CONSISTENT");
+        assert_eq!(d.overwrite, "NEVER");
+        assert_eq!(d.transfer, "ALL");
+        assert_eq!(d.preserve_deleted, "PRESERVE");
+        assert_eq!(d.object_tags, "NONE");
+        assert_eq!(d.log_level, "BASIC", "a log group without a level logs BASIC");
+        assert_eq!(d.bytes_per_second, 1_048_576);
+        assert_eq!(d.includes.as_deref(), Some("/a*|/b*"));
+        assert_eq!(d.excludes.as_deref(), Some("*.tmp"));
+        assert_eq!(d.schedule, Some(("rate(12 hours)".into(), true)));
+        let r = d.report.unwrap();
+        assert_eq!(r.bucket_arn, "arn:aws:s3:::reports");
+        assert_eq!(r.subdirectory, "/ferry/");
+        assert_eq!(r.output, "SUMMARY_ONLY");
+        assert_eq!(r.level, "SUCCESSES_AND_ERRORS");
+    }
+
+    #[test]
+    fn defaults_map_to_enhanced_without_logging() {
+        let d = build(json!({})).task;
+        assert_eq!(d.mode, "ENHANCED");
+        assert_eq!(d.verify, "ONLY_FILES_TRANSFERRED");
+        assert_eq!(d.transfer, "CHANGED");
+        assert_eq!(d.log_level, "OFF");
+        assert_eq!(d.bytes_per_second, -1);
+        assert_eq!(d.includes, None);
+        assert_eq!(d.schedule, None);
+    }
+
+    #[test]
+    fn suspend_disables_the_schedule() {
+        let d = build(json!({"schedule": "rate(1 day)", "suspend": true})).task;
+        assert_eq!(d.schedule, Some(("rate(1 day)".into(), false)));
+    }
+
+    #[test]
+    fn one_role_arn_serves_every_step() {
+        let d = build(json!({}));
+        assert_eq!(d.role.arn, "arn:aws:iam::111111111111:role/ferry-data-media");
+        assert_eq!(d.source.role_arn, d.role.arn);
+        assert_eq!(d.destination.role_arn, d.role.arn);
+        assert_eq!(
+            d.destination_bucket.statements[0]["Principal"]["AWS"],
+            json!(d.role.arn)
+        );
+        assert_eq!(
+            d.destination_bucket.statements[1]["Principal"]["AWS"],
+            "arn:aws:iam::111111111111:role/ops/ferry"
+        );
+        assert_eq!(d.destination.storage_class.as_deref(), Some("STANDARD"));
+        assert_eq!(d.source.storage_class, None);
+        assert_eq!(d.source.uri, "s3://src/");
+
+        let existing = build(json!({"dataSyncRole": {"arn": "arn:aws:iam::111111111111:role/mine"}}));
+        assert_eq!(existing.role.arn, "arn:aws:iam::111111111111:role/mine");
+        assert!(existing.role.managed.is_none());
+        let named = build(json!({"dataSyncRole": {"name": "custom"}}));
+        assert_eq!(named.role.managed.map(|m| m.name).as_deref(), Some("custom"));
+    }
+
+    #[test]
+    fn task_settings_take_their_locations() {
+        let d = build(json!({})).task.between("src-loc", "dst-loc");
+        assert_eq!(d.source_location_arn, "src-loc");
+        assert_eq!(d.destination_location_arn, "dst-loc");
+        assert_eq!(d.name, "ferry-data-media");
+    }
+}

@@ -1,0 +1,194 @@
+//! [`Transfer`]: everything one reconcile of one transfer works with — the resource, its
+//! desired state, the credentials of both accounts, and the status being built — and the
+//! helpers every step uses to report (conditions, events, errors, the status write).
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::runtime::events::EventType;
+
+use crate::api::{AccessMode, CrossAccountTransfer, CrossAccountTransferSpec, CrossAccountTransferStatus};
+use crate::aws::{Account, CallerIdentity, Failure, aws_error};
+use crate::context::{Context, event_action};
+use crate::desired::{Desired, Identities};
+use crate::error::{Error, Result};
+use crate::naming::TransferId;
+use crate::status;
+
+/// Everything one reconcile of one transfer works with.
+pub struct Transfer<'a> {
+    /// Shared controller context.
+    pub ctx: &'a Context,
+    /// The resource as the watch delivered it.
+    pub obj: &'a CrossAccountTransfer,
+    /// Its spec.
+    pub spec: &'a CrossAccountTransferSpec,
+    /// What the transfer should be in AWS (names, documents, settings), built once.
+    pub desired: Desired,
+    /// `metadata.generation`.
+    pub generation: i64,
+    /// The status being built; written at the end and right after every AWS create.
+    pub status: CrossAccountTransferStatus,
+    /// Account A's credentials (operator identity or `source.roleArn`).
+    pub account_a: Account,
+    /// Who Account A's credentials are.
+    pub identity_a: CallerIdentity,
+    /// Account B's credentials; `None` in External mode, where Ferry never calls Account B.
+    pub account_b: Option<Account>,
+}
+
+/// How the pipeline ended when no step failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Every step is in place.
+    Provisioned,
+    /// External mode: the destination location cannot be created until Account B applies the
+    /// bucket policy.
+    AwaitingDestination,
+}
+
+impl<'a> Transfer<'a> {
+    /// Sets up the reconcile: credentials for both accounts and Account A's identity; `status`
+    /// is where the reconcile starts from.
+    pub async fn new(
+        ctx: &'a Context,
+        obj: &'a CrossAccountTransfer,
+        status: CrossAccountTransferStatus,
+    ) -> Result<Transfer<'a>> {
+        let spec = &obj.spec;
+        let id = TransferId::new(
+            obj.namespace().unwrap_or_default(),
+            obj.name_any(),
+            obj.uid().unwrap_or_default(),
+        );
+        let account_a = ctx.aws.account_a(spec.source.role_arn.as_deref()).await;
+        let identity_a = ctx.aws.identity(&account_a, &spec.source.region).await?;
+        let account_b = match (&spec.destination.access.mode, &spec.destination.access.role_arn) {
+            (AccessMode::AssumeRole, Some(role)) => Some(ctx.aws.account_b(&account_a, role).await),
+            _ => None,
+        };
+        let who = Identities {
+            account_a: identity_a.account.clone(),
+            creator_arn: identity_a.principal_arn.clone(),
+        };
+        Ok(Transfer {
+            ctx,
+            obj,
+            spec,
+            desired: Desired::build(spec, &id, &who),
+            generation: obj.metadata.generation.unwrap_or_default(),
+            status,
+            account_a,
+            identity_a,
+            account_b,
+        })
+    }
+
+    /// True while an access error is more likely IAM propagation than a real refusal.
+    pub fn propagating(&self) -> bool {
+        let Some(Time(changed)) = &self.status.iam_changed_at else {
+            return false;
+        };
+        let elapsed = jiff::Timestamp::now().duration_since(*changed);
+        elapsed.as_secs() >= 0 && elapsed.unsigned_abs() < self.ctx.config.propagation_window
+    }
+
+    /// Remembers that a permission changed now (opens the propagation window).
+    pub fn permissions_changed(&mut self) {
+        self.status.iam_changed_at = Some(Time(jiff::Timestamp::now()));
+    }
+
+    /// Marks a resource Ferry created as no longer used by the spec; [`retired`](super::retired) deletes it.
+    pub fn retire(&mut self, arn: &str) {
+        if !self.status.retired.iter().any(|a| a == arn) {
+            self.status.retired.push(arn.to_string());
+        }
+    }
+
+    /// Whether a DataSync resource found by a search may be adopted: it carries this
+    /// transfer's tag and is not one Ferry already retired.
+    pub async fn adoptable(&self, client: &aws_sdk_datasync::Client, arn: &str) -> Result<bool> {
+        if self.status.retired.iter().any(|a| a == arn) {
+            return Ok(false);
+        }
+        crate::aws::datasync::owned(client, arn, self.id())
+            .await
+            .map_err(|f| self.aws_error(&f, self.account_a_id(), "datasync:ListTagsForResource", arn))
+    }
+
+    /// Names and tags derive from this.
+    pub fn id(&self) -> &TransferId {
+        &self.desired.id
+    }
+
+    /// Account A's id.
+    pub fn account_a_id(&self) -> &str {
+        &self.identity_a.account
+    }
+
+    /// Account B's client, which exists in AssumeRole mode.
+    pub fn account_b(&self) -> Option<&Account> {
+        self.account_b.as_ref()
+    }
+
+    /// Account B's client where the steps need it (AssumeRole mode; `validate` has already
+    /// refused AssumeRole without a role).
+    pub fn assumed_account_b(&self) -> Result<Account> {
+        self.account_b
+            .clone()
+            .ok_or_else(|| Error::InvalidSpec(crate::api::MSG_ROLE_ARN_REQUIRED.to_string()))
+    }
+
+    /// Turns an AWS failure into Ferry's error for this transfer.
+    pub fn aws_error(&self, failure: &Failure, account: &str, action: &str, resource: &str) -> Error {
+        aws_error(failure, account, action, resource, self.propagating())
+    }
+
+    /// Reads an SDK error and turns it into Ferry's error for this transfer.
+    pub fn sdk_error<E>(
+        &self,
+        err: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+        account: &str,
+        action: &str,
+        resource: &str,
+    ) -> Error
+    where
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.aws_error(&crate::aws::classify(err), account, action, resource)
+    }
+
+    /// Writes the status now: called right after every AWS create so a crash never loses an ARN.
+    pub async fn persist(&mut self) -> Result<()> {
+        status::write(self.ctx, self.obj, &self.status).await
+    }
+
+    /// Records an AWS change as a Normal event. Its action names the AWS resource the note
+    /// mentions, so two changes of the same kind (the source and the destination location, two
+    /// executions) stay two events instead of being merged into one series.
+    pub async fn changed(&self, reason: &str, note: String) {
+        tracing::info!(reason, "{note}");
+        let action = event_action(reason, &note);
+        self.ctx
+            .publish_action(self.obj, EventType::Normal, reason, &action, note)
+            .await;
+    }
+
+    /// Sets one step condition.
+    pub fn condition(&mut self, type_: &str, ok: bool, reason: &str, message: impl Into<String>) {
+        status::set_condition(
+            &mut self.status.conditions,
+            type_,
+            if ok { "True" } else { "False" },
+            reason,
+            &message.into(),
+            self.generation,
+        );
+    }
+
+    /// Polling interval while an execution runs.
+    pub fn poll_interval(&self) -> Duration {
+        self.ctx.config.poll_interval
+    }
+}
