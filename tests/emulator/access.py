@@ -1,23 +1,20 @@
 """Who is calling, and may they reach a bucket: the emulator's access checks.
 
-moto never evaluates bucket policies. DataSync, however, tests access when a
-location is created and fails executions whose role or buckets are wrong. This
-module owns the small amount of policy logic the emulator needs for that:
+moto never evaluates bucket policies; ``policy_eval`` and ``rules`` do, with the
+help of this module:
 
 * ``caller_principals``: the principal ARNs a request's credentials stand for
   (an assumed-role session is mapped back to its IAM role ARN, path included
   when the role exists, plus the account root and the bare account id).
-* ``bucket_grants_list``: whether a bucket policy allows ``s3:ListBucket`` on
-  the bucket to any of a set of principals (wildcards in actions, resources and
-  principals honoured; a matching Deny wins; conditions are ignored).
-* ``role_problem``: why DataSync could not assume a location's bucket access
-  role (missing role, or a trust policy that does not name DataSync).
+* ``role_problem``: a quick check that a role exists and names DataSync in its
+  trust policy (used for task-report roles; locations go through
+  ``rules.assume_datasync_role``, which evaluates the trust policy with its
+  conditions).
 * ``bucket_owner``: the account and backend that hold a bucket.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from typing import Any
 from urllib.parse import unquote
@@ -78,36 +75,6 @@ def bucket_owner(bucket_name: str) -> tuple[str, Any] | None:
     return account_id, backend
 
 
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
-def _matches_any(value: str, patterns: list[Any], case_insensitive: bool = False) -> bool:
-    for pattern in patterns:
-        if not isinstance(pattern, str):
-            continue
-        if case_insensitive:
-            if fnmatch.fnmatchcase(value.lower(), pattern.lower()):
-                return True
-        elif fnmatch.fnmatchcase(value, pattern):
-            return True
-    return False
-
-
-def _principal_matches(statement: dict[str, Any], principals: set[str]) -> bool:
-    principal = statement.get("Principal")
-    if principal == "*":
-        return True
-    if not isinstance(principal, dict):
-        return False
-    for value in _as_list(principal.get("AWS")):
-        if value == "*" or value in principals:
-            return True
-    return False
-
-
 def policy_document(raw: bytes | str | None) -> dict[str, Any] | None:
     if raw is None:
         return None
@@ -120,38 +87,6 @@ def policy_document(raw: bytes | str | None) -> dict[str, Any] | None:
         except ValueError:
             return None
     return doc if isinstance(doc, dict) else None
-
-
-def bucket_grants_list(policy: dict[str, Any] | None, bucket_arn: str, principals: set[str]) -> bool:
-    """True when the policy allows s3:ListBucket on the bucket to one of the principals."""
-    if not policy:
-        return False
-    allowed = False
-    for statement in _as_list(policy.get("Statement")):
-        if not isinstance(statement, dict):
-            continue
-        if not _matches_any("s3:ListBucket", _as_list(statement.get("Action")), case_insensitive=True):
-            continue
-        if not _matches_any(bucket_arn, _as_list(statement.get("Resource"))):
-            continue
-        if not _principal_matches(statement, principals):
-            continue
-        effect = statement.get("Effect")
-        if effect == "Deny":
-            return False
-        if effect == "Allow":
-            allowed = True
-    return allowed
-
-
-def role_principals(role_arn: str) -> set[str]:
-    """Principal strings that name a role in a bucket policy."""
-    parts = role_arn.split(":")
-    principals = {role_arn}
-    if len(parts) >= 5:
-        principals.add(parts[4])
-        principals.add(f"arn:{parts[1]}:iam::{parts[4]}:root")
-    return principals
 
 
 def role_problem(role_arn: str | None) -> str | None:

@@ -13,6 +13,12 @@ DataSync service model (awsJson1_1; timestamps as epoch seconds):
 * ``FerryDataSyncResponse``: the operations Ferry uses (S3 locations, tasks,
   executions, tags), with AWS's defaults and partial-update semantics.
 
+StartTaskExecution queues an execution while another of the same task runs
+(TaskQueueing ENABLED, the default) or refuses it (DISABLED); ``Scheduler``
+starts the runs of enabled schedules (expressions in ``schedules.py``) and
+DataSync's own disable after repeated failures is ``_note_outcome``; task
+reports are written by ``reports.py`` when an execution ends.
+
 Executions themselves (phases, filters, real copies, counters) live in
 ``transfer.py``; the access checks (callers, bucket policies, roles) in
 ``access.py``.
@@ -20,9 +26,12 @@ Executions themselves (phases, filters, real copies, counters) live in
 
 from __future__ import annotations
 
+import base64
 import copy
+import itertools
 import json
 import re
+import sys
 import threading
 import time
 import uuid
@@ -39,7 +48,9 @@ from moto.core.exceptions import JsonRESTError
 from moto.core.responses import BaseResponse
 from moto.datasync.models import DataSyncBackend
 
-import access
+import reports
+import rules
+import schedules
 import transfer
 
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -69,6 +80,8 @@ BASIC_DEFAULT_OPTIONS: dict[str, Any] = {
 ENHANCED_DEFAULT_OPTIONS = dict(BASIC_DEFAULT_OPTIONS, VerifyMode="ONLY_FILES_TRANSFERRED")
 
 RUNNING_STATUSES = ("QUEUED", "LAUNCHING", "PREPARING", "TRANSFERRING", "VERIFYING", "CANCELLING")
+
+_EXECUTION_SEQ = itertools.count(1)
 
 
 class InvalidRequestException(JsonRESTError):
@@ -154,6 +167,9 @@ def validate_filters(filters: Any, name: str) -> list[dict[str, str]] | None:
         return None
     if not isinstance(filters, list) or len(filters) > 1:
         raise InvalidRequestException(f"{name} must be a list of at most one FilterRule; separate patterns with '|'.")
+    problem = rules.filter_problem(filters, name)  # FilterRule.Value: at most 102,400 characters
+    if problem:
+        raise JsonRESTError("ValidationException", problem)
     out = []
     for rule in filters:
         if not isinstance(rule, dict):
@@ -168,22 +184,38 @@ def validate_filters(filters: Any, name: str) -> list[dict[str, str]] | None:
 
 
 def validate_schedule(schedule: Any) -> dict[str, str] | None:
-    """None removes the schedule (an empty ScheduleExpression does that on AWS)."""
+    """None removes the schedule (an empty ScheduleExpression does that on AWS).
+
+    The expression follows EventBridge's grammar with DataSync's minimum interval
+    of one hour (schedules.py); Status defaults to ENABLED."""
     if schedule is None:
         return None
     if not isinstance(schedule, dict):
         raise InvalidRequestException("Schedule must be an object.")
     expression = schedule.get("ScheduleExpression")
-    if not expression:
-        return None
-    if not re.match(r"^(cron|rate)\(.+\)$", expression.strip()):
-        raise InvalidRequestException(
-            f"Invalid schedule expression {expression!r}: use cron(...) or rate(...)."
+    if expression is None:
+        raise JsonRESTError(
+            "ValidationException",
+            "1 validation error detected: Value null at 'schedule.scheduleExpression' failed to satisfy "
+            "constraint: Member must not be null",
         )
-    status = schedule.get("Status", "ENABLED")
+    if expression == "":
+        return None
+    try:
+        schedules.validate_for_datasync(expression)
+    except schedules.ScheduleError as err:
+        raise InvalidRequestException(str(err))
+    status = schedule.get("Status") or "ENABLED"
     if status not in ("ENABLED", "DISABLED"):
-        raise InvalidRequestException(f"Invalid schedule Status {status!r}.")
+        raise InvalidRequestException(f"Invalid schedule Status {status!r}; valid values: ENABLED, DISABLED.")
     return {"ScheduleExpression": expression, "Status": status}
+
+
+def validate_report_config(config: Any) -> dict[str, Any] | None:
+    try:
+        return reports.validate(config)
+    except reports.ReportConfigError as err:
+        raise InvalidRequestException(str(err))
 
 
 def normalize_subdirectory(subdirectory: str | None) -> str:
@@ -257,16 +289,53 @@ class Task:
         self.tags: OrderedDict[str, str | None] = OrderedDict()
         self.current_execution_arn: str | None = None
         self.running_execution: "TaskExecution | None" = None
+        self.queue: list[TaskExecution] = []  # QUEUED executions waiting for the running one (FIFO)
         self.creation_time = time.time()
+        self.backend: "FerryDataSyncBackend | None" = None
+        # Schedule state: see set_schedule, Scheduler and _note_outcome.
+        self.schedule_disabled_by: str | None = None
+        self.schedule_disabled_reason: str | None = None
+        self.schedule_next: float | None = None  # emulated epoch seconds of the next scheduled run
+        self.failure_streak: tuple[str | None, int] = (None, 0)  # (ErrorCode, failed executions in a row)
 
     @property
     def status(self) -> str:
-        return "RUNNING" if self.running_execution is not None else "AVAILABLE"
+        return "RUNNING" if self.running_execution is not None or self.queue else "AVAILABLE"
 
     def set_schedule(self, schedule: dict[str, str] | None) -> None:
-        if schedule != self.schedule:
-            self.schedule_status_time = time.time() if schedule else None
+        """Sets, changes or removes the schedule as CreateTask/UpdateTask do (the user's
+        doing: disabling records DisabledBy USER, enabling clears the disable)."""
+        previous = self.schedule
         self.schedule = schedule
+        if schedule is None:
+            self.schedule_status_time = None
+            self.schedule_disabled_by = self.schedule_disabled_reason = None
+            self.schedule_next = None
+            SCHEDULER.forget(self)
+            return
+        status_changed = previous is None or previous.get("Status") != schedule["Status"]
+        if status_changed:
+            self.schedule_status_time = time.time()
+            if schedule["Status"] == "DISABLED":
+                self.schedule_disabled_by = "USER"
+                self.schedule_disabled_reason = "Manually disabled by user."
+            else:
+                self.schedule_disabled_by = self.schedule_disabled_reason = None
+                self.failure_streak = (None, 0)
+        if status_changed or previous.get("ScheduleExpression") != schedule["ScheduleExpression"]:
+            now = transfer.CLOCK.now()
+            self.schedule_next = schedules.parse(schedule["ScheduleExpression"]).next_after(now, now)
+        SCHEDULER.watch(self)
+
+    def disable_schedule_by_service(self, reason: str) -> None:
+        """DataSync's own disable after repeated failures with the same error."""
+        if not self.schedule or self.schedule["Status"] == "DISABLED":
+            return
+        self.schedule = dict(self.schedule, Status="DISABLED")
+        self.schedule_status_time = time.time()
+        self.schedule_disabled_by = "SERVICE"
+        # TaskScheduleDetails.DisabledReason: at most 8192 characters of ^[\w\s.,'?!:;\/=|<>()-]*$
+        self.schedule_disabled_reason = re.sub(r"[^\w\s.,'?!:;/=|<>()-]", " ", reason)[:8192]
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -287,7 +356,11 @@ class Task:
             "TaskMode": self.task_mode,
         }
         if self.schedule:
-            out["ScheduleDetails"] = {"StatusUpdateTime": self.schedule_status_time}
+            out["ScheduleDetails"] = _prune({
+                "StatusUpdateTime": self.schedule_status_time,
+                "DisabledReason": self.schedule_disabled_reason if self.schedule["Status"] == "DISABLED" else None,
+                "DisabledBy": self.schedule_disabled_by if self.schedule["Status"] == "DISABLED" else None,
+            })
         return _prune(out)
 
 
@@ -324,6 +397,15 @@ class TaskExecution:
         }
         self.lock = threading.Lock()
         self.cancel_event = threading.Event()
+        self.seq = next(_EXECUTION_SEQ)  # start order, for ListTaskExecutions' cursor
+        self.scheduled = False  # started by the task's schedule
+        self.files_failed: dict[str, int] = {"Prepare": 0, "Transfer": 0, "Verify": 0, "Delete": 0}
+        # Per-object outcomes for task reports (transfer.ExecutionRunner fills them).
+        self.report_items: dict[str, list[dict[str, Any]]] = {
+            "Transferred": [], "Verified": [], "Deleted": [], "Skipped": []}
+        self.report_result: dict[str, Any] | None = {"Status": "PENDING"} if task_report_config else None
+        self.source: "S3Location | None" = None
+        self.destination: "S3Location | None" = None
 
     @property
     def running(self) -> bool:
@@ -350,7 +432,8 @@ class TaskExecution:
                 "TaskReportConfig": copy.deepcopy(self.task_report_config),
                 "TaskMode": self.task_mode,
                 "FilesListed": dict(self.files_listed),
-                "FilesFailed": {"Prepare": 0, "Transfer": 0, "Verify": 0, "Delete": 0},
+                "FilesFailed": dict(self.files_failed),
+                "ReportResult": dict(self.report_result) if self.report_result else None,
                 "LaunchTime": self.launch_time,
                 "EndTime": self.end_time,
             }
@@ -479,11 +562,17 @@ class FerryDataSyncResponse(BaseResponse):
         if storage_class not in _enum("S3StorageClass"):
             raise InvalidRequestException(f"Invalid S3StorageClass {storage_class!r}.")
         tags = validate_tags(self.args.get("Tags"))
-        self._location_access_test(bucket, bucket_arn, role_arn)
+        location_arn = self.backend.arn(_new_id("location/loc"))
+        # AWS: the bucket must exist, DataSync must be able to assume the role, and
+        # both the caller and the role must be able to list the bucket (rules.py).
+        problem = rules.create_location_problem(self.current_account, self.access_key, self.region, bucket,
+                                                bucket_arn, role_arn, location_arn)
+        if problem:
+            raise InvalidRequestException(problem)
         with STATE_LOCK:
             backend = self.backend
             location = S3Location(
-                arn=backend.arn(_new_id("location/loc")),
+                arn=location_arn,
                 region=self.region,
                 account_id=self.current_account,
                 bucket_arn=bucket_arn,
@@ -495,25 +584,6 @@ class FerryDataSyncResponse(BaseResponse):
             )
             backend.locations[location.arn] = location
         return self._answer({"LocationArn": location.arn})
-
-    def _location_access_test(self, bucket: str, bucket_arn: str, role_arn: str) -> None:
-        """AWS lists the bucket as the caller and as the role when a location is
-        created; moto evaluates no bucket policy, so read it here for buckets of
-        another account."""
-        owner = access.bucket_owner(bucket)
-        if owner is None or owner[0] == self.current_account:
-            return
-        account_id, backend = owner
-        policy = access.policy_document(backend.buckets[bucket].policy)
-        caller = access.caller_principals(self.current_account, self.access_key, self.region)
-        if access.bucket_grants_list(policy, bucket_arn, caller) and access.bucket_grants_list(
-            policy, bucket_arn, access.role_principals(role_arn)
-        ):
-            return
-        raise InvalidRequestException(
-            f"DataSync location access test failed: could not perform s3:ListObjectsV2 on bucket "
-            f"{bucket}. Access denied. Ensure bucket access role has s3:ListBucket permission."
-        )
 
     def describe_location_s3(self) -> Any:
         with STATE_LOCK:
@@ -565,11 +635,17 @@ class FerryDataSyncResponse(BaseResponse):
         includes = validate_filters(self.args.get("Includes"), "Includes")
         excludes = validate_filters(self.args.get("Excludes"), "Excludes")
         schedule = validate_schedule(self.args.get("Schedule"))
+        report_config = validate_report_config(self.args.get("TaskReportConfig"))
         tags = validate_tags(self.args.get("Tags"))
         with STATE_LOCK:
             backend = self.backend
-            backend.find_own_location(source_arn)
+            source = backend.find_own_location(source_arn)
             destination = backend.find_own_location(destination_arn)
+            problem = (rules.region_problem(self.region, source.region, destination.region)
+                       or rules.verify_mode_problem(self.args.get("Options"), destination.storage_class)
+                       or rules.log_group_problem(task_mode, self.args.get("CloudWatchLogGroupArn")))
+            if problem:
+                raise InvalidRequestException(problem)
             if destination.region != self.region:
                 raise InvalidRequestException(
                     f"The destination location {destination_arn} is in {destination.region}; "
@@ -588,9 +664,10 @@ class FerryDataSyncResponse(BaseResponse):
             task.name = self.args.get("Name")
             task.includes = includes
             task.excludes = excludes
+            task.backend = backend
             task.set_schedule(schedule)
             task.cloudwatch_log_group_arn = self.args.get("CloudWatchLogGroupArn") or None
-            task.task_report_config = self.args.get("TaskReportConfig") or None
+            task.task_report_config = report_config
             task.manifest_config = self.args.get("ManifestConfig") or None
             task.tags = tags
             backend.tasks[task.arn] = task
@@ -605,6 +682,12 @@ class FerryDataSyncResponse(BaseResponse):
         p = self.args
         with STATE_LOCK:
             task = self.backend.get_task(self._required("TaskArn"))
+            problem = (rules.log_group_problem(task.task_mode, p.get("CloudWatchLogGroupArn"))
+                       or rules.verify_mode_problem(
+                           p.get("Options"),
+                           self.backend.find_own_location(task.destination_location_arn).storage_class))
+            if problem:
+                raise InvalidRequestException(problem)
             if "Options" in p and p["Options"] is not None:
                 options = dict(task.options)
                 options.update(validate_options(p["Options"]))
@@ -615,13 +698,15 @@ class FerryDataSyncResponse(BaseResponse):
             if "Excludes" in p and p["Excludes"] is not None:
                 task.excludes = validate_filters(p["Excludes"], "Excludes") or None
             if "Schedule" in p and p["Schedule"] is not None:
+                if task.backend is None:
+                    task.backend = self.backend
                 task.set_schedule(validate_schedule(p["Schedule"]))
             if "Name" in p and p["Name"] is not None:
                 task.name = p["Name"]
             if "CloudWatchLogGroupArn" in p and p["CloudWatchLogGroupArn"] is not None:
                 task.cloudwatch_log_group_arn = p["CloudWatchLogGroupArn"] or None
             if "TaskReportConfig" in p and p["TaskReportConfig"] is not None:
-                task.task_report_config = p["TaskReportConfig"] or None
+                task.task_report_config = validate_report_config(p["TaskReportConfig"])
             if "ManifestConfig" in p and p["ManifestConfig"] is not None:
                 task.manifest_config = p["ManifestConfig"] or None
         return self._answer({})
@@ -630,8 +715,11 @@ class FerryDataSyncResponse(BaseResponse):
         arn = self._required("TaskArn")
         with STATE_LOCK:
             task = self.backend.get_task(arn)
+            for queued in list(task.queue):
+                _cancel_queued(task, queued)
             if task.running_execution is not None:
                 task.running_execution.cancel_event.set()
+            task.set_schedule(None)
             del self.backend.tasks[arn]
         return self._answer({})
 
@@ -660,39 +748,14 @@ class FerryDataSyncResponse(BaseResponse):
         includes = validate_filters(p.get("Includes"), "Includes")
         excludes = validate_filters(p.get("Excludes"), "Excludes")
         tags = validate_tags(p.get("Tags"))
+        report_config = validate_report_config(p.get("TaskReportConfig"))
         with STATE_LOCK:
             backend = self.backend
             task = backend.get_task(self._required("TaskArn"))
-            if task.running_execution is not None:
-                raise InvalidRequestException(
-                    f"Task {task.arn} already has a running execution "
-                    f"({task.running_execution.arn}); wait for it to finish or cancel it."
-                )
-            source = backend.find_own_location(task.source_location_arn)
-            destination = backend.find_own_location(task.destination_location_arn)
-            options = dict(task.options)
-            options.update(override)
-            _check_mode_options(task.task_mode, options)
-            execution = TaskExecution(
-                arn=f"{task.arn}/execution/{_new_id('exec')}",
-                task=task,
-                options=options,
-                includes=includes if includes is not None else copy.deepcopy(task.includes),
-                excludes=excludes if excludes is not None else copy.deepcopy(task.excludes),
-                manifest_config=p.get("ManifestConfig") or copy.deepcopy(task.manifest_config),
-                task_report_config=p.get("TaskReportConfig") or copy.deepcopy(task.task_report_config),
-                tags=tags,
+            execution = start_execution(
+                backend, task, override=override, includes=includes, excludes=excludes,
+                manifest_config=p.get("ManifestConfig"), task_report_config=report_config, tags=tags,
             )
-            backend.task_executions[execution.arn] = execution
-            task.current_execution_arn = execution.arn
-            task.running_execution = execution
-
-            def on_finish(ex: TaskExecution, task: Task = task) -> None:
-                with STATE_LOCK:
-                    if task.running_execution is ex:
-                        task.running_execution = None
-
-            transfer.ExecutionRunner(execution, source, destination, on_finish).start()
         return self._answer({"TaskExecutionArn": execution.arn})
 
     def describe_task_execution(self) -> Any:
@@ -703,6 +766,11 @@ class FerryDataSyncResponse(BaseResponse):
     def cancel_task_execution(self) -> Any:
         with STATE_LOCK:
             execution = self.backend.get_execution(self._required("TaskExecutionArn"))
+            task = self.backend.tasks.get(execution.task_arn)
+            if task is not None and execution in task.queue:
+                # "If you want to remove a task execution from the queue yourself, cancel the execution."
+                _cancel_queued(task, execution)
+                return self._answer({})
             with execution.lock:
                 if not execution.running or execution.status == "CANCELLING":
                     raise InvalidRequestException(
@@ -723,16 +791,39 @@ class FerryDataSyncResponse(BaseResponse):
         return self._answer({})
 
     def list_task_executions(self) -> Any:
+        """AWS documents no order: the emulator lists newest first, so a client that
+        assumes oldest first (or any order) notices. NextToken is a cursor (the
+        position of the last execution returned), so executions started between two
+        pages neither repeat nor shift the next page."""
         task_arn = self.args.get("TaskArn")
+        max_results = self.args.get("MaxResults")
+        if max_results is not None and (not isinstance(max_results, int) or not 0 <= max_results <= 100):
+            raise InvalidRequestException(
+                f"1 validation error detected: Value '{max_results}' at 'maxResults' failed to satisfy "
+                "constraint: Member must have value less than or equal to 100"
+            )
+        limit = max_results or 100
+        token = self.args.get("NextToken")
+        after: int | None = None
+        if token:
+            try:
+                after = int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("exec-seq:"))
+            except (ValueError, UnicodeDecodeError):
+                raise InvalidRequestException("Invalid NextToken.")
         with STATE_LOCK:
             if task_arn:
                 self.backend.get_task(task_arn)
-            entries = [
-                {"TaskExecutionArn": ex.arn, "Status": ex.status, "TaskMode": ex.task_mode}
-                for ex in self.backend.task_executions.values()
-                if not task_arn or ex.task_arn == task_arn
-            ]
-        return self._page(entries, "TaskExecutions")
+            selected = sorted(
+                (ex for ex in self.backend.task_executions.values()
+                 if (not task_arn or ex.task_arn == task_arn) and (after is None or ex.seq < after)),
+                key=lambda ex: ex.seq, reverse=True,
+            )
+            page = selected[:limit]
+            entries = [{"TaskExecutionArn": ex.arn, "Status": ex.status, "TaskMode": ex.task_mode} for ex in page]
+        payload: dict[str, Any] = {"TaskExecutions": entries}
+        if len(selected) > limit:
+            payload["NextToken"] = base64.urlsafe_b64encode(f"exec-seq:{page[-1].seq}".encode()).decode()
+        return self._answer(payload)
 
     # tags
 
@@ -760,6 +851,173 @@ class FerryDataSyncResponse(BaseResponse):
             resource = self.backend.get_taggable(self._required("ResourceArn"))
             tags = _tags_out(resource.tags)
         return self._page(tags, "Tags")
+
+
+# --- executions: start, queue, finish -------------------------------------------------------
+
+
+def start_execution(backend: FerryDataSyncBackend, task: Task, *, override: dict[str, Any] | None = None,
+                    includes: list[dict[str, str]] | None = None, excludes: list[dict[str, str]] | None = None,
+                    manifest_config: dict[str, Any] | None = None, task_report_config: dict[str, Any] | None = None,
+                    tags: "OrderedDict[str, str | None] | None" = None, scheduled: bool = False) -> TaskExecution:
+    """StartTaskExecution (and the schedule's runs), under STATE_LOCK.
+
+    A task runs one execution at a time ("For each task, you can only run one task
+    execution at a time"). With TaskQueueing ENABLED (the default) a start while
+    another execution of the task runs or waits is QUEUED and runs after it (first
+    in, first out); with DISABLED it is refused."""
+    override = override or {}
+    source = backend.find_own_location(task.source_location_arn)
+    destination = backend.find_own_location(task.destination_location_arn)
+    problem = rules.verify_mode_problem(override, destination.storage_class)
+    if problem:
+        raise InvalidRequestException(problem)
+    options = dict(task.options)
+    options.update(override)
+    _check_mode_options(task.task_mode, options)
+    busy = task.running_execution if task.running_execution is not None else (task.queue[0] if task.queue else None)
+    if busy is not None and options.get("TaskQueueing") == "DISABLED":
+        raise InvalidRequestException(
+            f"Unable to start a task execution for {task.arn}: the task execution {busy.arn} is "
+            f"{busy.status} and task queueing is disabled for this task (TaskQueueing DISABLED)."
+        )
+    execution = TaskExecution(
+        arn=f"{task.arn}/execution/{_new_id('exec')}",
+        task=task,
+        options=options,
+        includes=includes if includes is not None else copy.deepcopy(task.includes),
+        excludes=excludes if excludes is not None else copy.deepcopy(task.excludes),
+        manifest_config=manifest_config or copy.deepcopy(task.manifest_config),
+        task_report_config=task_report_config or copy.deepcopy(task.task_report_config),
+        tags=tags if tags is not None else OrderedDict(),
+    )
+    execution.scheduled = scheduled
+    execution.source, execution.destination = source, destination
+    backend.task_executions[execution.arn] = execution
+    if busy is None:
+        _launch(task, execution)
+    else:
+        task.queue.append(execution)
+    return execution
+
+
+def _launch(task: Task, execution: TaskExecution) -> None:
+    task.running_execution = execution
+    task.current_execution_arn = execution.arn
+
+    def on_finish(ex: TaskExecution, task: Task = task) -> None:
+        _finished(task, ex)
+
+    transfer.ExecutionRunner(execution, execution.source, execution.destination, on_finish).start()
+
+
+def _finished(task: Task, ex: TaskExecution) -> None:
+    """An execution ended (runner thread): its report, the schedule's failure count,
+    then the next queued execution of the task."""
+    result = reports.write(ex, ex.source, ex.destination)
+    if result is not None:
+        with ex.lock:
+            ex.report_result = result
+    with STATE_LOCK:
+        _note_outcome(task, ex)
+        if task.running_execution is ex:
+            task.running_execution = None
+        _launch_next(task)
+
+
+def _launch_next(task: Task) -> None:
+    while task.running_execution is None and task.queue:
+        nxt = task.queue.pop(0)
+        if nxt.running:
+            _launch(task, nxt)
+
+
+def _cancel_queued(task: Task, execution: TaskExecution) -> None:
+    """A QUEUED execution leaves the queue and ends as a cancelled one does."""
+    if execution in task.queue:
+        task.queue.remove(execution)
+    with execution.lock:
+        execution.status = "ERROR"
+        execution.end_time = time.time()
+        execution.result.update(PrepareStatus="ERROR", ErrorCode="Cancelled",
+                                ErrorDetail="Task execution was cancelled by the user.")
+    execution.cancel_event.set()
+    result = reports.write(execution, execution.source, execution.destination)
+    if result is not None:
+        with execution.lock:
+            execution.report_result = result
+
+
+def _note_outcome(task: Task, ex: TaskExecution) -> None:
+    """DataSync disables a schedule "because the task failed repeatedly with the same
+    error" (TaskScheduleDetails). How many failures is not documented: the emulator
+    uses scheduleDisableAfterFailures executions in a row (default 3) with the same
+    ErrorCode while the schedule is enabled; a success or a user's cancel resets or
+    skips the count."""
+    if ex.status == "SUCCESS":
+        task.failure_streak = (None, 0)
+        return
+    code = ex.result.get("ErrorCode")
+    if code == "Cancelled" or not task.schedule or task.schedule["Status"] != "ENABLED":
+        return
+    previous, count = task.failure_streak
+    count = count + 1 if previous == code else 1
+    task.failure_streak = (code, count)
+    if count >= transfer.SETTINGS.schedule_disable_after:
+        task.disable_schedule_by_service(str(ex.result.get("ErrorDetail") or code))
+
+
+class Scheduler(threading.Thread):
+    """Starts the executions of enabled schedules at their times on transfer.CLOCK
+    (emulated time: config clockSpeed / clockTime), checking every scheduleTick real
+    seconds. A run that falls due while the task is busy is queued like any
+    StartTaskExecution (TaskQueueing ENABLED) or skipped (DISABLED); runs missed while
+    the schedule was disabled are not made up."""
+
+    def __init__(self) -> None:
+        super().__init__(name="datasync-scheduler", daemon=True)
+        self.tasks: dict[str, Task] = {}
+
+    def watch(self, task: Task) -> None:
+        self.tasks[task.arn] = task
+
+    def forget(self, task: Task) -> None:
+        self.tasks.pop(task.arn, None)
+
+    def run(self) -> None:
+        while True:
+            time.sleep(transfer.SETTINGS.schedule_tick)
+            try:
+                self.tick()
+            except Exception as err:  # never let the scheduler die
+                print(f"ferry-emulator: scheduler error: {err!r}", file=sys.stderr, flush=True)
+
+    def tick(self) -> None:
+        now = transfer.CLOCK.now()
+        with STATE_LOCK:
+            for task in list(self.tasks.values()):
+                backend = task.backend
+                if backend is None or backend.tasks.get(task.arn) is not task:
+                    if backend is not None:
+                        self.forget(task)
+                    continue
+                schedule = task.schedule
+                if not schedule or schedule["Status"] != "ENABLED" or task.schedule_next is None:
+                    continue
+                if now < task.schedule_next:
+                    continue
+                parsed = schedules.parse(schedule["ScheduleExpression"])
+                anchor = task.schedule_next - parsed.interval_seconds if isinstance(
+                    parsed, schedules.RateSchedule) else None
+                task.schedule_next = parsed.next_after(now, anchor)
+                try:
+                    start_execution(backend, task, scheduled=True)
+                except InvalidRequestException as err:
+                    print(f"ferry-emulator: scheduled run of {task.arn} skipped: {getattr(err, 'message', err)}",
+                          file=sys.stderr, flush=True)
+
+
+SCHEDULER = Scheduler()
 
 
 def _check_mode_options(task_mode: str, options: dict[str, Any]) -> None:
@@ -810,3 +1068,6 @@ def install() -> None:
     moto.datasync.datasync_backends = BACKENDS  # what moto.backends.get_backend reads
     moto.datasync.responses.datasync_backends = BACKENDS
     moto.datasync.urls.url_paths = {"{0}/$": FerryDataSyncResponse.dispatch}
+    if not SCHEDULER.is_alive():
+        SCHEDULER.start()
+    rules.install()  # IAM/S3 history, bucket-policy size limit, iamPropagationSeconds

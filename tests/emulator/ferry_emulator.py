@@ -7,6 +7,8 @@ AssumeRole) on one port, with
 * DataSync replaced by ``datasync_ext`` (tags, execution listing, real-time
   executions that really copy objects between the emulated buckets, the
   caller's account and region in every ARN),
+* every AWS request checked against AWS's API model by ``model_check``, refused
+  with the service's own validation error when the model refuses it,
 * the fault switch and control endpoints of ``faults`` under ``/ferry-emulator/``.
 
 Protocol: once the port is bound and the server is about to serve, exactly one
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import datasync_ext
     import faults
+    import model_check
     import transfer
 
     transfer.SETTINGS.phase_seconds = args.phase_seconds
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
     moto_app = DomainDispatcherApplication(create_backend_app)
     app = faults.ControlMiddleware(
-        moto_app,
+        model_check.ModelCheckMiddleware(moto_app),  # every request checked against AWS's API model
         faults.FaultSwitch(),
         config_get=transfer.SETTINGS.to_json,
         config_set=transfer.SETTINGS.update,

@@ -10,145 +10,23 @@ Run: tests/emulator/setup.sh && .cache/venv/bin/python -m pytest tests/emulator
 from __future__ import annotations
 
 import json
-import os
-import random
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
-import uuid
-from typing import Any, Callable
+from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+import transfer  # (pure filter logic, tested directly)
+from emulator_testkit import Account, control, error_code, ferry_grants, location, put_policy, run, run_to_end
 
-import transfer  # noqa: E402  (pure filter logic, tested directly)
-
-TERMINAL = ("SUCCESS", "ERROR")
 AWS_EXECUTION_STATUSES = ("QUEUED", "LAUNCHING", "PREPARING", "TRANSFERRING", "VERIFYING", "SUCCESS", "ERROR")
-DATASYNC_TRUST = json.dumps({
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "datasync.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-})
-
-
-# --- fixtures ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Any:
-    proc = subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "ferry_emulator.py"), "--port", "0",
-         "--phase-seconds", "0.1", "--parent-pid", str(os.getpid())],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    line: list[str] = []
-    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout=20)
-    if not line or not line[0].startswith("READY "):
-        proc.kill()
-        pytest.fail(f"emulator did not print READY within 20 s (got {line!r})")
-    port = int(line[0].split()[1])
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-def _account_id() -> str:
-    return str(random.randint(10**11, 10**12 - 1))
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-class Account:
-    """Clients of one emulated AWS account (credentials from STS AssumeRole)."""
-
-    def __init__(self, endpoint: str, account_id: str | None = None, role: str = "admin") -> None:
-        self.endpoint = endpoint
-        self.id = account_id or _account_id()
-        self.role_arn = f"arn:aws:iam::{self.id}:role/{role}"
-        sts = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1",
-                           aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="secret")
-        creds = sts.assume_role(RoleArn=self.role_arn, RoleSessionName="ferry-test")["Credentials"]
-        self.creds = dict(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                          aws_session_token=creds["SessionToken"])
-
-    def client(self, service: str, region: str = "us-east-1", attempts: int = 1) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=region,
-                            config=Config(retries={"total_max_attempts": attempts, "mode": "standard"}), **self.creds)
-
-    def bucket(self, region: str = "us-east-1") -> str:
-        name = _name("bkt")
-        kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
-        self.client("s3", region).create_bucket(Bucket=name, **kwargs)
-        return name
-
-    def datasync_role(self, name: str = "ferry-datasync", path: str = "/") -> str:
-        return self.client("iam").create_role(RoleName=name, Path=path,
-                                              AssumeRolePolicyDocument=DATASYNC_TRUST)["Role"]["Arn"]
-
-
-def control(endpoint: str, method: str, path: str, body: Any = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"{endpoint}/ferry-emulator/{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read())
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
-def run_to_end(ds: Any, execution_arn: str) -> tuple[dict[str, Any], list[str]]:
-    """Poll an execution until it ends; returns the last answer and the statuses seen."""
-    seen: list[str] = []
-
-    def probe() -> Any:
-        answer = ds.describe_task_execution(TaskExecutionArn=execution_arn)
-        if not seen or seen[-1] != answer["Status"]:
-            seen.append(answer["Status"])
-        return answer if answer["Status"] in TERMINAL else None
-
-    return wait_for(f"execution {execution_arn} to end", probe), seen
-
-
-def error_code(err: ClientError) -> str:
-    return err.response["Error"]["Code"]
 
 
 def put_cross_account_policy(account_b: Account, bucket: str, role_arn: str, caller_arn: str) -> None:
-    """The tutorial's bucket policy, with the caller as the second principal."""
-    policy = {
-        "Version": "2008-10-17",
-        "Statement": [
-            {"Sid": "DataSyncCreateS3LocationAndTaskAccess", "Effect": "Allow", "Principal": {"AWS": role_arn},
-             "Action": ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads",
-                        "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject",
-                        "s3:ListMultipartUploadParts", "s3:PutObject", "s3:GetObjectTagging",
-                        "s3:PutObjectTagging"],
-             "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]},
-            {"Sid": "DataSyncCreateS3Location", "Effect": "Allow", "Principal": {"AWS": caller_arn},
-             "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"},
-        ],
-    }
-    account_b.client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    """The tutorial's bucket policy (its Sids and policy version), with the caller as the second principal."""
+    statements = ferry_grants(bucket, role_arn, caller_arn,
+                              sids=("DataSyncCreateS3LocationAndTaskAccess", "DataSyncCreateS3Location"))
+    put_policy(account_b, bucket, statements, version="2008-10-17")
 
 
 # --- tests -----------------------------------------------------------------------------------
@@ -159,7 +37,7 @@ def test_accounts_are_separated(endpoint: str) -> None:
     assert a.client("sts").get_caller_identity()["Account"] == a.id
     arns = {}
     for account in (a, b):
-        role = account.datasync_role()
+        role = account.role()
         bucket = account.bucket()
         ds = account.client("datasync")
         arns[account.id] = ds.create_location_s3(S3BucketArn=f"arn:aws:s3:::{bucket}",
@@ -178,7 +56,7 @@ def test_accounts_are_separated(endpoint: str) -> None:
 
 def test_location_fields(endpoint: str) -> None:
     a = Account(endpoint)
-    role, bucket = a.datasync_role(path="/service/"), a.bucket()
+    role, bucket = a.role("ferry-datasync", path="/service/"), a.bucket()
     assert role == f"arn:aws:iam::{a.id}:role/service/ferry-datasync"
     ds = a.client("datasync")
     arn = ds.create_location_s3(S3BucketArn=f"arn:aws:s3:::{bucket}", Subdirectory="/data",
@@ -201,7 +79,7 @@ def test_location_fields(endpoint: str) -> None:
 
 def test_tags_round_trip(endpoint: str) -> None:
     a = Account(endpoint)
-    role, bucket = a.datasync_role(), a.bucket()
+    role, bucket = a.role(), a.bucket()
     ds = a.client("datasync")
     loc = ds.create_location_s3(S3BucketArn=f"arn:aws:s3:::{bucket}", S3Config={"BucketAccessRoleArn": role},
                                 Tags=[{"Key": "ferry.dev/managed-by", "Value": "ferry"}])["LocationArn"]
@@ -226,7 +104,7 @@ def test_tags_round_trip(endpoint: str) -> None:
 
 def test_update_task_is_partial(endpoint: str) -> None:
     a = Account(endpoint)
-    role, bucket = a.datasync_role(), a.bucket()
+    role, bucket = a.role(), a.bucket()
     ds = a.client("datasync")
     src = ds.create_location_s3(S3BucketArn=f"arn:aws:s3:::{bucket}", Subdirectory="in",
                                 S3Config={"BucketAccessRoleArn": role})["LocationArn"]
@@ -263,7 +141,7 @@ def test_update_task_is_partial(endpoint: str) -> None:
 
     with pytest.raises(ClientError) as err:
         ds.update_task(TaskArn=task, Options={"TransferMode": "SOMETIMES"})
-    assert error_code(err.value) == "InvalidRequestException"
+    assert error_code(err.value) == "ValidationException"  # the API model's enum (model_check.py)
 
 
 def test_faults_fire_then_clear(endpoint: str) -> None:
@@ -306,13 +184,13 @@ def test_faults_fire_then_clear(endpoint: str) -> None:
     assert len(control(endpoint, "GET", "faults")["faults"]) == 1  # probability rules stay
     assert control(endpoint, "DELETE", "faults") == {"faults": []}
 
-    assert control(endpoint, "GET", "config") == {"phaseSeconds": 0.1}
-    assert control(endpoint, "POST", "config", {"phaseSeconds": 0.1}) == {"phaseSeconds": 0.1}
+    assert control(endpoint, "GET", "config")["phaseSeconds"] == 0.1
+    assert control(endpoint, "POST", "config", {"phaseSeconds": 0.1})["phaseSeconds"] == 0.1
 
 
 def test_cross_account_access_check(endpoint: str) -> None:
     a, b = Account(endpoint), Account(endpoint)
-    role = a.datasync_role()
+    role = a.role()
     bucket = b.bucket("us-west-1")
     ds = a.client("datasync", "us-west-1")
 
@@ -344,7 +222,7 @@ def test_cross_account_access_check(endpoint: str) -> None:
 
 def test_end_to_end_cross_account_cross_region_copy(endpoint: str) -> None:
     a, b = Account(endpoint), Account(endpoint)
-    role = a.datasync_role()
+    role = a.role()
     src_bucket, dst_bucket = a.bucket("us-east-1"), b.bucket("us-west-1")
     s3a, s3b = a.client("s3"), b.client("s3", "us-west-1")
     source_objects = {
@@ -377,11 +255,12 @@ def test_end_to_end_cross_account_cross_region_copy(endpoint: str) -> None:
     assert task.startswith(f"arn:aws:datasync:us-west-1:{a.id}:task/task-")
 
     first = ds_west.start_task_execution(TaskArn=task)["TaskExecutionArn"]
-    with pytest.raises(ClientError) as err:
-        ds_west.start_task_execution(TaskArn=task)
+    with pytest.raises(ClientError) as err:  # queued by default; refused with TaskQueueing DISABLED
+        ds_west.start_task_execution(TaskArn=task, OverrideOptions={"TaskQueueing": "DISABLED"})
     assert error_code(err.value) == "InvalidRequestException"
     assert ds_west.describe_task(TaskArn=task)["Status"] == "RUNNING"
-    result, seen = run_to_end(ds_west, first)
+    seen: list[str] = []
+    result = run_to_end(ds_west, first, seen=seen)
     assert result["Status"] == "SUCCESS", result.get("Result")
     assert set(seen) <= set(AWS_EXECUTION_STATUSES)
     assert seen == sorted(seen, key=AWS_EXECUTION_STATUSES.index)
@@ -405,41 +284,45 @@ def test_end_to_end_cross_account_cross_region_copy(endpoint: str) -> None:
     # TransferMode CHANGED: only the changed object moves on the next run.
     s3a.put_object(Bucket=src_bucket, Key="media/docs/readme.txt", Body=b"read me, v2")
     second = ds_west.start_task_execution(TaskArn=task)["TaskExecutionArn"]
-    result, _ = run_to_end(ds_west, second)
+    result = run_to_end(ds_west, second)
     assert result["Status"] == "SUCCESS"
     assert result["FilesTransferred"] == 1 and result["FilesSkipped"] == 1 and result["FilesDeleted"] == 0
     assert s3b.get_object(Bucket=dst_bucket, Key="archive/docs/readme.txt")["Body"].read() == b"read me, v2"
 
     listed = ds_west.list_task_executions(TaskArn=task)["TaskExecutions"]
-    assert [e["TaskExecutionArn"] for e in listed] == [first, second]
+    assert sorted(e["TaskExecutionArn"] for e in listed) == sorted([first, second])  # AWS documents no order
     assert {e["Status"] for e in listed} == {"SUCCESS"}
     assert ds_west.describe_task(TaskArn=task)["CurrentTaskExecutionArn"] == second
 
 
 def test_missing_role_or_bucket_ends_in_error(endpoint: str) -> None:
     a = Account(endpoint)
-    real_role = a.datasync_role()
+    real_role = a.role()
     missing_role = f"arn:aws:iam::{a.id}:role/does-not-exist"
     src_bucket, dst_bucket = a.bucket(), a.bucket()
     ds = a.client("datasync")
 
-    def execution_result(src_role: str, dst_bucket_name: str) -> dict[str, Any]:
-        src = ds.create_location_s3(S3BucketArn=f"arn:aws:s3:::{src_bucket}",
-                                    S3Config={"BucketAccessRoleArn": src_role})["LocationArn"]
-        dst = ds.create_location_s3(S3BucketArn=f"arn:aws:s3:::{dst_bucket_name}",
-                                    S3Config={"BucketAccessRoleArn": real_role})["LocationArn"]
-        task = ds.create_task(SourceLocationArn=src, DestinationLocationArn=dst)["TaskArn"]
-        result, _ = run_to_end(ds, ds.start_task_execution(TaskArn=task)["TaskExecutionArn"])
-        return result
+    def task_for(src_role: str, dst_bucket_name: str) -> str:
+        return ds.create_task(SourceLocationArn=location(ds, src_bucket, src_role),
+                              DestinationLocationArn=location(ds, dst_bucket_name, real_role))["TaskArn"]
 
-    result = execution_result(missing_role, dst_bucket)
+    # CreateLocationS3 checks the role and the bucket; they go missing afterwards.
+    doomed = a.role(name="does-not-exist")
+    assert doomed == missing_role
+    role_task = task_for(doomed, dst_bucket)
+    bucket_task = task_for(real_role, dst_bucket)
+    iam = a.client("iam")
+    iam.delete_role_policy(RoleName="does-not-exist", PolicyName="s3")
+    iam.delete_role(RoleName="does-not-exist")
+
+    result = run(ds, role_task)
     assert result["Status"] == "ERROR"
     assert result["Result"]["ErrorCode"] == "AccessDenied"
     assert missing_role in result["Result"]["ErrorDetail"]
     assert result["Result"]["PrepareStatus"] == "ERROR"
 
     a.client("s3").delete_bucket(Bucket=dst_bucket)
-    result = execution_result(real_role, dst_bucket)
+    result = run(ds, bucket_task)
     assert result["Status"] == "ERROR"
     assert result["Result"]["ErrorCode"] == "NoSuchBucket"
     assert dst_bucket in result["Result"]["ErrorDetail"]
@@ -447,19 +330,19 @@ def test_missing_role_or_bucket_ends_in_error(endpoint: str) -> None:
 
 def test_cancel(endpoint: str) -> None:
     a = Account(endpoint)
-    role, bucket = a.datasync_role(), a.bucket()
+    role, bucket = a.role(), a.bucket()
     ds = a.client("datasync")
     loc = ds.create_location_s3(S3BucketArn=f"arn:aws:s3:::{bucket}", S3Config={"BucketAccessRoleArn": role})
     task = ds.create_task(SourceLocationArn=loc["LocationArn"], DestinationLocationArn=loc["LocationArn"])["TaskArn"]
     execution = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
     ds.cancel_task_execution(TaskExecutionArn=execution)
-    result, seen = run_to_end(ds, execution)
+    result = run_to_end(ds, execution)
     assert result["Status"] == "ERROR" and result["Result"]["ErrorCode"] == "Cancelled"
     with pytest.raises(ClientError):
         ds.cancel_task_execution(TaskExecutionArn=execution)
     # The task is free again.
     again = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
-    assert run_to_end(ds, again)[0]["Status"] == "SUCCESS"
+    assert run_to_end(ds, again)["Status"] == "SUCCESS"
 
 
 @pytest.mark.parametrize(

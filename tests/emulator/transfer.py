@@ -13,8 +13,14 @@ This module owns what happens after StartTaskExecution:
   updating the execution's counters and Result as it goes.
 
 The execution object it drives is ``datasync_ext.TaskExecution``; this module
-only touches its ``lock``, ``cancel_event``, ``status``, time fields, ``counters``
-and ``result``.
+only touches its ``lock``, ``cancel_event``, ``status``, time fields, ``counters``,
+``result``, ``files_failed`` and ``report_items`` (per-object outcomes for task
+reports: an object that vanished from the source after PREPARING, or could not
+be written, is a failed object; the execution then ends in ERROR with
+``FilesFailed``).
+
+``CLOCK`` is the emulated wall clock that schedules follow (``clockSpeed`` and
+``clockTime`` in ``SETTINGS``).
 """
 
 from __future__ import annotations
@@ -26,6 +32,40 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import access
+import rules
+
+
+class Clock:
+    """The emulated wall clock that DataSync schedules follow (epoch seconds, UTC).
+
+    It starts at the real time and runs ``speed`` emulated seconds per real
+    second, so an hourly schedule fires every second at speed 3600. API
+    timestamps (StartTime, CreationTime, ...) stay real; only schedules use it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._speed = 1.0
+        self._real_anchor = time.time()
+        self._emulated_anchor = self._real_anchor
+
+    def now(self) -> float:
+        with self._lock:
+            return self._emulated_anchor + (time.time() - self._real_anchor) * self._speed
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    def set(self, speed: float | None = None, now: float | None = None) -> None:
+        current = self.now()
+        with self._lock:
+            self._real_anchor = time.time()
+            self._emulated_anchor = current if now is None else now
+            if speed is not None:
+                self._speed = speed
+
+
+CLOCK = Clock()
 
 
 class Settings:
@@ -33,9 +73,18 @@ class Settings:
 
     def __init__(self) -> None:
         self.phase_seconds = 1.0
+        # Schedules (see schedules.py and datasync_ext.Scheduler).
+        self.schedule_tick = 0.05  # real seconds between two checks of the schedules
+        self.schedule_disable_after = 3  # failed executions in a row (same error) that disable a schedule
 
     def to_json(self) -> dict[str, Any]:
-        return {"phaseSeconds": self.phase_seconds}
+        return {
+            "phaseSeconds": self.phase_seconds,
+            "clockSpeed": CLOCK.speed,
+            "clockTime": round(CLOCK.now(), 3),
+            "scheduleTick": self.schedule_tick,
+            "scheduleDisableAfterFailures": self.schedule_disable_after,
+        }
 
     def update(self, body: dict[str, Any]) -> dict[str, Any]:
         if "phaseSeconds" in body:
@@ -43,6 +92,22 @@ class Settings:
             if value < 0:
                 raise ValueError("phaseSeconds must not be negative")
             self.phase_seconds = value
+        if "clockSpeed" in body or "clockTime" in body:
+            speed = float(body["clockSpeed"]) if "clockSpeed" in body else None
+            if speed is not None and speed <= 0:
+                raise ValueError("clockSpeed must be positive (emulated seconds per real second)")
+            now = float(body["clockTime"]) if "clockTime" in body else None
+            CLOCK.set(speed=speed, now=now)
+        if "scheduleTick" in body:
+            value = float(body["scheduleTick"])
+            if not 0.001 <= value <= 60:
+                raise ValueError("scheduleTick must be between 0.001 and 60 seconds")
+            self.schedule_tick = value
+        if "scheduleDisableAfterFailures" in body:
+            value = int(body["scheduleDisableAfterFailures"])
+            if value < 1:
+                raise ValueError("scheduleDisableAfterFailures must be at least 1")
+            self.schedule_disable_after = value
         return self.to_json()
 
 
@@ -121,6 +186,41 @@ class LocationProblem(Exception):
         self.detail = detail
 
 
+class ObjectProblem(Exception):
+    """One object could not be transferred, verified or deleted; the execution goes on."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def object_metadata(key: Any) -> dict[str, Any]:
+    """What a task report says of an object (SrcMetadata / DstMetadata)."""
+    if key is None:
+        return {}
+    modified = getattr(key, "last_modified", None)
+    return {
+        "Type": "Regular",
+        "ContentSize": int(getattr(key, "size", 0) or 0),
+        "Mtime": modified.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if hasattr(modified, "strftime") else None,
+        "ETag": str(getattr(key, "etag", "") or "").strip('"'),
+    }
+
+
+def current_object(endpoint: "Endpoint", rel: str) -> Any:
+    """The object as it is now (None when gone): DataSync reads it when it copies."""
+    from moto.s3.models import FakeKey
+
+    bucket = endpoint.backend.buckets.get(endpoint.bucket)
+    key = bucket.keys.get(endpoint.prefix + rel[1:]) if bucket is not None else None
+    return key if isinstance(key, FakeKey) else None
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 @dataclass
 class Endpoint:
     """One side of a transfer, resolved to moto's S3 backend of the bucket owner."""
@@ -129,6 +229,8 @@ class Endpoint:
     prefix: str  # "" or "dir/sub/"
     backend: Any
     storage_class: str
+    session: Any = None  # rules.RoleSession: DataSync's session of the location's role
+    bucket_arn: str = ""
 
     def objects(self, includes: list[re.Pattern[str]], excludes: list[re.Pattern[str]]) -> dict[str, Any]:
         """Relative path ('/x/y') -> moto FakeKey, for the objects in scope."""
@@ -155,13 +257,13 @@ class Endpoint:
 def resolve_endpoint(location: Any, side: str) -> Endpoint:
     """Check what DataSync checks when it launches: the role can be assumed and
     the bucket exists."""
-    problem = access.role_problem(location.bucket_access_role_arn)
-    if problem is not None:
+    session, problem = rules.assume_datasync_role(location.bucket_access_role_arn, location.account_id,
+                                                  location.arn)
+    if session is None:
         raise LocationProblem(
             "AccessDenied",
             f"DataSync could not assume the bucket access role of the {side} location "
-            f"{location.uri}: {problem}. Check that the role exists and trusts "
-            "datasync.amazonaws.com.",
+            f"{location.uri}: {problem}. {rules.ASSUME_ROLE_FAILED}.",
         )
     owner = access.bucket_owner(location.bucket)
     if owner is None:
@@ -172,7 +274,25 @@ def resolve_endpoint(location: Any, side: str) -> Endpoint:
             "The specified bucket does not exist.",
         )
     _, backend = owner
-    return Endpoint(location.bucket, location.prefix, backend, location.storage_class)
+    endpoint = Endpoint(location.bucket, location.prefix, backend, location.storage_class, session,
+                        location.bucket_arn)
+    require(endpoint, "s3:ListBucket", None, f"list the {side} location {location.uri}")
+    return endpoint
+
+
+def require(endpoint: Endpoint, action: str, key: str | None, doing: str) -> None:
+    """The location's role must be allowed the S3 action (its IAM policies and, for a
+    bucket of another account, the bucket policy); otherwise the execution fails."""
+    if endpoint.session is None:
+        return
+    resource = endpoint.bucket_arn if key is None else f"{endpoint.bucket_arn}/{key}"
+    decision = rules.role_s3_decision(endpoint.session, action, resource, endpoint.bucket)
+    if not decision:
+        raise LocationProblem(
+            "AccessDenied",
+            f"DataSync could not {doing}: S3 answered AccessDenied: "
+            f"{rules.denied_text(endpoint.session.principal, action, resource, decision)}",
+        )
 
 
 @dataclass
@@ -180,6 +300,7 @@ class Plan:
     to_copy: list[str] = field(default_factory=list)
     to_delete: list[str] = field(default_factory=list)
     skipped: int = 0
+    skipped_paths: list[str] = field(default_factory=list)
     listed_at_source: int = 0
     listed_at_destination: int = 0
     bytes_to_copy: int = 0
@@ -204,10 +325,12 @@ def make_plan(source: Endpoint, destination: Endpoint, options: dict[str, Any],
             plan.to_copy.append(rel)
         elif options.get("OverwriteMode") == "NEVER":
             plan.skipped += 1
+            plan.skipped_paths.append(rel)
         elif options.get("TransferMode") == "ALL" or not _same_object(src[rel], existing):
             plan.to_copy.append(rel)
         else:
             plan.skipped += 1
+            plan.skipped_paths.append(rel)
     if options.get("PreserveDeletedFiles") == "REMOVE":
         plan.to_delete = sorted(rel for rel in dst if rel not in src)
         plan.listed_at_destination = len(dst)
@@ -218,6 +341,16 @@ def make_plan(source: Endpoint, destination: Endpoint, options: dict[str, Any],
 def copy_one(source: Endpoint, destination: Endpoint, rel: str, src_key: Any, options: dict[str, Any]) -> int:
     """Copy one object; returns its size."""
     dest_name = destination.prefix + rel[1:]
+    src_name = source.prefix + rel[1:]
+    require(source, "s3:GetObject", src_name, f"read s3://{source.bucket}/{src_name}")
+    copy_tags = options.get("ObjectTags", "PRESERVE") == "PRESERVE"
+    tags = source.backend.tagger.get_tag_dict_for_resource(src_key.arn) if copy_tags else {}
+    if copy_tags:
+        require(source, "s3:GetObjectTagging", src_name, f"read the tags of s3://{source.bucket}/{src_name}")
+    require(destination, "s3:PutObject", dest_name, f"write s3://{destination.bucket}/{dest_name}")
+    if tags:
+        require(destination, "s3:PutObjectTagging", dest_name,
+                f"tag s3://{destination.bucket}/{dest_name}")
     storage = _STORAGE_CLASSES.get(destination.storage_class or "STANDARD", "STANDARD")
     new_key = destination.backend.put_object(
         bucket_name=destination.bucket,
@@ -237,6 +370,8 @@ def copy_one(source: Endpoint, destination: Endpoint, rel: str, src_key: Any, op
 
 
 def delete_one(destination: Endpoint, rel: str) -> None:
+    require(destination, "s3:DeleteObject", destination.prefix + rel[1:],
+            f"delete s3://{destination.bucket}/{destination.prefix + rel[1:]}")
     destination.backend.delete_object(destination.bucket, destination.prefix + rel[1:])
 
 
@@ -343,37 +478,111 @@ class ExecutionRunner(threading.Thread):
                 return self._cancelled()
             self._result(PrepareStatus="SUCCESS", PrepareDuration=_ms(time.monotonic() - prepare_start))
 
+            items = self.ex.report_items
+            for rel in plan.skipped_paths:
+                items["Skipped"].append({
+                    "RelativePath": rel, "SrcMetadata": object_metadata(plan.source_objects.get(rel)),
+                    "SkippedTimestamp": _now_iso(), "SkippedStatus": "SUCCESS",
+                })
+
             phase = "Transfer"
             self._set(status="TRANSFERRING")
             transfer_start = time.monotonic()
             steps = self.TRANSFER_STEPS
             chunks = [plan.to_copy[i::steps] for i in range(steps)]
+            copied: list[str] = []
+            failed: dict[str, int] = {"Transfer": 0, "Verify": 0, "Delete": 0}
             for index, chunk in enumerate(chunks):
                 for rel in chunk:
-                    size = copy_one(source, destination, rel, plan.source_objects[rel], options)
-                    self._count(FilesTransferred=1, BytesTransferred=size, BytesWritten=size, BytesCompressed=size)
+                    entry: dict[str, Any] = {
+                        "RelativePath": rel,
+                        "SrcMetadata": object_metadata(plan.source_objects[rel]),
+                        "Overwrite": "True" if rel in plan.destination_objects else "False",
+                        "TransferType": "CONTENT_AND_METADATA",
+                    }
+                    try:
+                        src_key = current_object(source, rel)
+                        if src_key is None:
+                            raise ObjectProblem(
+                                "NoSuchKey", f"The source object {source.prefix}{rel[1:]} no longer exists."
+                            )
+                        size = copy_one(source, destination, rel, src_key, options)
+                    except LocationProblem:
+                        raise
+                    except ObjectProblem as problem:
+                        entry.update(TransferStatus="FAILED", ErrorCode=problem.code, ErrorDetail=problem.detail)
+                        failed["Transfer"] += 1
+                    except Exception as err:  # one object's trouble does not end the execution
+                        entry.update(TransferStatus="FAILED", ErrorCode="InternalError", ErrorDetail=repr(err))
+                        failed["Transfer"] += 1
+                    else:
+                        entry["TransferStatus"] = "SUCCESS"
+                        copied.append(rel)
+                        self._count(FilesTransferred=1, BytesTransferred=size, BytesWritten=size, BytesCompressed=size)
+                    entry["TransferTimestamp"] = _now_iso()
+                    items["Transferred"].append(entry)
                 if index == steps - 1:
                     for rel in plan.to_delete:
-                        delete_one(destination, rel)
-                        self._count(FilesDeleted=1)
+                        entry = {"RelativePath": rel,
+                                 "DstMetadata": object_metadata(plan.destination_objects.get(rel))}
+                        try:
+                            delete_one(destination, rel)
+                        except LocationProblem:
+                            raise
+                        except Exception as err:
+                            code = err.code if isinstance(err, ObjectProblem) else "InternalError"
+                            entry.update(DeleteStatus="FAILED", ErrorCode=code, ErrorDetail=str(err))
+                            failed["Delete"] += 1
+                        else:
+                            entry["DeleteStatus"] = "SUCCESS"
+                            self._count(FilesDeleted=1)
+                        entry["DeleteTimestamp"] = _now_iso()
+                        items["Deleted"].append(entry)
+                with self.ex.lock:
+                    self.ex.files_failed.update(failed)
                 if not self._wait(1.0 / steps):
                     return self._cancelled()
-            self._result(TransferStatus="SUCCESS", TransferDuration=_ms(time.monotonic() - transfer_start))
+            transfer_ok = failed["Transfer"] == 0 and failed["Delete"] == 0
+            self._result(TransferStatus="SUCCESS" if transfer_ok else "ERROR",
+                         TransferDuration=_ms(time.monotonic() - transfer_start))
 
             phase = "Verify"
             self._set(status="VERIFYING")
             verify_start = time.monotonic()
             verify_mode = options.get("VerifyMode")
             if verify_mode == "POINT_IN_TIME_CONSISTENT":
-                verified = len(plan.source_objects)
+                to_verify = sorted(set(copied) | {r for r in plan.source_objects if r not in plan.to_copy})
             elif verify_mode == "ONLY_FILES_TRANSFERRED":
-                verified = len(plan.to_copy)
+                to_verify = copied
             else:
-                verified = 0
+                to_verify = []
+            verified = 0
+            for rel in to_verify:
+                src_key, dst_key = current_object(source, rel), current_object(destination, rel)
+                entry = {"RelativePath": rel, "SrcMetadata": object_metadata(src_key),
+                         "DstMetadata": object_metadata(dst_key), "VerifyTimestamp": _now_iso()}
+                if src_key is not None and dst_key is not None and _same_object(src_key, dst_key):
+                    entry["VerifyStatus"] = "SUCCESS"
+                    verified += 1
+                else:
+                    entry.update(VerifyStatus="FAILED", ErrorCode="VerificationFailed",
+                                 ErrorDetail="The destination object differs from the source object.")
+                    failed["Verify"] += 1
+                items["Verified"].append(entry)
             if not self._wait():
                 return self._cancelled()
             self._count(FilesVerified=verified)
-            self._result(VerifyStatus="SUCCESS", VerifyDuration=_ms(time.monotonic() - verify_start))
+            with self.ex.lock:
+                self.ex.files_failed.update(failed)
+            self._result(VerifyStatus="SUCCESS" if failed["Verify"] == 0 else "ERROR",
+                         VerifyDuration=_ms(time.monotonic() - verify_start))
+            if any(failed.values()):
+                return self._finish(
+                    "ERROR", "FilesFailed",
+                    "Transfer and verification completed. Selected files transferred except for files "
+                    f"skipped due to errors ({failed['Transfer']} not transferred, {failed['Verify']} not "
+                    f"verified, {failed['Delete']} not deleted).",
+                )
             self._finish("SUCCESS")
         except LocationProblem as problem:
             self._result(**{f"{phase}Status": "ERROR"})
