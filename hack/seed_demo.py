@@ -106,6 +106,27 @@ def seed(emu: Emulator) -> None:
             [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_A}:root"}, "Action": "sts:AssumeRole"}]
         ),
     )
+    # The operator's identity policy of the README ("The IAM policy of the operator's
+    # identity"), with the demo's account, role names and buckets filled in.
+    iam_a.put_role_policy(
+        RoleName=OPERATOR_ROLE,
+        PolicyName="ferry-operator",
+        PolicyDocument=policy([
+            {"Sid": "ManageTheDataSyncRole", "Effect": "Allow",
+             "Action": ["iam:GetRole", "iam:CreateRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
+                        "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:DeleteRole"],
+             "Resource": f"arn:aws:iam::{ACCOUNT_A}:role/ferry-*"},
+            {"Sid": "HandTheRoleToDataSync", "Effect": "Allow", "Action": "iam:PassRole",
+             "Resource": f"arn:aws:iam::{ACCOUNT_A}:role/ferry-*",
+             "Condition": {"StringEquals": {"iam:PassedToService": "datasync.amazonaws.com"}}},
+            {"Sid": "DataSync", "Effect": "Allow", "Action": "datasync:*", "Resource": "*"},
+            {"Sid": "CreateLocationsOnTheBuckets", "Effect": "Allow",
+             "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+             "Resource": [f"arn:aws:s3:::{SOURCE_BUCKET}", f"arn:aws:s3:::{DESTINATION_BUCKET}"]},
+            {"Sid": "AssumeTheRolesNamedInTransfers", "Effect": "Allow", "Action": "sts:AssumeRole",
+             "Resource": [f"arn:aws:iam::{ACCOUNT_B}:role/{BUCKET_ADMIN_ROLE}"]},
+        ]),
+    )
     s3_a = emu.client("s3", admin_a)
     s3_a.create_bucket(Bucket=SOURCE_BUCKET)
     rng = random.Random(20240601)

@@ -122,8 +122,9 @@ async fn two_accounts_are_separated() {
 
     let bucket = format!("sep-{}", suffix());
     a.bucket("us-east-1", &bucket).await;
+    let datasync_role = a.datasync_role("tester-datasync").await;
     let config = S3Config::builder()
-        .bucket_access_role_arn(&a.role_arn)
+        .bucket_access_role_arn(&datasync_role)
         .build()
         .expect("s3 config");
     let loc = a
@@ -159,6 +160,7 @@ async fn datasync_tags_round_trip() {
     let a = account(env, &random_account_id(), "/", "tagger").await;
     let bucket = format!("tags-{}", suffix());
     a.bucket("us-east-1", &bucket).await;
+    let datasync_role = a.datasync_role("tagger-datasync").await;
     let ds = a.datasync("us-east-1");
     let tag = |k: &str, v: &str| TagListEntry::builder().key(k).value(v).build().expect("tag");
     let loc = ds
@@ -166,7 +168,7 @@ async fn datasync_tags_round_trip() {
         .s3_bucket_arn(format!("arn:aws:s3:::{bucket}"))
         .s3_config(
             S3Config::builder()
-                .bucket_access_role_arn(&a.role_arn)
+                .bucket_access_role_arn(&datasync_role)
                 .build()
                 .expect("cfg"),
         )
@@ -272,19 +274,7 @@ async fn emulator_copies_across_accounts_and_regions() {
     .await;
 
     // The DataSync role lives in A; B's bucket policy grants it and A's identity.
-    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"Service": "datasync.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
-    let role_arn = a
-        .iam()
-        .create_role()
-        .role_name("datasync")
-        .assume_role_policy_document(trust.to_string())
-        .send()
-        .await
-        .expect("role")
-        .role
-        .expect("role")
-        .arn;
+    let role_arn = a.datasync_role("datasync").await;
     let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"AWS": role_arn}, "Action": ["s3:ListBucket", "s3:PutObject"],
          "Resource": [format!("arn:aws:s3:::{dst}"), format!("arn:aws:s3:::{dst}/*")]},

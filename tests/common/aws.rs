@@ -87,7 +87,28 @@ fn credentials(c: &Creds) -> Credentials {
     )
 }
 
-/// Makes account `id`, creates role `path` + `name` in it, and returns credentials of that role.
+/// The identity policy every test role gets: what the README's operator policy grants Ferry in
+/// Account A plus what Account B's bucket-admin role needs, on any resource of the test's own
+/// account. The emulator judges DataSync's access checks (the location access test) by the
+/// caller's identity policies, as AWS does, so a role without them could not create a location.
+pub const TEST_ROLE_POLICY: &str = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Sid": "Operator", "Effect": "Allow", "Resource": "*", "Action": [
+      "iam:GetRole", "iam:CreateRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy", "iam:GetRolePolicy",
+      "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:DeleteRole", "iam:PassRole", "iam:CreateServiceLinkedRole",
+      "datasync:*", "s3:ListBucket", "s3:GetBucketLocation", "sts:AssumeRole"]},
+    {"Sid": "BucketAdmin", "Effect": "Allow", "Resource": "*", "Action": [
+      "s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
+      "s3:GetBucketOwnershipControls", "s3:PutBucketOwnershipControls"]},
+    {"Sid": "TestSetup", "Effect": "Allow", "Resource": "*", "Action": [
+      "s3:CreateBucket", "s3:DeleteBucket", "s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListAllMyBuckets",
+      "s3:GetObjectTagging", "s3:PutObjectTagging", "iam:ListRoles", "iam:ListRolePolicies"]}
+  ]
+}"#;
+
+/// Makes account `id`, creates role `path` + `name` in it with [`TEST_ROLE_POLICY`], and
+/// returns credentials of that role.
 pub async fn account(env: &TestEnv, id: &str, path: &str, name: &str) -> TestAccount {
     let root = config_with(env, Credentials::new("test", "test", None, None, "ferry-tests"));
     let bootstrap = assume(&root, &format!("arn:aws:iam::{id}:role/ferry-test-bootstrap")).await;
@@ -104,6 +125,14 @@ pub async fn account(env: &TestEnv, id: &str, path: &str, name: &str) -> TestAcc
         .await
         .unwrap_or_else(|e| panic!("create role {name} in {id}: {e:?}"));
     let role_arn = created.role().expect("role").arn().to_string();
+    aws_sdk_iam::Client::new(&boot_config)
+        .put_role_policy()
+        .role_name(name)
+        .policy_name("ferry-test-identity")
+        .policy_document(TEST_ROLE_POLICY)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put the policy of role {name} in {id}: {e:?}"));
     let creds = assume(&root, &role_arn).await;
     TestAccount {
         id: id.to_string(),
@@ -114,6 +143,36 @@ pub async fn account(env: &TestEnv, id: &str, path: &str, name: &str) -> TestAcc
 }
 
 impl TestAccount {
+    /// Creates a role DataSync may assume for this account's locations (trusted by
+    /// `datasync.amazonaws.com`, allowed every S3 action, as the DataSync documentation's
+    /// example role) and returns its ARN.
+    pub async fn datasync_role(&self, name: &str) -> String {
+        let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Service": "datasync.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+        let arn = self
+            .iam()
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create role {name}: {e:?}"))
+            .role
+            .expect("role")
+            .arn;
+        let access = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Action": "s3:*", "Resource": "*"}]});
+        self.iam()
+            .put_role_policy()
+            .role_name(name)
+            .policy_name("s3")
+            .policy_document(access.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put the policy of role {name}: {e:?}"));
+        arn
+    }
+
     /// S3 client in a region.
     pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
         let conf = aws_sdk_s3::config::Builder::from(&self.config)
