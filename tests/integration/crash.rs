@@ -3,7 +3,7 @@
 //! twice: exactly one role, one location per side, one task and one execution, and the
 //! transfer converges.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! HTTP endpoints and graceful shutdown, GitOps health over statuses the operator produced,
 //! and the `ferry` / `kubectl ferry` command line.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The real `ferry run` against the real API server and the AWS emulator: the whole
 //! cross-account recipe, updates, runs, deletion, Account B modes and error handling.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,8 +1,8 @@
 //! The CRD as the real API server enforces it: a corpus of invalid manifests, each refused
-//! with a message that names the field; the committed CRD is the generated one; `kubectl
-//! explain` and `kubectl get` show what the types say.
+//! with a message that names the field; `kubectl explain` and `kubectl get` show what the
+//! types say. (That the committed CRD is the generated one is a unit test of `ferry crd`.)
 
-mod common;
+use crate::common;
 
 use common::env;
 use ferry::api::CrossAccountTransfer;

@@ -1,7 +1,7 @@
 //! Tests of the test environment itself: the real API server (CRD with status subresource,
 //! server-side apply, watch) and the AWS emulator (accounts, tags, faults, a real copy).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
