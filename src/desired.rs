@@ -50,6 +50,8 @@ pub struct DesiredRole {
 pub struct ManagedRole {
     /// The role name.
     pub name: String,
+    /// The role's description.
+    pub description: String,
     /// The trust policy: only DataSync, with the confused-deputy conditions.
     pub trust: Value,
     /// Name of the inline policy.
@@ -257,6 +259,7 @@ fn desired_role(spec: &CrossAccountTransferSpec, id: &TransferId, account_a: &st
     DesiredRole {
         arn: format!("arn:{}:iam::{account_a}:role/{name}", partition(&spec.source.region)),
         managed: Some(ManagedRole {
+            description: format!("Ferry: AWS DataSync access for {}", id.resource()),
             trust: trust_policy(&inputs),
             inline_name: INLINE_POLICY_NAME,
             inline: role_inline_policy(&inputs, &spec.destination.region, &spec.source.region),

@@ -65,6 +65,22 @@ pub enum Error {
         message: String,
     },
 
+    /// AWS refused a request as invalid (its API model or a documented limit): the spec leads to
+    /// something AWS cannot do, and sending it again cannot help.
+    #[error("AWS refused {action} on {resource}: {code}: {message}{}; change the spec (Ferry tries again on a change, and every few minutes)", field.as_deref().map(|f| format!(" (from {f})")).unwrap_or_default())]
+    Rejected {
+        /// The AWS action.
+        action: String,
+        /// The resource.
+        resource: String,
+        /// AWS's error code.
+        code: String,
+        /// AWS's message, which names the member and the rule.
+        message: String,
+        /// The spec field the refused value comes from, when Ferry can tell.
+        field: Option<String>,
+    },
+
     /// A resource with Ferry's name exists but belongs to someone else: Ferry will not touch it.
     #[error("{what} {name} already exists and was not created by this transfer; {hint}")]
     NotOwned {
@@ -99,6 +115,7 @@ impl Error {
             Error::IamPropagation { .. } => "IamPropagation",
             Error::AwsUnavailable { .. } => "AwsUnavailable",
             Error::AwsFailed { .. } => "AwsFailed",
+            Error::Rejected { .. } => "AwsRejected",
             Error::NotOwned { .. } => "NotOwned",
             Error::MalformedBucketPolicy { .. } => "MalformedBucketPolicy",
             Error::Kube(_) => "KubernetesApi",
@@ -110,6 +127,7 @@ impl Error {
         matches!(
             self,
             Error::InvalidSpec(_)
+                | Error::Rejected { .. }
                 | Error::AccessDenied { .. }
                 | Error::NotOwned { .. }
                 | Error::MalformedBucketPolicy { .. }

@@ -13,6 +13,10 @@ pub const TAG_UID: &str = "ferry.dev/uid";
 pub const TAG_RESOURCE: &str = "ferry.dev/resource";
 /// Tag on executions Ferry starts: which run request they answer.
 pub const TAG_RUN: &str = "ferry.dev/run";
+/// IAM's longest role name.
+pub const MAX_ROLE_NAME: usize = 64;
+/// The longest DataSync task name, and the longest tag value of IAM and DataSync.
+pub const MAX_TAG_OR_NAME: usize = 256;
 /// Name of the inline policy Ferry puts on the DataSync role.
 pub const INLINE_POLICY_NAME: &str = "ferry-datasync-access";
 
@@ -48,21 +52,35 @@ impl TransferId {
         format!("{}/{}", self.namespace, self.name)
     }
 
+    /// `text` when it fits in `max` characters, else its start and `-<uid hash>` in `max`
+    /// characters: stable across restarts (the hash comes from the uid) and unique per transfer.
+    fn within(&self, text: String, max: usize) -> String {
+        if text.len() <= max {
+            return text;
+        }
+        let hash = self.hash();
+        let keep = max - hash.len() - 1;
+        // Kubernetes names are ASCII, so any byte index is a character boundary.
+        format!("{}-{hash}", text[..keep].trim_end_matches(['-', '/', '.']))
+    }
+
     /// Default DataSync role name: `ferry-<namespace>-<name>`, cut to IAM's 64 characters with
     /// the uid hash appended when it is too long.
     pub fn default_role_name(&self) -> String {
-        let full = format!("ferry-{}-{}", self.namespace, self.name);
-        if full.len() <= 64 {
-            return full;
-        }
-        let hash = self.hash();
-        let keep = 64 - hash.len() - 1;
-        format!("{}-{hash}", full[..keep].trim_end_matches('-'))
+        self.within(format!("ferry-{}-{}", self.namespace, self.name), MAX_ROLE_NAME)
     }
 
-    /// DataSync task name: `ferry-<namespace>-<name>`.
+    /// DataSync task name: `ferry-<namespace>-<name>`, cut to DataSync's 256 characters with the
+    /// uid hash appended when it is too long (a namespace and name can reach 317).
     pub fn task_name(&self) -> String {
-        format!("ferry-{}-{}", self.namespace, self.name)
+        self.within(format!("ferry-{}-{}", self.namespace, self.name), MAX_TAG_OR_NAME)
+    }
+
+    /// The value of the [`TAG_RESOURCE`] tag: `<namespace>/<name>`, cut to the 256 characters
+    /// IAM and DataSync allow a tag value with the uid hash appended when it is too long. The
+    /// uid tag, not this one, says who owns a resource.
+    pub fn resource_tag(&self) -> String {
+        self.within(self.resource(), MAX_TAG_OR_NAME)
     }
 
     /// Sid of the bucket-policy statement that lets the DataSync role use the bucket.
@@ -80,7 +98,7 @@ impl TransferId {
         vec![
             (TAG_MANAGED_BY.to_string(), MANAGED_BY_VALUE.to_string()),
             (TAG_UID.to_string(), self.uid.clone()),
-            (TAG_RESOURCE.to_string(), self.resource()),
+            (TAG_RESOURCE.to_string(), self.resource_tag()),
         ]
     }
 
@@ -172,6 +190,23 @@ mod tests {
         assert_eq!(name.len(), 64);
         assert!(name.ends_with(&long.hash()));
         assert!(name.starts_with("ferry-a-very-long-namespace"));
+    }
+
+    #[test]
+    fn long_names_fit_aws_limits_and_stay_stable() {
+        let ns = "n".repeat(63);
+        let name = format!("{}.x", "a".repeat(251));
+        let long = id(&ns, &name);
+        let task = long.task_name();
+        assert_eq!(task.len(), 256);
+        assert!(task.ends_with(&long.hash()));
+        assert_eq!(task, id(&ns, &name).task_name(), "the same uid gives the same name");
+        let tag = long.resource_tag();
+        assert_eq!(tag.len(), 256);
+        assert!(tag.starts_with(&format!("{ns}/aaa")));
+        assert!(long.tags().iter().all(|(k, v)| k.len() <= 128 && v.len() <= 256));
+        assert_eq!(id("data", "media").task_name(), "ferry-data-media");
+        assert_eq!(id("data", "media").resource_tag(), "data/media");
     }
 
     #[test]

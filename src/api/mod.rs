@@ -25,8 +25,9 @@ pub const RUN_ANNOTATION: &str = "ferry.dev/run";
 const BUCKET_PATTERN: &str = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$";
 /// AWS region names such as `us-east-1`, `eu-central-2`, `us-gov-west-1`.
 const REGION_PATTERN: &str = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$";
-/// An S3 key prefix: folders separated by single slashes, no leading slash.
-const PREFIX_PATTERN: &str = r"^[A-Za-z0-9_+.()!*'= -]+(/[A-Za-z0-9_+.()!*'= -]+)*/?$";
+/// An S3 key prefix: folders separated by single slashes, no leading slash, only the characters
+/// DataSync's `Subdirectory` takes (`[a-zA-Z0-9_\-\+\./\(\)\p{Zs}]`, ASCII space only here).
+const PREFIX_PATTERN: &str = r"^[A-Za-z0-9_+.() -]+(/[A-Za-z0-9_+.() -]+)*/?$";
 /// An IAM role ARN in any partition.
 const ROLE_ARN_PATTERN: &str = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$";
 /// A 12-digit AWS account id.
@@ -35,10 +36,75 @@ const ACCOUNT_ID_PATTERN: &str = r"^[0-9]{12}$";
 const ROLE_NAME_PATTERN: &str = r"^[A-Za-z0-9+=,.@_-]{1,64}$";
 /// A CloudWatch Logs log group ARN, as DataSync accepts it.
 const LOG_GROUP_ARN_PATTERN: &str = r"^arn:aws[a-z-]*:logs:[a-z0-9-]+:[0-9]{12}:log-group:[^:*]{1,512}(:\*)?$";
-/// A DataSync schedule expression.
-const SCHEDULE_PATTERN: &str = r"^(cron\([0-9A-Za-z*?,/#LW -]+\)|rate\([1-9][0-9]* (hour|hours|day|days)\))$";
+/// A DataSync schedule expression: EventBridge's `rate(...)` (singular unit for 1, plural
+/// otherwise) or six-field `cron(...)`, at most once an hour (DataSync's minimum): minutes of 60
+/// or more, and a cron with one minute value.
+const SCHEDULE_PATTERN: &str = r"^(rate\((1 (hour|day)|([2-9]|[1-9][0-9]+) (hours|days)|([6-9][0-9]|[1-9][0-9]{2,}) minutes)\)|cron\([0-5]?[0-9]( [0-9A-Za-z*?,/#-]+){5}\))$";
 /// A DataSync filter pattern (one pattern; Ferry joins them with `|`).
-const FILTER_PATTERN: &str = r"^[^|]+$";
+const FILTER_PATTERN: &str = r"^[^|\x00]+$";
+/// The longest filter pattern: 100 of them joined with `|` stay within DataSync's 102,400
+/// characters.
+pub const MAX_FILTER_PATTERN: usize = 1023;
+
+/// Regions a DataSync task cannot copy from or to another Region (opt-in Regions).
+pub const OPT_IN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-south-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-west-1",
+    "eu-central-2",
+    "eu-south-1",
+    "eu-south-2",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+];
+
+/// S3's naming rules for general purpose buckets that a pattern cannot express
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html>), as CEL
+/// rules on a bucket name.
+fn bucket_rules() -> serde_json::Value {
+    serde_json::json!([
+        {"rule": "!self.contains('..')", "message": "S3 bucket names must not contain two adjacent periods"},
+        {"rule": "!self.matches('^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$')", "message": "S3 bucket names must not be formatted as an IP address"},
+        {"rule": "!(self.startsWith('xn--') || self.startsWith('sthree-') || self.startsWith('amzn-s3-demo-'))",
+         "message": "S3 bucket names must not start with xn--, sthree- or amzn-s3-demo- (reserved by S3)"},
+        {"rule": "!(self.endsWith('-s3alias') || self.endsWith('--ol-s3') || self.endsWith('.mrap') || self.endsWith('--x-s3') || self.endsWith('--table-s3'))",
+         "message": "S3 bucket names must not end with -s3alias, --ol-s3, .mrap, --x-s3 or --table-s3 (reserved by S3 for aliases and other bucket types)"}
+    ])
+}
+
+/// The problem with a bucket name under S3's naming rules that a pattern cannot express
+/// (the same rules as [`bucket_rules`], for [`CrossAccountTransferSpec::validate`]).
+pub fn bucket_name_problem(name: &str) -> Option<&'static str> {
+    let ip = name.split('.').count() == 4
+        && name
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if name.contains("..") {
+        Some("S3 bucket names must not contain two adjacent periods")
+    } else if ip {
+        Some("S3 bucket names must not be formatted as an IP address")
+    } else if ["xn--", "sthree-", "amzn-s3-demo-"].iter().any(|p| name.starts_with(p)) {
+        Some("S3 bucket names must not start with xn--, sthree- or amzn-s3-demo- (reserved by S3)")
+    } else if ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"]
+        .iter()
+        .any(|s| name.ends_with(s))
+    {
+        Some(
+            "S3 bucket names must not end with -s3alias, --ol-s3, .mrap, --x-s3 or --table-s3 (reserved by S3 for aliases and other bucket types)",
+        )
+    } else {
+        None
+    }
+}
 
 /// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
 pub(crate) const MSG_ROLE_ARN_REQUIRED: &str = "spec.destination.access.roleArn is required when spec.destination.access.mode is AssumeRole (or use mode: External)";
@@ -49,6 +115,16 @@ const MSG_ROLE_NAME_OR_ARN: &str =
 const MSG_ENHANCED_VERIFY: &str = "spec.task.verify: Enhanced mode verifies only transferred files (OnlyFilesTransferred); use mode: Basic for PointInTimeConsistent or None";
 /// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
 const MSG_REMOVE_NEEDS_CHANGED: &str = "spec.task.deleted: Remove needs transfer: Changed (DataSync refuses PreserveDeletedFiles REMOVE with TransferMode ALL)";
+/// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
+const MSG_GLACIER_VERIFY: &str = "spec.task.verify: DataSync cannot verify PointInTimeConsistent into the GLACIER or DEEP_ARCHIVE storage class (spec.destination.storageClass); use OnlyFilesTransferred";
+/// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
+const MSG_ENHANCED_LOG_GROUP: &str = "spec.task.logGroupArn: Enhanced mode tasks log only to the log group /aws/datasync (arn:aws:logs:<region>:<account>:log-group:/aws/datasync)";
+/// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
+const MSG_ONE_PARTITION: &str = "spec.source.region and spec.destination.region must be in one AWS partition (aws, aws-cn, aws-us-gov, ...): DataSync cannot copy across partitions";
+/// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
+const MSG_OPT_IN: &str = "spec.source.region and spec.destination.region: DataSync does not copy between Regions when one of them is an opt-in Region (af-south-1, ap-east-1, eu-south-1, me-south-1, ...); use one Region";
+/// Message of a rule on `spec.schedule`, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
+const MSG_CRON_DAYS: &str = "spec.schedule: a cron expression needs ? in exactly one of day-of-month and day-of-week (EventBridge), e.g. cron(0 2 * * ? *)";
 
 /// Copy an S3 bucket (Account A) into a bucket of another AWS account (Account B) with AWS DataSync.
 ///
@@ -104,6 +180,18 @@ const MSG_REMOVE_NEEDS_CHANGED: &str = "spec.task.deleted: Remove needs transfer
     {
         "rule": "!has(self.task.report) || self.task.report.bucket != self.source.bucket",
         "message": "spec.task.report.bucket must not be the source bucket: DataSync would copy its own reports"
+    },
+    {
+        "rule": "!(self.task.verify == 'PointInTimeConsistent' && self.destination.storageClass in ['GLACIER', 'DEEP_ARCHIVE'])",
+        "message": MSG_GLACIER_VERIFY
+    },
+    {
+        "rule": "['cn-', 'us-gov-', 'us-iso-', 'us-isob-', 'eusc-'].all(p, self.source.region.startsWith(p) == self.destination.region.startsWith(p))",
+        "message": MSG_ONE_PARTITION
+    },
+    {
+        "rule": "self.source.region == self.destination.region || !(self.source.region in OPT_IN || self.destination.region in OPT_IN)".replace("OPT_IN", &format!("{OPT_IN_REGIONS:?}").replace('"', "'")),
+        "message": MSG_OPT_IN
     }
 ]))]
 pub struct CrossAccountTransferSpec {
@@ -128,6 +216,12 @@ pub struct CrossAccountTransferSpec {
     /// hour). DataSync then starts executions on its own; Ferry follows them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = SCHEDULE_PATTERN), length(max = 256))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {
+            "rule": "!self.startsWith('cron(') || ((self.split(' ')[2] == '?') != (self.split(' ')[4] == '?'))",
+            "message": MSG_CRON_DAYS
+        }
+    ]))]
     pub schedule: Option<String>,
 
     /// When Ferry starts an execution. `OnChange` (default): once for every new spec generation.
@@ -152,6 +246,7 @@ pub struct CrossAccountTransferSpec {
 pub struct SourceSpec {
     /// Name of the source S3 bucket, e.g. `account-a-bucket`.
     #[schemars(regex(pattern = BUCKET_PATTERN), length(min = 3, max = 63))]
+    #[schemars(extend("x-kubernetes-validations" = bucket_rules()))]
     pub bucket: String,
 
     /// AWS region of the source bucket, e.g. `us-east-1`. The source location is created there.
@@ -181,6 +276,7 @@ pub struct SourceSpec {
 pub struct DestinationSpec {
     /// Name of the destination S3 bucket in Account B, e.g. `account-b-bucket`.
     #[schemars(regex(pattern = BUCKET_PATTERN), length(min = 3, max = 63))]
+    #[schemars(extend("x-kubernetes-validations" = bucket_rules()))]
     pub bucket: String,
 
     /// AWS region of the destination bucket. It may differ from the source region; the DataSync
@@ -276,6 +372,10 @@ pub struct DataSyncRoleSpec {
     {
         "rule": "!has(self.logLevel) || self.logLevel == 'Off' || has(self.logGroupArn)",
         "message": "spec.task.logGroupArn is required when spec.task.logLevel is Basic or Transfer"
+    },
+    {
+        "rule": "self.mode != 'Enhanced' || !has(self.logGroupArn) || self.logGroupArn.matches(':log-group:/aws/datasync(:[*])?$')",
+        "message": MSG_ENHANCED_LOG_GROUP
     }
 ]))]
 pub struct TaskSpec {
@@ -312,13 +412,13 @@ pub struct TaskSpec {
     /// Only objects matching one of these DataSync patterns are copied, e.g. `/photos/2024*`.
     /// Paths are relative to the source prefix and start with `/`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 100), inner(regex(pattern = FILTER_PATTERN), length(max = 1024)))]
+    #[schemars(length(max = 100), inner(regex(pattern = FILTER_PATTERN), length(max = MAX_FILTER_PATTERN)))]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub includes: Vec<String>,
 
     /// Objects matching one of these DataSync patterns are skipped, e.g. `*.tmp`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 100), inner(regex(pattern = FILTER_PATTERN), length(max = 1024)))]
+    #[schemars(length(max = 100), inner(regex(pattern = FILTER_PATTERN), length(max = MAX_FILTER_PATTERN)))]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub excludes: Vec<String>,
 
@@ -348,6 +448,7 @@ pub struct TaskSpec {
 pub struct TaskReportSpec {
     /// Bucket in Account A that receives the reports. Ferry grants the DataSync role write access.
     #[schemars(regex(pattern = BUCKET_PATTERN), length(min = 3, max = 63))]
+    #[schemars(extend("x-kubernetes-validations" = bucket_rules()))]
     pub bucket: String,
 
     /// Optional key prefix of the reports, e.g. `reports/`.
@@ -603,12 +704,57 @@ impl CrossAccountTransferSpec {
                 task.deleted == DeletedFilesMode::Remove && task.transfer == TransferMode::All,
                 MSG_REMOVE_NEEDS_CHANGED,
             ),
+            (
+                task.verify == VerifyMode::PointInTimeConsistent
+                    && matches!(
+                        self.destination.storage_class,
+                        StorageClass::Glacier | StorageClass::DeepArchive
+                    ),
+                MSG_GLACIER_VERIFY,
+            ),
+            (
+                task.mode == TaskMode::Enhanced
+                    && task.log_group_arn.as_deref().is_some_and(|arn| {
+                        !(arn.ends_with(":log-group:/aws/datasync") || arn.ends_with(":log-group:/aws/datasync:*"))
+                    }),
+                MSG_ENHANCED_LOG_GROUP,
+            ),
+            (
+                ["cn-", "us-gov-", "us-iso-", "us-isob-", "eusc-"]
+                    .iter()
+                    .any(|p| self.source.region.starts_with(p) != self.destination.region.starts_with(p)),
+                MSG_ONE_PARTITION,
+            ),
+            (
+                self.source.region != self.destination.region
+                    && [&self.source.region, &self.destination.region]
+                        .iter()
+                        .any(|r| OPT_IN_REGIONS.contains(&r.as_str())),
+                MSG_OPT_IN,
+            ),
+            (
+                self.schedule.as_deref().is_some_and(|expr| {
+                    let fields: Vec<&str> = expr.split(' ').collect();
+                    expr.starts_with("cron(") && fields.len() == 6 && (fields[2] == "?") == (fields[4] == "?")
+                }),
+                MSG_CRON_DAYS,
+            ),
         ];
         let mut problems: Vec<String> = rules
             .into_iter()
             .filter(|(broken, _)| *broken)
             .map(|(_, message)| message.to_string())
             .collect();
+        let buckets = [
+            ("spec.source.bucket", Some(&self.source.bucket)),
+            ("spec.destination.bucket", Some(&self.destination.bucket)),
+            ("spec.task.report.bucket", task.report.as_ref().map(|r| &r.bucket)),
+        ];
+        for (field, bucket) in buckets {
+            if let Some(problem) = bucket.and_then(|b| bucket_name_problem(b)) {
+                problems.push(format!("{field}: {problem}"));
+            }
+        }
         for (field, list) in [("includes", &task.includes), ("excludes", &task.excludes)] {
             if list.iter().any(|f| f.contains('|')) {
                 problems.push(format!(

@@ -41,10 +41,21 @@ pub async fn owned(client: &Client, arn: &str, id: &TransferId) -> Result<bool, 
     }
 }
 
+/// Whether a location URI can be a `ListLocations` filter value: DataSync's API model allows
+/// at most 255 characters of `[0-9a-zA-Z_ \-:*.\\/?]` there (pure). Subdirectories may hold
+/// more (`+`, `(`, `)`, longer paths), so such a URI is searched without a filter.
+pub fn filterable(uri: &str) -> bool {
+    uri.len() <= 255
+        && uri
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_ -:*./\\?".contains(c))
+}
+
 /// Every location of the caller in the client's region as (ARN, URI), optionally only those
-/// with one URI (filtered by DataSync and checked again here).
+/// with one URI (filtered by DataSync when the URI can be a filter value, and checked again
+/// here).
 pub async fn list_locations(client: &Client, uri: Option<&str>) -> Result<Vec<(String, String)>, Failure> {
-    let filter = match uri {
+    let filter = match uri.filter(|u| filterable(u)) {
         Some(u) => Some(
             LocationFilter::builder()
                 .name(LocationFilterName::LocationUri)
@@ -118,6 +129,17 @@ pub fn same_uri(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_uris_datasync_can_filter_on_are_filters() {
+        assert!(filterable("s3://bucket-1/media/2024 photos/"));
+        assert!(
+            !filterable("s3://bucket-1/media/(2024)/"),
+            "parentheses are no filter value"
+        );
+        assert!(!filterable("s3://bucket-1/a+b/"));
+        assert!(!filterable(&format!("s3://b/{}/", "x".repeat(250))));
+    }
 
     #[test]
     fn uris_compare_without_trailing_slash() {

@@ -18,6 +18,9 @@ pub enum FailureKind {
     Throttled,
     /// AWS failed on its side, or no usable answer came back.
     Unavailable,
+    /// AWS refused the request itself (its API model, a documented limit): sending it again
+    /// cannot help.
+    Invalid,
     /// Anything else.
     Other,
 }
@@ -80,6 +83,20 @@ const UNAVAILABLE_CODES: &[&str] = &[
     "ExpiredTokenException",
 ];
 
+const INVALID_CODES: &[&str] = &[
+    "ValidationException",
+    "ValidationError",
+    "SerializationException",
+    "InvalidParameterValue",
+    "InvalidInput",
+    "MalformedPolicyDocument",
+    "MalformedPolicy",
+    "MalformedXML",
+    "InvalidArgument",
+    "PolicyTooLarge",
+    "LimitExceeded",
+];
+
 /// Classifies an error from its code, message and HTTP status (pure; unit-tested).
 pub fn classify_parts(code: &str, message: &str, http_status: Option<u16>) -> FailureKind {
     let lower = message.to_ascii_lowercase();
@@ -97,6 +114,9 @@ pub fn classify_parts(code: &str, message: &str, http_status: Option<u16>) -> Fa
     }
     if code == "MalformedPolicy" && lower.contains("invalid principal") {
         return FailureKind::InvalidPrincipal;
+    }
+    if INVALID_CODES.contains(&code) {
+        return FailureKind::Invalid;
     }
     // DataSync reports most problems as InvalidRequestException and says what in the message.
     if code == "InvalidRequestException" {
@@ -224,5 +244,13 @@ mod tests {
             classify_parts("InvalidRequestException", "bad filter", Some(400)),
             FailureKind::Other
         );
+        for code in [
+            "ValidationException",
+            "ValidationError",
+            "MalformedPolicy",
+            "PolicyTooLarge",
+        ] {
+            assert_eq!(classify_parts(code, "", Some(400)), FailureKind::Invalid, "{code}");
+        }
     }
 }

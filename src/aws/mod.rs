@@ -294,6 +294,13 @@ pub fn aws_error(failure: &Failure, account: &str, action: &str, resource: &str,
             resource,
             message,
         },
+        FailureKind::Invalid => Error::Rejected {
+            field: spec_field(&action, &message).map(str::to_string),
+            action,
+            resource,
+            code: failure.code.clone(),
+            message,
+        },
         FailureKind::NotFound | FailureKind::InvalidPrincipal | FailureKind::Other => Error::AwsFailed {
             action,
             resource,
@@ -303,9 +310,56 @@ pub fn aws_error(failure: &Failure, account: &str, action: &str, resource: &str,
     }
 }
 
+/// The spec field behind the member AWS names in a validation message (`... at 'subdirectory'
+/// failed to satisfy constraint ...`), for the requests Ferry builds from the spec (pure).
+pub fn spec_field(action: &str, message: &str) -> Option<&'static str> {
+    let member = message.split(" at '").nth(1)?.split('\'').next()?;
+    let top = member.split('.').next().unwrap_or(member);
+    Some(match (action, top) {
+        ("datasync:CreateLocationS3", "subdirectory") => "spec.source.prefix or spec.destination.prefix",
+        ("datasync:ListLocations", "filters") => "spec.source.prefix or spec.destination.prefix",
+        (_, "name") if action.starts_with("datasync:") => "metadata.namespace and metadata.name (the task name)",
+        (_, "tags") => "metadata.namespace and metadata.name (the ferry.dev/resource tag)",
+        (_, "includes") => "spec.task.includes",
+        (_, "excludes") => "spec.task.excludes",
+        (_, "schedule") => "spec.schedule",
+        (_, "cloudWatchLogGroupArn") => "spec.task.logGroupArn",
+        (_, "taskReportConfig") => "spec.task.report",
+        (_, "options") => "spec.task",
+        ("iam:CreateRole", "roleName") => "spec.dataSyncRole.name",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validation_messages_point_at_the_spec_field() {
+        let msg = "1 validation error detected: Value '/a=b/' at 'subdirectory' failed to satisfy constraint: Member must satisfy regular expression pattern";
+        assert_eq!(
+            spec_field("datasync:CreateLocationS3", msg),
+            Some("spec.source.prefix or spec.destination.prefix")
+        );
+        assert_eq!(
+            spec_field(
+                "datasync:CreateTask",
+                "Value 'x' at 'schedule.scheduleExpression' failed"
+            ),
+            Some("spec.schedule")
+        );
+        assert_eq!(spec_field("datasync:CreateTask", "no member named"), None);
+        let f = Failure {
+            kind: FailureKind::Invalid,
+            code: "ValidationException".into(),
+            message: msg.into(),
+        };
+        let e = aws_error(&f, "1", "datasync:CreateLocationS3", "s3://b/a=b/", false);
+        assert!(e.is_stalled());
+        assert_eq!(e.reason(), "AwsRejected");
+        assert!(e.to_string().contains("spec.source.prefix"), "{e}");
+    }
 
     #[test]
     fn assumed_role_sessions_map_to_roles() {

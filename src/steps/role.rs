@@ -61,6 +61,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     };
     let ManagedRole {
         name,
+        description,
         trust,
         inline,
         inline_name,
@@ -95,7 +96,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
             .create_role()
             .role_name(&name)
             .assume_role_policy_document(trust.to_string())
-            .description(format!("Ferry: AWS DataSync access for {}", t.id().resource()))
+            .description(description)
             .set_tags(Some(tags))
             .send()
             .await

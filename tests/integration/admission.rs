@@ -193,7 +193,200 @@ fn corpus() -> Vec<(&'static str, Value, &'static str)> {
             "spec.task.report.bucket",
         ),
         ("missing source", with(json!({"source": null})), "spec.source"),
+        // S3's bucket naming rules beyond the pattern.
+        (
+            "bucket formatted as an IP address",
+            with(json!({"source": {"bucket": "192.168.5.4"}})),
+            "spec.source.bucket",
+        ),
+        (
+            "bucket with adjacent periods",
+            with(json!({"destination": {"bucket": "my..bucket"}})),
+            "spec.destination.bucket",
+        ),
+        (
+            "bucket with the reserved xn-- prefix",
+            with(json!({"source": {"bucket": "xn--bucket"}})),
+            "spec.source.bucket",
+        ),
+        (
+            "bucket with the reserved sthree- prefix",
+            with(json!({"destination": {"bucket": "sthree-bucket"}})),
+            "spec.destination.bucket",
+        ),
+        (
+            "bucket with the access-point alias suffix",
+            with(json!({"destination": {"bucket": "archive-s3alias"}})),
+            "spec.destination.bucket",
+        ),
+        (
+            "report bucket with an Object Lambda alias suffix",
+            with(json!({"task": {"report": {"bucket": "reports--ol-s3"}}})),
+            "spec.task.report.bucket",
+        ),
+        // DataSync's Subdirectory: letters, digits, _ - + . / ( ) and spaces only.
+        (
+            "prefix with =",
+            with(json!({"source": {"prefix": "a=b/"}})),
+            "spec.source.prefix",
+        ),
+        (
+            "prefix with !",
+            with(json!({"destination": {"prefix": "wow!/"}})),
+            "spec.destination.prefix",
+        ),
+        (
+            "prefix with *",
+            with(json!({"source": {"prefix": "media*"}})),
+            "spec.source.prefix",
+        ),
+        (
+            "prefix with a quote",
+            with(json!({"destination": {"prefix": "it's/"}})),
+            "spec.destination.prefix",
+        ),
+        // DataSync's 102,400 characters for the joined filter.
+        (
+            "a filter pattern longer than 1023 characters",
+            with(json!({"task": {"excludes": ["x".repeat(1024)]}})),
+            "spec.task.excludes",
+        ),
+        // EventBridge's grammar and DataSync's hourly minimum.
+        (
+            "rate with a plural unit for 1",
+            with(json!({"schedule": "rate(1 hours)"})),
+            "spec.schedule",
+        ),
+        (
+            "rate with a singular unit for 2",
+            with(json!({"schedule": "rate(2 hour)"})),
+            "spec.schedule",
+        ),
+        (
+            "five-field cron",
+            with(json!({"schedule": "cron(0 2 * * *)"})),
+            "spec.schedule",
+        ),
+        (
+            "cron with * in both day fields",
+            with(json!({"schedule": "cron(0 2 * * * *)"})),
+            "spec.schedule: a cron expression needs ?",
+        ),
+        (
+            "cron more often than hourly",
+            with(json!({"schedule": "cron(0/5 * * * ? *)"})),
+            "spec.schedule",
+        ),
+        (
+            "rate of 30 minutes",
+            with(json!({"schedule": "rate(30 minutes)"})),
+            "spec.schedule",
+        ),
+        // DataSync's rules across fields.
+        (
+            "point-in-time verification into Glacier",
+            with(json!({"task": {"mode": "Basic", "verify": "PointInTimeConsistent"},
+                        "destination": {"storageClass": "GLACIER"}})),
+            "spec.task.verify: DataSync cannot verify PointInTimeConsistent",
+        ),
+        (
+            "point-in-time verification into Deep Archive",
+            with(json!({"task": {"mode": "Basic", "verify": "PointInTimeConsistent"},
+                        "destination": {"storageClass": "DEEP_ARCHIVE"}})),
+            "spec.task.verify: DataSync cannot verify PointInTimeConsistent",
+        ),
+        (
+            "Enhanced mode logging to another log group",
+            with(json!({"task": {"logGroupArn": "arn:aws:logs:us-west-1:111111111111:log-group:ferry"}})),
+            "spec.task.logGroupArn: Enhanced mode tasks log only to the log group /aws/datasync",
+        ),
+        (
+            "regions of two partitions",
+            with(json!({"source": {"region": "cn-north-1"}})),
+            "must be in one AWS partition",
+        ),
+        (
+            "GovCloud to a commercial region",
+            with(json!({"destination": {"region": "us-gov-west-1",
+                        "access": {"roleArn": "arn:aws-us-gov:iam::222222222222:role/ferry-bucket-admin"}}})),
+            "must be in one AWS partition",
+        ),
+        (
+            "across Regions from an opt-in Region",
+            with(json!({"source": {"region": "af-south-1"}})),
+            "opt-in Region",
+        ),
     ]
+}
+
+/// Manifests next to the refused ones that AWS accepts, so each rule refuses only what it must.
+fn accepted() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "bucket with single periods",
+            with(json!({"source": {"bucket": "my.bucket.name"}})),
+        ),
+        (
+            "bucket with digits and periods",
+            with(json!({"source": {"bucket": "192.168.5.bucket"}})),
+        ),
+        (
+            "prefix with parentheses, plus and spaces",
+            with(json!({"source": {"prefix": "media/(2024) a+b/"}})),
+        ),
+        (
+            "a filter pattern of 1023 characters",
+            with(json!({"task": {"excludes": ["x".repeat(1023)]}})),
+        ),
+        ("rate of one hour", with(json!({"schedule": "rate(1 hour)"}))),
+        ("rate of 90 minutes", with(json!({"schedule": "rate(90 minutes)"}))),
+        ("six-field cron", with(json!({"schedule": "cron(15 2 ? * MON-FRI *)"}))),
+        (
+            "point-in-time verification into Standard-IA",
+            with(json!({"task": {"mode": "Basic", "verify": "PointInTimeConsistent"},
+                        "destination": {"storageClass": "STANDARD_IA"}})),
+        ),
+        (
+            "Enhanced mode logging to /aws/datasync",
+            with(json!({"task": {"logGroupArn": "arn:aws:logs:us-west-1:111111111111:log-group:/aws/datasync:*"}})),
+        ),
+        (
+            "Basic mode logging to any log group",
+            with(
+                json!({"task": {"mode": "Basic", "logGroupArn": "arn:aws:logs:us-west-1:111111111111:log-group:ferry"}}),
+            ),
+        ),
+        (
+            "an opt-in Region on both sides",
+            with(json!({"source": {"region": "af-south-1"}, "destination": {"region": "af-south-1"}})),
+        ),
+        (
+            "China on both sides",
+            with(
+                json!({"source": {"region": "cn-north-1"}, "destination": {"region": "cn-northwest-1",
+                        "access": {"roleArn": "arn:aws-cn:iam::222222222222:role/ferry-bucket-admin"}}}),
+            ),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn manifests_next_to_the_refused_ones_are_admitted() {
+    let env = env();
+    let client = env.client().await;
+    let ns = env.namespace(&client, "adm-ok").await;
+    let resource = ApiResource::erase::<CrossAccountTransfer>(&());
+    let raw: Api<DynamicObject> = Api::namespaced_with(client, &ns, &resource);
+    let mut wrong = Vec::new();
+    for (i, (what, spec)) in accepted().into_iter().enumerate() {
+        let manifest = json!({"apiVersion": "ferry.dev/v1alpha1", "kind": "CrossAccountTransfer",
+                              "metadata": {"name": format!("ok-{i}")}, "spec": spec});
+        let obj: DynamicObject = serde_json::from_value(manifest).expect("object");
+        if let Err(err) = raw.create(&PostParams::default(), &obj).await {
+            wrong.push(format!("{what}: refused: {err}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 #[tokio::test]

@@ -10,5 +10,6 @@ mod common;
 mod admission;
 mod crash;
 mod environment;
+mod generative;
 mod operator;
 mod ship;
