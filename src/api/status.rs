@@ -67,6 +67,10 @@ pub struct CrossAccountTransferStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution: Option<ExecutionStatus>,
 
+    /// The DataSync schedule as Ferry last saw it, when the spec has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleState>,
+
     /// The last finished executions, newest first (at most five).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
@@ -218,6 +222,32 @@ pub struct ExecutionStatus {
     /// DataSync's error detail when the execution failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_detail: Option<String>,
+}
+
+/// The task's schedule, as DataSync reports it.
+#[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleState {
+    /// The schedule expression.
+    pub expression: String,
+    /// Whether DataSync runs it.
+    pub enabled: bool,
+    /// Who disabled it: `SERVICE` (DataSync, after repeated failures) or `USER`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_by: Option<String>,
+    /// Why DataSync disabled it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    /// The spec generation when Ferry found the schedule disabled by DataSync: Ferry keeps it
+    /// disabled until the spec changes or a new `ferry.dev/run` value asks for a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at_generation: Option<i64>,
+    /// The `ferry.dev/run` value at that time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at_token: Option<String>,
+    /// The last execution the schedule started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<ExecutionSummary>,
 }
 
 /// DataSync statuses of an execution that has not finished.

@@ -182,19 +182,33 @@ pub fn from_describe(arn: &str, out: &DescribeTaskExecutionOutput) -> ExecutionS
 /// Adds a finished execution to the front of the history (pure).
 pub fn remember(history: &mut Vec<ExecutionSummary>, e: &ExecutionStatus) {
     history.retain(|h| h.arn != e.arn);
-    history.insert(
-        0,
-        ExecutionSummary {
-            arn: e.arn.clone(),
-            status: e.status.clone(),
-            start_time: e.start_time.clone(),
-            end_time: e.end_time.clone(),
-            bytes_transferred: e.bytes_transferred,
-            files_transferred: e.files_transferred,
-            error_code: e.error_code.clone(),
-        },
-    );
+    history.insert(0, summary(e));
     history.truncate(HISTORY_LEN);
+}
+
+/// An execution's summary (pure).
+pub fn summary(e: &ExecutionStatus) -> ExecutionSummary {
+    ExecutionSummary {
+        arn: e.arn.clone(),
+        status: e.status.clone(),
+        start_time: e.start_time.clone(),
+        end_time: e.end_time.clone(),
+        bytes_transferred: e.bytes_transferred,
+        files_transferred: e.files_transferred,
+        error_code: e.error_code.clone(),
+    }
+}
+
+/// Keeps `status.schedule.lastRun` up to date with the tracked execution when the schedule
+/// started it (pure).
+pub fn note_scheduled_run(status: &mut CrossAccountTransferStatus, started_by_schedule: bool) {
+    let (Some(schedule), Some(e)) = (status.schedule.as_mut(), status.execution.as_ref()) else {
+        return;
+    };
+    let same = schedule.last_run.as_ref().is_some_and(|r| r.arn == e.arn);
+    if started_by_schedule || same {
+        schedule.last_run = Some(summary(e));
+    }
 }
 
 /// Follows and starts executions.
@@ -251,6 +265,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
             Some(Follow::Discover) => {
                 track(t, &arn);
                 refresh(t, &client).await?;
+                note_scheduled_run(&mut t.status, true);
                 t.changed(
                     "ExecutionDiscovered",
                     format!("following execution {arn} (started by the DataSync schedule)"),
@@ -284,6 +299,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
             .await;
     }
 
+    note_scheduled_run(&mut t.status, false);
     report(t);
     Ok(())
 }

@@ -9,8 +9,11 @@ use aws_sdk_datasync::types::{
     TransferMode, VerifyMode,
 };
 
+use kube::ResourceExt;
+use kube::runtime::events::EventType;
+
 use super::transfer::Transfer;
-use crate::api::condition;
+use crate::api::{RUN_ANNOTATION, ScheduleState, condition};
 use crate::aws::datasync::{list_tasks, tag_entries};
 use crate::aws::{FailureKind, classify};
 use crate::desired::{ReportSettings, TaskSettings};
@@ -208,19 +211,69 @@ fn report(want: &TaskSettings) -> Result<Option<TaskReportConfig>> {
     ))
 }
 
+/// DataSync's `DisabledBy` when DataSync itself disabled a schedule.
+pub const DISABLED_BY_SERVICE: &str = "SERVICE";
+
+/// The schedule as DataSync reports it, and who disabled it and why.
+fn schedule_state(out: &aws_sdk_datasync::operation::describe_task::DescribeTaskOutput) -> Option<ScheduleState> {
+    let schedule = out.schedule().filter(|s| !s.schedule_expression().is_empty())?;
+    let details = out.schedule_details();
+    Some(ScheduleState {
+        expression: schedule.schedule_expression().to_string(),
+        enabled: schedule.status().is_none_or(|st| *st == ScheduleStatus::Enabled),
+        disabled_by: details.and_then(|d| d.disabled_by()).map(|b| b.as_str().to_string()),
+        disabled_reason: details.and_then(|d| d.disabled_reason()).map(str::to_string),
+        ..ScheduleState::default()
+    })
+}
+
+/// What Ferry does about a schedule DataSync disabled after repeated failures (pure): keep it
+/// disabled until the spec's generation or the `ferry.dev/run` value differs from when Ferry
+/// first saw it so. Returns the schedule state to record and whether to keep it disabled.
+pub fn service_disabled_schedule(
+    found: Option<ScheduleState>,
+    recorded: Option<&ScheduleState>,
+    generation: i64,
+    token: Option<&str>,
+) -> (Option<ScheduleState>, bool) {
+    let Some(mut found) = found else {
+        return (None, false);
+    };
+    let by_service = !found.enabled && found.disabled_by.as_deref() == Some(DISABLED_BY_SERVICE);
+    if !by_service {
+        return (Some(found), false);
+    }
+    let seen = recorded.filter(|r| r.disabled_at_generation.is_some());
+    match seen {
+        // First sight: remember when, and keep it disabled.
+        None => {
+            found.disabled_at_generation = Some(generation);
+            found.disabled_at_token = token.map(str::to_string);
+            (Some(found), true)
+        }
+        Some(r) if r.disabled_at_generation == Some(generation) && r.disabled_at_token.as_deref() == token => {
+            found.disabled_at_generation = r.disabled_at_generation;
+            found.disabled_at_token = r.disabled_at_token.clone();
+            (Some(found), true)
+        }
+        // The spec changed or a run was asked for: enable it again.
+        Some(_) => (Some(found), false),
+    }
+}
+
 /// Ensures the task and records its ARN.
 pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     let region = t.spec.destination.region.clone();
     let client = t.account_a.datasync(&region);
     let account = t.account_a_id().to_string();
-    let want = t.desired.task.between(
+    let mut want = t.desired.task.between(
         t.status.source_location_arn.as_deref().unwrap_or_default(),
         t.status.destination_location_arn.as_deref().unwrap_or_default(),
     );
 
     if let Some(arn) = t.status.task_arn.clone() {
         match client.describe_task().task_arn(&arn).send().await {
-            Ok(out) => match diff(&observed(&out), &want) {
+            Ok(out) => match diff(&observed(&out), &keep_service_decision(t, &out, &mut want).await) {
                 TaskChange::Nothing => return ready(t, &arn),
                 TaskChange::Update(update) => {
                     let mut request = client.update_task().task_arn(&arn);
@@ -333,14 +386,68 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     ready(t, &arn)
 }
 
+/// Applies [`service_disabled_schedule`] to the wanted settings, records the schedule in the
+/// status and tells the user, on the transition, what DataSync did.
+async fn keep_service_decision(
+    t: &mut Transfer<'_>,
+    out: &aws_sdk_datasync::operation::describe_task::DescribeTaskOutput,
+    want: &mut TaskSettings,
+) -> TaskSettings {
+    let token = t.obj.annotations().get(RUN_ANNOTATION).cloned();
+    let recorded = t.status.schedule.clone();
+    let (mut state, keep) =
+        service_disabled_schedule(schedule_state(out), recorded.as_ref(), t.generation, token.as_deref());
+    let was_kept = recorded.as_ref().is_some_and(|r| r.disabled_at_generation.is_some());
+    if keep {
+        if let Some((_, enabled)) = want.schedule.as_mut() {
+            *enabled = false;
+        }
+        if !was_kept {
+            let reason = state
+                .as_ref()
+                .and_then(|s| s.disabled_reason.clone())
+                .unwrap_or_default();
+            t.ctx
+                .publish(
+                    t.obj,
+                    EventType::Warning,
+                    "ScheduleDisabledByDataSync",
+                    format!("DataSync disabled the schedule of the task after repeated failures: {reason}; Ferry keeps it disabled until the spec changes or the annotation {RUN_ANNOTATION} gets a new value"),
+                )
+                .await;
+        }
+    } else if was_kept && want.schedule.is_some() {
+        t.changed(
+            "ScheduleEnabled",
+            "enabled the schedule DataSync had disabled: the spec changed or a run was asked for".into(),
+        )
+        .await;
+    }
+    if let Some(s) = state.as_mut() {
+        s.last_run = recorded.and_then(|r| r.last_run);
+    }
+    t.status.schedule = if t.spec.schedule.is_some() { state } else { None };
+    want.clone()
+}
+
 fn ready(t: &mut Transfer<'_>, arn: &str) -> Result<()> {
     t.status.task_arn = Some(arn.to_string());
-    t.condition(
-        condition::TASK_READY,
-        true,
-        "TaskInPlace",
-        format!("DataSync task {arn} has the spec's settings"),
-    );
+    let kept = t
+        .status
+        .schedule
+        .as_ref()
+        .filter(|s| s.disabled_at_generation.is_some() && !s.enabled);
+    let (reason, message) = match kept {
+        Some(s) => (
+            "ScheduleDisabledByDataSync",
+            format!(
+                "DataSync task {arn} is in place, but DataSync disabled its schedule after repeated failures ({}); Ferry keeps it disabled until the spec changes or the annotation {RUN_ANNOTATION} gets a new value",
+                s.disabled_reason.as_deref().unwrap_or("no reason given")
+            ),
+        ),
+        None => ("TaskInPlace", format!("DataSync task {arn} has the spec's settings")),
+    };
+    t.condition(condition::TASK_READY, true, reason, message);
     Ok(())
 }
 
@@ -391,5 +498,36 @@ mod tests {
         let mut basic = base.clone();
         basic.mode = "BASIC".into();
         assert!(matches!(diff(&base, &basic), TaskChange::Replace(_)));
+    }
+
+    fn disabled_by_service() -> ScheduleState {
+        ScheduleState {
+            expression: "rate(1 hour)".into(),
+            enabled: false,
+            disabled_by: Some(DISABLED_BY_SERVICE.into()),
+            disabled_reason: Some("S3 access denied".into()),
+            ..ScheduleState::default()
+        }
+    }
+
+    #[test]
+    fn a_schedule_datasync_disabled_stays_disabled_until_the_spec_or_a_run_asks() {
+        // First sight: kept disabled, generation and token remembered.
+        let (state, keep) = service_disabled_schedule(Some(disabled_by_service()), None, 3, Some("t1"));
+        assert!(keep);
+        let state = state.unwrap();
+        assert_eq!(state.disabled_at_generation, Some(3));
+        assert_eq!(state.disabled_at_token.as_deref(), Some("t1"));
+        // Same spec, same token: still kept.
+        let (_, keep) = service_disabled_schedule(Some(disabled_by_service()), Some(&state), 3, Some("t1"));
+        assert!(keep);
+        // A new generation or a new token: enabled again.
+        assert!(!service_disabled_schedule(Some(disabled_by_service()), Some(&state), 4, Some("t1")).1);
+        assert!(!service_disabled_schedule(Some(disabled_by_service()), Some(&state), 3, Some("t2")).1);
+        // Disabled by a user, or enabled: nothing to keep.
+        let mut by_user = disabled_by_service();
+        by_user.disabled_by = Some("USER".into());
+        assert!(!service_disabled_schedule(Some(by_user), None, 3, None).1);
+        assert!(!service_disabled_schedule(None, Some(&state), 3, None).1);
     }
 }

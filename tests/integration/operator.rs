@@ -739,3 +739,130 @@ async fn moving_to_another_destination_bucket_releases_the_old_one() {
     );
     assert_eq!(s.b.keys(&s.dst_region, &second, "archive/").await.len(), 2);
 }
+
+/// A role DataSync can assume and that may list the buckets but not read objects: AWS creates
+/// the locations, every copy fails.
+async fn list_only_role(s: &Scenario, name: &str) -> String {
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "datasync.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    let arn =
+        s.a.iam()
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .expect("role")
+            .role
+            .expect("role")
+            .arn;
+    let list_only = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["s3:ListBucket", "s3:GetBucketLocation"], "Resource": "*"}]});
+    s.a.iam()
+        .put_role_policy()
+        .role_name(name)
+        .policy_name("list")
+        .policy_document(list_only.to_string())
+        .send()
+        .await
+        .expect("role policy");
+    arn
+}
+
+#[tokio::test]
+async fn a_schedule_datasync_disabled_stays_disabled_until_a_run_is_asked_for() {
+    let s = Scenario::new("sdis", "us-east-1", "us-east-1").await;
+    let arn = list_only_role(&s, "sched-list-only").await;
+    let _op = s.operator(&[]);
+    s.apply(&s.manifest(
+        "d",
+        json!({"dataSyncRole": {"arn": arn}, "schedule": "rate(1 day)", "run": "Manual"}),
+    ))
+    .await;
+    let obj = s.wait_phase("d", Phase::Ready, CONVERGE).await;
+    let task = status(&obj).task_arn.expect("task");
+    let ds = s.a.datasync(&s.dst_region);
+    let schedule_status = |ds: aws_sdk_datasync::Client, task: String| async move {
+        let out = ds.describe_task().task_arn(task).send().await.expect("task");
+        let by = out
+            .schedule_details()
+            .and_then(|d| d.disabled_by())
+            .map(|b| b.as_str().to_string());
+        let status = out.schedule().and_then(|s| s.status()).map(|s| s.as_str().to_string());
+        (status, by)
+    };
+
+    // Three failed runs in a row with the same error: DataSync disables the schedule itself
+    // (the emulator's scheduleDisableAfterFailures is 3).
+    for run in ["1", "2", "3"] {
+        s.annotate("d", "ferry.dev/run", run).await;
+        wait_for(&format!("run {run} to fail"), CONVERGE, || {
+            let api = s.api();
+            async move {
+                let st = api
+                    .get("d")
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .status
+                    .unwrap_or_default();
+                let done = st.last_run.as_ref().and_then(|l| l.token.as_deref()) == Some(run)
+                    && st.execution.as_ref().is_some_and(|e| e.status == "ERROR");
+                if done {
+                    Ok(())
+                } else {
+                    Err(format!("{:?}", st.execution.map(|e| e.status)))
+                }
+            }
+        })
+        .await;
+    }
+    let kept = wait_for("Ferry to report the schedule DataSync disabled", CONVERGE, || {
+        let api = s.api();
+        async move {
+            let st = api
+                .get("d")
+                .await
+                .map_err(|e| e.to_string())?
+                .status
+                .unwrap_or_default();
+            let sched = st.schedule.clone().ok_or("no schedule in the status")?;
+            if sched.disabled_by.as_deref() == Some("SERVICE") {
+                Ok(st)
+            } else {
+                Err(format!("{sched:?}"))
+            }
+        }
+    })
+    .await;
+    assert_eq!(condition(&kept, "TaskReady").reason, "ScheduleDisabledByDataSync");
+    assert!(kept.schedule.as_ref().and_then(|s| s.disabled_reason.clone()).is_some());
+    let warnings: Vec<_> = s.events("d").await.into_iter().filter(|e| e.0 == "Warning").collect();
+    assert!(
+        warnings.iter().any(|e| e.1 == "ScheduleDisabledByDataSync"),
+        "{warnings:?}"
+    );
+
+    // A reconcile that changes nothing (an unrelated annotation) leaves it disabled.
+    s.annotate("d", "example.com/touch", "1").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        schedule_status(ds.clone(), task.clone()).await,
+        (Some("DISABLED".into()), Some("SERVICE".into())),
+        "the drift check must not undo DataSync's decision"
+    );
+
+    // Asking for a run enables it again.
+    s.annotate("d", "ferry.dev/run", "4").await;
+    wait_for("the schedule to be enabled again", CONVERGE, || {
+        let (ds, task) = (ds.clone(), task.clone());
+        async move {
+            let (status, _) = schedule_status(ds, task).await;
+            if status.as_deref() == Some("ENABLED") {
+                Ok(())
+            } else {
+                Err(format!("{status:?}"))
+            }
+        }
+    })
+    .await;
+}
