@@ -12,8 +12,12 @@ use crate::naming::{bucket_arn, normalize_prefix, partition};
 pub const DESTINATION_BUCKET_ACTIONS: [&str; 3] =
     ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"];
 
-/// The actions the tutorial grants the DataSync role on the destination's objects.
-pub const DESTINATION_OBJECT_ACTIONS: [&str; 7] = [
+/// The actions the DataSync role needs on the destination's objects: the tutorial's seven plus
+/// `s3:GetObjectVersion` and `s3:GetObjectVersionTagging`, which DataSync's S3 location page
+/// lists for the role it documents
+/// (<https://docs.aws.amazon.com/datasync/latest/userguide/create-s3-location.html#create-role-manually>):
+/// DataSync reads object versions of a versioned destination when it verifies and compares.
+pub const DESTINATION_OBJECT_ACTIONS: [&str; 9] = [
     "s3:AbortMultipartUpload",
     "s3:DeleteObject",
     "s3:GetObject",
@@ -21,6 +25,8 @@ pub const DESTINATION_OBJECT_ACTIONS: [&str; 7] = [
     "s3:PutObject",
     "s3:GetObjectTagging",
     "s3:PutObjectTagging",
+    "s3:GetObjectVersion",
+    "s3:GetObjectVersionTagging",
 ];
 
 /// Read access DataSync needs on the source objects.
@@ -359,7 +365,7 @@ mod tests {
     #[test]
     fn destination_statements_match_the_tutorial() {
         let st = ours();
-        assert_eq!(st[0]["Action"].as_array().unwrap().len(), 10);
+        assert_eq!(st[0]["Action"].as_array().unwrap().len(), 12);
         assert_eq!(st[0]["Resource"], json!(["arn:aws:s3:::dst", "arn:aws:s3:::dst/*"]));
         assert_eq!(st[1]["Action"], "s3:ListBucket");
         assert_eq!(st[1]["Principal"]["AWS"], "arn:aws:iam::111111111111:role/ops/operator");

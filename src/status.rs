@@ -154,14 +154,29 @@ pub fn summarize(obj: &CrossAccountTransfer, status: &mut CrossAccountTransferSt
                 ),
             )
         }
-        Outcome::Provisioned if succeeded => (
-            Phase::Succeeded,
-            true,
-            "Succeeded".into(),
-            false,
-            false,
-            "the transfer succeeded".into(),
-        ),
+        Outcome::Provisioned if succeeded => {
+            let failed = status.execution.as_ref().map(|e| e.files_failed).unwrap_or_default();
+            if failed > 0 {
+                // Healthy for GitOps (the run finished), but never a clean success.
+                (
+                    Phase::Succeeded,
+                    true,
+                    "SucceededWithFailures".into(),
+                    false,
+                    false,
+                    format!("the transfer finished, but {failed} items failed to transfer or verify; see the task report or the DataSync logs, then set the annotation {RUN_ANNOTATION} to run again"),
+                )
+            } else {
+                (
+                    Phase::Succeeded,
+                    true,
+                    "Succeeded".into(),
+                    false,
+                    false,
+                    "the transfer succeeded".into(),
+                )
+            }
+        }
         Outcome::Provisioned => (
             Phase::Ready,
             true,

@@ -43,6 +43,13 @@ pub fn follow(listed_status: &str, answers_request: bool) -> Option<Follow> {
     }
 }
 
+/// Whether DataSync would start an execution of a task in this status (pure); `None` (just
+/// created, not read back) is tried: DataSync refuses if it is not ready, and the next reconcile
+/// tries again.
+pub fn can_start(task_status: Option<&str>) -> bool {
+    !matches!(task_status, Some("CREATING" | "UNAVAILABLE"))
+}
+
 /// How many unknown executions are looked at (and, with a pending run, their tags read).
 pub const UNKNOWN_LOOKED_AT: usize = 10;
 
@@ -72,7 +79,16 @@ pub fn execution_condition(e: Option<&ExecutionStatus>, run: RunPolicy) -> (&'st
         };
         return ("Unknown", "NoExecution", message.to_string());
     };
-    if e.succeeded() {
+    if e.succeeded() && e.files_failed > 0 {
+        (
+            "True",
+            "SucceededWithFailures",
+            format!(
+                "execution {} succeeded but {} items failed to transfer or verify ({} objects, {} bytes copied); see the task report or CloudWatch logs",
+                e.arn, e.files_failed, e.files_transferred, e.bytes_transferred
+            ),
+        )
+    } else if e.succeeded() {
         (
             "True",
             "Succeeded",
@@ -141,10 +157,15 @@ fn time(dt: Option<&aws_smithy_types::DateTime>) -> Option<Time> {
 
 /// An execution's description in the status's shape (pure).
 pub fn from_describe(arn: &str, out: &DescribeTaskExecutionOutput) -> ExecutionStatus {
+    // Enhanced mode also reports folders that failed; a failed folder is a failed item.
     let failed = out
         .files_failed()
         .map(|f| f.prepare + f.transfer + f.verify + f.delete)
-        .unwrap_or_default();
+        .unwrap_or_default()
+        + out
+            .folders_failed()
+            .map(|f| f.list + f.prepare + f.transfer + f.verify + f.delete)
+            .unwrap_or_default();
     let estimated = |v: i64| (v > 0).then_some(v);
     let mut e = ExecutionStatus {
         arn: arn.to_string(),
@@ -177,6 +198,16 @@ pub fn from_describe(arn: &str, out: &DescribeTaskExecutionOutput) -> ExecutionS
     };
     e.percent_done = percent_done(&e);
     e
+}
+
+/// The next reading of an execution that never goes backwards (pure): Enhanced mode lists and
+/// prepares while it transfers, so its estimates grow and a percentage computed from them can
+/// drop; what was shown stays the floor for the same running execution.
+pub fn steady(previous: &ExecutionStatus, mut next: ExecutionStatus) -> ExecutionStatus {
+    if previous.arn == next.arn && next.is_running() {
+        next.percent_done = next.percent_done.max(previous.percent_done);
+    }
+    next
 }
 
 /// Adds a finished execution to the front of the history (pure).
@@ -277,8 +308,23 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         }
     }
 
-    // 3. Start the run the spec asks for, once nothing runs.
+    // 3. Start the run the spec asks for, once nothing runs and the task can run: DataSync
+    //    starts executions of AVAILABLE (or already running) tasks only, not of a task it is
+    //    still CREATING or finds UNAVAILABLE
+    //    (<https://docs.aws.amazon.com/datasync/latest/userguide/API_DescribeTask.html#DataSync-DescribeTask-response-Status>).
     let running = t.status.execution.as_ref().is_some_and(ExecutionStatus::is_running);
+    if wanted.is_some() && !running && !can_start(t.task_status.as_deref()) {
+        t.condition(
+            condition::EXECUTION_SUCCEEDED,
+            false,
+            "WaitingForTask",
+            format!(
+                "DataSync reports task {task_arn} as {}; the run starts once it is AVAILABLE",
+                t.task_status.as_deref().unwrap_or("unknown")
+            ),
+        );
+        return Ok(());
+    }
     if let Some(mut request) = wanted
         && !running
     {
@@ -335,7 +381,7 @@ async fn refresh(t: &mut Transfer<'_>, client: &aws_sdk_datasync::Client) -> Res
         .send()
         .await
     {
-        Ok(out) => from_describe(&current.arn, &out),
+        Ok(out) => steady(&current, from_describe(&current.arn, &out)),
         Err(e) if classify(&e).kind == FailureKind::NotFound => ExecutionStatus {
             status: "ERROR".into(),
             error_code: Some("ExecutionGone".into()),
@@ -489,6 +535,39 @@ mod tests {
         assert_eq!(percent_done(&e), 100);
         e.status = "PREPARING".into();
         assert_eq!(percent_done(&e), 0);
+    }
+
+    #[test]
+    fn progress_never_goes_backwards_and_failed_items_are_not_a_clean_success() {
+        let before = ExecutionStatus {
+            arn: "e".into(),
+            status: "TRANSFERRING".into(),
+            percent_done: 60,
+            ..ExecutionStatus::default()
+        };
+        let listed_more = ExecutionStatus {
+            percent_done: 30,
+            ..before.clone()
+        };
+        assert_eq!(steady(&before, listed_more).percent_done, 60);
+        let other = ExecutionStatus {
+            arn: "f".into(),
+            percent_done: 10,
+            ..before.clone()
+        };
+        assert_eq!(
+            steady(&before, other).percent_done,
+            10,
+            "another execution starts from its own"
+        );
+        let done = ExecutionStatus {
+            status: "SUCCESS".into(),
+            files_failed: 2,
+            ..before
+        };
+        let (status, reason, message) = execution_condition(Some(&done), RunPolicy::OnChange);
+        assert_eq!((status, reason), ("True", "SucceededWithFailures"));
+        assert!(message.contains("2 items failed"));
     }
 
     #[test]

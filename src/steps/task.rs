@@ -273,52 +273,57 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
 
     if let Some(arn) = t.status.task_arn.clone() {
         match client.describe_task().task_arn(&arn).send().await {
-            Ok(out) => match diff(&observed(&out), &keep_service_decision(t, &out, &mut want).await) {
-                TaskChange::Nothing => return ready(t, &arn),
-                TaskChange::Update(update) => {
-                    let mut request = client.update_task().task_arn(&arn);
-                    if update.name {
-                        request = request.name(&want.name);
-                    }
-                    if update.options {
-                        request = request.options(options(&want));
-                    }
-                    if update.includes {
-                        request = request.set_includes(Some(filters(&want.includes)));
-                    }
-                    if update.excludes {
-                        request = request.set_excludes(Some(filters(&want.excludes)));
-                    }
-                    if update.schedule {
-                        request = request.schedule(schedule(&want)?);
-                    }
-                    if update.log_group {
-                        request = request.set_cloud_watch_log_group_arn(want.log_group_arn.clone());
-                    }
-                    if update.report {
-                        // An empty report configuration removes a report the spec no longer has.
-                        request = request
-                            .task_report_config(report(&want)?.unwrap_or_else(|| TaskReportConfig::builder().build()));
-                    }
-                    request
-                        .send()
-                        .await
-                        .map_err(|e| t.sdk_error(&e, &account, "datasync:UpdateTask", &arn))?;
-                    t.changed(
-                        "TaskUpdated",
-                        format!("updated the settings of DataSync task {arn} in place"),
-                    )
-                    .await;
-                    return ready(t, &arn);
-                }
-                TaskChange::Replace(why) => {
-                    t.retire(&arn);
-                    t.status.task_arn = None;
-                    t.persist().await?;
-                    t.changed("TaskReplaced", format!("DataSync task {arn} is replaced: {why}"))
+            Ok(out) => {
+                t.task_status = out.status().map(|s| s.as_str().to_string());
+                let wanted_now = keep_service_decision(t, &out, &mut want).await;
+                match diff(&observed(&out), &wanted_now) {
+                    TaskChange::Nothing => return ready(t, &arn),
+                    TaskChange::Update(update) => {
+                        let mut request = client.update_task().task_arn(&arn);
+                        if update.name {
+                            request = request.name(&want.name);
+                        }
+                        if update.options {
+                            request = request.options(options(&want));
+                        }
+                        if update.includes {
+                            request = request.set_includes(Some(filters(&want.includes)));
+                        }
+                        if update.excludes {
+                            request = request.set_excludes(Some(filters(&want.excludes)));
+                        }
+                        if update.schedule {
+                            request = request.schedule(schedule(&want)?);
+                        }
+                        if update.log_group {
+                            request = request.set_cloud_watch_log_group_arn(want.log_group_arn.clone());
+                        }
+                        if update.report {
+                            // An empty report configuration removes a report the spec no longer has.
+                            request = request.task_report_config(
+                                report(&want)?.unwrap_or_else(|| TaskReportConfig::builder().build()),
+                            );
+                        }
+                        request
+                            .send()
+                            .await
+                            .map_err(|e| t.sdk_error(&e, &account, "datasync:UpdateTask", &arn))?;
+                        t.changed(
+                            "TaskUpdated",
+                            format!("updated the settings of DataSync task {arn} in place"),
+                        )
                         .await;
+                        return ready(t, &arn);
+                    }
+                    TaskChange::Replace(why) => {
+                        t.retire(&arn);
+                        t.status.task_arn = None;
+                        t.persist().await?;
+                        t.changed("TaskReplaced", format!("DataSync task {arn} is replaced: {why}"))
+                            .await;
+                    }
                 }
-            },
+            }
             Err(e) if classify(&e).kind == FailureKind::NotFound => {
                 t.status.task_arn = None;
             }

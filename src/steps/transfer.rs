@@ -36,6 +36,9 @@ pub struct Transfer<'a> {
     pub identity_a: CallerIdentity,
     /// Account B's credentials; `None` in External mode, where Ferry never calls Account B.
     pub account_b: Option<Account>,
+    /// DataSync's status of the task when the task step read it (`AVAILABLE`, `CREATING`, ...);
+    /// `None` when it was just created or not read.
+    pub task_status: Option<String>,
 }
 
 /// How the pipeline ended when no step failed.
@@ -82,6 +85,7 @@ impl<'a> Transfer<'a> {
             account_a,
             identity_a,
             account_b,
+            task_status: None,
         })
     }
 
