@@ -16,7 +16,8 @@ use crate::metrics::SharedMetrics;
 pub struct ControllerConfig {
     /// How often a running execution is polled.
     pub poll_interval: Duration,
-    /// How often a settled transfer is checked for drift.
+    /// How often a transfer is checked for drift (every step, 7 reads); each transfer's check is
+    /// spread by up to ±10% so a fleet's checks do not come at once.
     pub resync_interval: Duration,
     /// How long after a permission change access errors count as IAM propagation.
     pub propagation_window: Duration,
@@ -31,11 +32,76 @@ impl Default for ControllerConfig {
     fn default() -> Self {
         Self {
             poll_interval: Duration::from_secs(15),
-            resync_interval: Duration::from_secs(300),
+            resync_interval: Duration::from_secs(40 * 60),
             propagation_window: Duration::from_secs(120),
             external_retry: Duration::from_secs(30),
             stalled_retry: Duration::from_secs(300),
         }
+    }
+}
+
+/// One lock per destination bucket: reconciles of different transfers into one bucket take
+/// turns at its policy and ownership, which S3 can only read-modify-write without conditions.
+#[derive(Default)]
+pub struct BucketLocks {
+    locks: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl BucketLocks {
+    /// Waits for the bucket's turn; the guard ends it.
+    pub async fn lock(&self, bucket: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            locks.entry(bucket.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+}
+
+/// What the controller remembers of one transfer between reconciles (in memory: a restart
+/// starts with a full check of everything).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// The generation the last full check covered.
+    pub generation: i64,
+    /// The `ferry.dev/run` value then.
+    pub token: Option<String>,
+    /// When the last full check (every step) ended well.
+    pub checked_at: std::time::Instant,
+    /// When the running execution was last polled.
+    pub polled_at: std::time::Instant,
+}
+
+/// [`Seen`] per transfer uid.
+#[derive(Default)]
+pub struct Memory {
+    seen: std::sync::Mutex<std::collections::HashMap<String, Seen>>,
+}
+
+impl Memory {
+    /// What is remembered of a transfer.
+    pub fn get(&self, uid: &str) -> Option<Seen> {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(uid)
+            .cloned()
+    }
+
+    /// Remembers a transfer.
+    pub fn set(&self, uid: &str, seen: Seen) {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(uid.to_string(), seen);
+    }
+
+    /// Forgets a transfer (deleted, or its last reconcile failed: the next one checks all).
+    pub fn forget(&self, uid: &str) {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(uid);
     }
 }
 
@@ -51,6 +117,12 @@ pub struct Context {
     pub metrics: SharedMetrics,
     /// Timing knobs.
     pub config: ControllerConfig,
+    /// One writer per destination bucket at a time.
+    pub buckets: BucketLocks,
+    /// The one namespace the operator watches (`--namespace`), or all.
+    pub watch_namespace: Option<String>,
+    /// When each transfer was last checked and polled.
+    pub memory: Memory,
 }
 
 /// The event action for a change: the reason and the last segment of the first ARN in the note

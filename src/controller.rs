@@ -17,11 +17,9 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::api::{
-    CrossAccountTransfer, CrossAccountTransferSpec, CrossAccountTransferStatus, DeletionPolicy, ExecutionStatus,
-    FINALIZER, Phase,
-};
-use crate::context::{Context, ControllerConfig};
+use crate::api::RUN_ANNOTATION;
+use crate::api::{CrossAccountTransfer, CrossAccountTransferStatus, DeletionPolicy, ExecutionStatus, FINALIZER, Phase};
+use crate::context::{Context, ControllerConfig, Seen};
 use crate::error::{Error, Result};
 use crate::status::{self, Outcome, summarize};
 use crate::steps::{self, Progress, Transfer, cleanup};
@@ -88,16 +86,17 @@ async fn reconcile(guard: Arc<DeserializeGuard<CrossAccountTransfer>>, ctx: Arc<
     async move {
         let started = Instant::now();
         let deleting = obj.metadata.deletion_timestamp.is_some();
-        let result = if deleting {
-            cleanup_transfer(obj, &ctx).await
+        let uid = obj.uid().unwrap_or_default();
+        let (result, kind) = if deleting {
+            ctx.memory.forget(&uid);
+            (cleanup_transfer(obj, &ctx).await, "cleanup")
         } else {
             apply(obj, &ctx).await
         };
-        ctx.metrics.reconciled(
-            if deleting { "cleanup" } else { "apply" },
-            result.is_ok(),
-            started.elapsed(),
-        );
+        if result.is_err() {
+            ctx.memory.forget(&uid);
+        }
+        ctx.metrics.reconciled(kind, result.is_ok(), started.elapsed());
         if let Err(err) = &result {
             ctx.metrics.error(err.reason());
             match err {
@@ -131,15 +130,133 @@ async fn patch_finalizers(ctx: &Context, obj: &CrossAccountTransfer, finalizers:
     Ok(())
 }
 
-async fn apply(obj: &CrossAccountTransfer, ctx: &Context) -> Result<Action> {
+/// What a reconcile does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Every step: something changed, or the drift check is due.
+    Full,
+    /// Only `DescribeTaskExecution` of the running execution: one AWS call.
+    Poll,
+    /// Nothing is due (typically the watch event of Ferry's own status write): no AWS call.
+    Wait(Duration),
+}
+
+/// This transfer's drift-check interval: the resync interval spread by up to ±10% by its uid,
+/// so the checks of a fleet applied at once do not all come at once (pure).
+pub fn resync_for(uid: &str, resync: Duration) -> Duration {
+    let spread = uid
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % 2001;
+    resync.mul_f64(0.9 + f64::from(spread) / 10_000.0)
+}
+
+/// What this reconcile must do (pure): a full check when the spec or the run request changed,
+/// a run is pending, nothing is remembered or the drift check is due; a poll when an execution
+/// runs and the poll interval passed; else nothing until the next of those.
+pub fn next_step(obj: &CrossAccountTransfer, seen: Option<&Seen>, now: Instant, config: &ControllerConfig) -> Next {
+    let Some(seen) = seen else { return Next::Full };
+    let generation = obj.metadata.generation.unwrap_or_default();
+    let token = obj.annotations().get(RUN_ANNOTATION).cloned();
+    let status = obj.status.clone().unwrap_or_default();
+    if seen.generation != generation
+        || seen.token != token
+        || status.observed_generation != Some(generation)
+        || obj
+            .spec
+            .pending_run(generation, token.as_deref(), status.last_run.as_ref())
+            .is_some()
+    {
+        return Next::Full;
+    }
+    let awaiting = status.phase == Some(Phase::AwaitingDestination);
+    let check_every = if awaiting {
+        config.external_retry
+    } else {
+        resync_for(&obj.uid().unwrap_or_default(), config.resync_interval)
+    };
+    let check_at = seen.checked_at + check_every;
+    if now >= check_at {
+        return Next::Full;
+    }
+    if status.execution.as_ref().is_some_and(ExecutionStatus::is_running) {
+        let poll_at = seen.polled_at + config.poll_interval;
+        return if now >= poll_at {
+            Next::Poll
+        } else {
+            Next::Wait(poll_at.min(check_at) - now)
+        };
+    }
+    Next::Wait(check_at - now)
+}
+
+async fn apply(obj: &CrossAccountTransfer, ctx: &Context) -> (Result<Action>, &'static str) {
     if !obj.finalizers().iter().any(|f| f == FINALIZER) {
         let mut finalizers = obj.finalizers().to_vec();
         finalizers.push(FINALIZER.to_string());
-        patch_finalizers(ctx, obj, finalizers).await?;
         // The patch triggers the next reconcile.
-        return Ok(Action::await_change());
+        return (
+            patch_finalizers(ctx, obj, finalizers)
+                .await
+                .map(|()| Action::await_change()),
+            "apply",
+        );
     }
+    let uid = obj.uid().unwrap_or_default();
+    let now = Instant::now();
+    match next_step(obj, ctx.memory.get(&uid).as_ref(), now, &ctx.config) {
+        Next::Wait(after) => return (Ok(Action::requeue(after)), "idle"),
+        Next::Poll => {
+            let result = poll(obj, ctx).await;
+            if result.is_ok()
+                && let Some(mut seen) = ctx.memory.get(&uid)
+            {
+                seen.polled_at = now;
+                ctx.memory.set(&uid, seen);
+            }
+            return (result, "poll");
+        }
+        Next::Full => {}
+    }
+    let result = full_check(obj, ctx).await;
+    if result.is_ok() {
+        ctx.memory.set(
+            &uid,
+            Seen {
+                generation: obj.metadata.generation.unwrap_or_default(),
+                token: obj.annotations().get(RUN_ANNOTATION).cloned(),
+                checked_at: now,
+                polled_at: now,
+            },
+        );
+    }
+    (result, "apply")
+}
 
+/// One poll of the running execution: `DescribeTaskExecution`, then the status.
+async fn poll(obj: &CrossAccountTransfer, ctx: &Context) -> Result<Action> {
+    let status = obj.status.clone().unwrap_or_default();
+    let mut transfer = match Transfer::new(ctx, obj, status.clone()).await {
+        Ok(t) => t,
+        Err(err) => return finish(ctx, obj, status, Err(err)).await,
+    };
+    let mut progress = steps::execution::poll(&mut transfer).await;
+    // A run that just ended may have made DataSync disable the task's schedule: look once.
+    let ended = !transfer
+        .status
+        .execution
+        .as_ref()
+        .is_some_and(ExecutionStatus::is_running);
+    if progress.is_ok() && ended && obj.spec.schedule.is_some() {
+        progress = steps::task::observe_schedule(&mut transfer).await;
+    }
+    let progress = progress.map(|()| Progress::Provisioned);
+    let status = std::mem::take(&mut transfer.status);
+    finish(ctx, obj, status, progress).await
+}
+
+/// Every step, in order, then the status.
+async fn full_check(obj: &CrossAccountTransfer, ctx: &Context) -> Result<Action> {
     let problems = obj.spec.validate();
     if !problems.is_empty() {
         let err = Error::InvalidSpec(problems.join("; "));
@@ -163,10 +280,10 @@ async fn apply(obj: &CrossAccountTransfer, ctx: &Context) -> Result<Action> {
 
 /// When to reconcile a transfer again after a pipeline that did not fail (pure): soon while an
 /// execution runs or is about to start, at the External-mode retry while Account B has not
-/// acted, every minute for a schedule (to catch the runs it starts), else at the resync interval.
+/// acted, else at its drift check (runs a DataSync schedule starts are found then).
 pub fn requeue_after(
     progress: Progress,
-    spec: &CrossAccountTransferSpec,
+    uid: &str,
     status: &CrossAccountTransferStatus,
     config: &ControllerConfig,
 ) -> Duration {
@@ -175,8 +292,7 @@ pub fn requeue_after(
     match progress {
         Progress::AwaitingDestination => config.external_retry,
         Progress::Provisioned if running || pending => config.poll_interval,
-        Progress::Provisioned if spec.schedule.is_some() => config.resync_interval.min(Duration::from_secs(60)),
-        Progress::Provisioned => config.resync_interval,
+        Progress::Provisioned => resync_for(uid, config.resync_interval),
     }
 }
 
@@ -200,7 +316,7 @@ async fn finish(
     status::write(ctx, obj, &status).await?;
     Ok(Action::requeue(requeue_after(
         progress?,
-        &obj.spec,
+        &obj.uid().unwrap_or_default(),
         &status,
         &ctx.config,
     )))
@@ -268,30 +384,95 @@ mod tests {
     #[test]
     fn requeue_follows_what_the_transfer_waits_for() {
         let config = ControllerConfig::default();
-        let plain = fixtures::spec(json!({}));
-        let scheduled = fixtures::spec(json!({"schedule": "rate(1 day)"}));
         let settled = status(Some("SUCCESS"), Phase::Succeeded);
         let running = status(Some("TRANSFERRING"), Phase::Transferring);
         let about_to_start = status(None, Phase::Transferring);
+        let poll = config.poll_interval;
+        assert_eq!(requeue_after(Progress::Provisioned, "u", &running, &config), poll);
         assert_eq!(
-            requeue_after(Progress::Provisioned, &plain, &running, &config),
-            config.poll_interval
+            requeue_after(Progress::Provisioned, "u", &about_to_start, &config),
+            poll
         );
         assert_eq!(
-            requeue_after(Progress::Provisioned, &plain, &about_to_start, &config),
-            config.poll_interval
+            requeue_after(Progress::Provisioned, "u", &settled, &config),
+            resync_for("u", config.resync_interval)
         );
         assert_eq!(
-            requeue_after(Progress::Provisioned, &plain, &settled, &config),
-            config.resync_interval
-        );
-        assert_eq!(
-            requeue_after(Progress::Provisioned, &scheduled, &settled, &config),
-            Duration::from_secs(60)
-        );
-        assert_eq!(
-            requeue_after(Progress::AwaitingDestination, &plain, &settled, &config),
+            requeue_after(Progress::AwaitingDestination, "u", &settled, &config),
             config.external_retry
         );
+    }
+
+    #[test]
+    fn drift_checks_spread_within_ten_percent() {
+        let resync = Duration::from_secs(1000);
+        let spread: Vec<Duration> = (0..50).map(|i| resync_for(&format!("uid-{i}"), resync)).collect();
+        assert!(
+            spread
+                .iter()
+                .all(|d| *d >= Duration::from_secs(900) && *d <= Duration::from_secs(1100))
+        );
+        assert!(spread.iter().any(|d| *d != spread[0]), "not all the same");
+        assert_eq!(resync_for("x", resync), resync_for("x", resync), "stable per transfer");
+    }
+
+    fn observed(overrides: serde_json::Value, status: CrossAccountTransferStatus) -> CrossAccountTransfer {
+        let mut obj = fixtures::transfer(overrides);
+        obj.status = Some(CrossAccountTransferStatus {
+            observed_generation: Some(2),
+            last_run: Some(crate::api::RunRequest {
+                generation: Some(2),
+                token: None,
+                execution_arn: Some("e".into()),
+            }),
+            ..status
+        });
+        obj
+    }
+
+    #[test]
+    fn only_what_is_due_is_done() {
+        let config = ControllerConfig::default();
+        let t0 = Instant::now();
+        let seen = Seen {
+            generation: 2,
+            token: None,
+            checked_at: t0,
+            polled_at: t0,
+        };
+        let settled = observed(json!({}), status(Some("SUCCESS"), Phase::Succeeded));
+        let running = observed(json!({}), status(Some("TRANSFERRING"), Phase::Transferring));
+        // Nothing remembered (a restart): everything is checked.
+        assert_eq!(next_step(&settled, None, t0, &config), Next::Full);
+        // Ferry's own status write: nothing to do until the drift check.
+        let Next::Wait(after) = next_step(&settled, Some(&seen), t0 + Duration::from_secs(1), &config) else {
+            panic!("a settled transfer waits");
+        };
+        assert!(after > Duration::from_secs(30 * 60));
+        // A running execution: one poll per interval, not more.
+        assert!(matches!(
+            next_step(&running, Some(&seen), t0 + Duration::from_secs(1), &config),
+            Next::Wait(_)
+        ));
+        assert_eq!(
+            next_step(&running, Some(&seen), t0 + config.poll_interval, &config),
+            Next::Poll
+        );
+        // The drift check comes on its interval, running or not.
+        assert_eq!(
+            next_step(&running, Some(&seen), t0 + Duration::from_secs(45 * 60), &config),
+            Next::Full
+        );
+        // A spec change, a new run request: everything at once.
+        let mut changed = settled.clone();
+        changed.metadata.generation = Some(3);
+        assert_eq!(next_step(&changed, Some(&seen), t0, &config), Next::Full);
+        let mut asked = settled.clone();
+        asked
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(RUN_ANNOTATION.into(), "again".into());
+        assert_eq!(next_step(&asked, Some(&seen), t0, &config), Next::Full);
     }
 }

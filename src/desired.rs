@@ -7,7 +7,9 @@ use serde_json::Value;
 
 use crate::api::{AccessMode, CrossAccountTransferSpec, LogLevel};
 use crate::naming::{INLINE_POLICY_NAME, TransferId, bucket_arn, location_uri, partition, subdirectory};
-use crate::policy::{RoleInputs, destination_statements, role_inline_policy, standalone_policy, trust_policy};
+use crate::policy::{
+    ACCESS_SID, CREATE_LOCATION_SID, RoleInputs, role_inline_policy, shared_statements, standalone_policy, trust_policy,
+};
 
 /// Who Ferry is in Account A: the inputs of the desired state that only AWS can tell.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,12 +73,19 @@ pub struct DesiredBucket {
     pub account_id: String,
     /// AssumeRole: Ferry writes the settings. External: Account B's administrator does.
     pub access: AccessMode,
-    /// The Sids of Ferry's statements.
-    pub sids: Vec<String>,
-    /// Ferry's statements for the bucket policy.
-    pub statements: Vec<Value>,
-    /// The identity the second statement names.
+    /// `arn:aws:s3:::bucket`.
+    pub bucket_arn: String,
+    /// The principal this transfer adds to Ferry's access statement: its DataSync role.
+    pub role_arn: String,
+    /// The principal this transfer adds to Ferry's create-location statement.
     pub creator_arn: String,
+    /// The Sids of Ferry's shared statements.
+    pub sids: Vec<String>,
+    /// The Sids of this transfer's statements as older Ferry versions wrote them (one pair per
+    /// transfer); they are taken out when the shared statements are written.
+    pub legacy_sids: Vec<String>,
+    /// Ferry's statements with this transfer's principals only (what External mode publishes).
+    pub statements: Vec<Value>,
 }
 
 impl DesiredBucket {
@@ -191,23 +200,23 @@ impl Desired {
     /// The desired state of a transfer (pure).
     pub fn build(spec: &CrossAccountTransferSpec, id: &TransferId, who: &Identities) -> Desired {
         let role = desired_role(spec, id, &who.account_a);
-        let sids = vec![id.access_sid(), id.create_location_sid()];
-        let statements = destination_statements(
-            &spec.destination.region,
-            &spec.destination.bucket,
-            &sids[0],
-            &sids[1],
-            &role.arn,
-            &who.creator_arn,
+        let bucket_arn = bucket_arn(&spec.destination.region, &spec.destination.bucket);
+        let statements = shared_statements(
+            &bucket_arn,
+            std::slice::from_ref(&role.arn),
+            std::slice::from_ref(&who.creator_arn),
         );
         let destination_bucket = DesiredBucket {
             bucket: spec.destination.bucket.clone(),
             region: spec.destination.region.clone(),
             account_id: spec.destination.account_id.clone(),
             access: spec.destination.access.mode,
-            sids,
-            statements,
+            bucket_arn,
+            role_arn: role.arn.clone(),
             creator_arn: who.creator_arn.clone(),
+            sids: vec![ACCESS_SID.to_string(), CREATE_LOCATION_SID.to_string()],
+            legacy_sids: vec![id.access_sid(), id.create_location_sid()],
+            statements,
         };
         Desired {
             id: id.clone(),
@@ -397,11 +406,11 @@ mod tests {
         assert_eq!(d.destination.role_arn, d.role.arn);
         assert_eq!(
             d.destination_bucket.statements[0]["Principal"]["AWS"],
-            json!(d.role.arn)
+            json!([d.role.arn])
         );
         assert_eq!(
             d.destination_bucket.statements[1]["Principal"]["AWS"],
-            "arn:aws:iam::111111111111:role/ops/ferry"
+            json!(["arn:aws:iam::111111111111:role/ops/ferry"])
         );
         assert_eq!(d.destination.storage_class.as_deref(), Some("STANDARD"));
         assert_eq!(d.source.storage_class, None);

@@ -101,6 +101,17 @@ pub enum Error {
         source: MalformedPolicy,
     },
 
+    /// Adding this transfer to the destination bucket's policy would pass S3's 20 KB limit.
+    #[error(
+        "the policy of bucket {bucket} would grow to {size} bytes with this transfer, over S3's 20480-byte limit; remove statements of the bucket's policy, or send this transfer to another bucket"
+    )]
+    BucketPolicyFull {
+        /// The bucket.
+        bucket: String,
+        /// The size the policy would have.
+        size: usize,
+    },
+
     /// A Kubernetes API call failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
@@ -118,6 +129,7 @@ impl Error {
             Error::Rejected { .. } => "AwsRejected",
             Error::NotOwned { .. } => "NotOwned",
             Error::MalformedBucketPolicy { .. } => "MalformedBucketPolicy",
+            Error::BucketPolicyFull { .. } => "BucketPolicyFull",
             Error::Kube(_) => "KubernetesApi",
         }
     }
@@ -131,6 +143,7 @@ impl Error {
                 | Error::AccessDenied { .. }
                 | Error::NotOwned { .. }
                 | Error::MalformedBucketPolicy { .. }
+                | Error::BucketPolicyFull { .. }
         )
     }
 

@@ -38,6 +38,13 @@ pub struct AwsCallLabels {
     pub outcome: String,
 }
 
+/// Labels of the request budget's metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabels {
+    /// The AWS service's signing name, e.g. `iam`.
+    pub service: String,
+}
+
 /// Labels of per-transfer gauges.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransferLabels {
@@ -57,6 +64,8 @@ pub struct Metrics {
     bytes: Family<TransferLabels, Gauge>,
     files: Family<TransferLabels, Gauge>,
     progress: Family<TransferLabels, Gauge>,
+    budget_wait: Family<ServiceLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    budget_rate: Family<ServiceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -76,6 +85,8 @@ impl Metrics {
         let bytes = Family::<TransferLabels, Gauge>::default();
         let files = Family::<TransferLabels, Gauge>::default();
         let progress = Family::<TransferLabels, Gauge>::default();
+        let budget_wait = Family::<ServiceLabels, Counter<f64, std::sync::atomic::AtomicU64>>::default();
+        let budget_rate = Family::<ServiceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         registry.register("reconciles", "Reconciles run, by kind and result", reconciles.clone());
         registry.register(
             "reconcile_duration_seconds",
@@ -103,8 +114,20 @@ impl Metrics {
             "Percent done of the current or last execution",
             progress.clone(),
         );
+        registry.register(
+            "aws_budget_wait_seconds",
+            "Time AWS calls waited for the request budget, by service",
+            budget_wait.clone(),
+        );
+        registry.register(
+            "aws_budget_rate",
+            "Requests per second the budget allows after the last throttling answer, by service",
+            budget_rate.clone(),
+        );
         Self {
             registry,
+            budget_wait,
+            budget_rate,
             reconciles,
             reconcile_duration,
             errors,
@@ -144,6 +167,24 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .inc();
+    }
+
+    /// Adds time an AWS call waited for the request budget.
+    pub fn budget_wait(&self, service: &str, waited: Duration) {
+        self.budget_wait
+            .get_or_create(&ServiceLabels {
+                service: service.to_string(),
+            })
+            .inc_by(waited.as_secs_f64());
+    }
+
+    /// Records the rate the budget allows a service after a throttling answer.
+    pub fn budget_rate(&self, service: &str, rate: f64) {
+        self.budget_rate
+            .get_or_create(&ServiceLabels {
+                service: service.to_string(),
+            })
+            .set(rate);
     }
 
     /// Sets a transfer's progress gauges.

@@ -140,35 +140,248 @@ pub fn role_inline_policy(inputs: &RoleInputs<'_>, destination_region: &str, sou
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
-/// Ferry's two statements for the destination bucket policy (tutorial step 3): the DataSync role
-/// may use the bucket and its objects; the identity that creates the location may list it.
-pub fn destination_statements(
-    destination_region: &str,
-    bucket: &str,
-    access_sid: &str,
-    create_location_sid: &str,
-    role_arn: &str,
-    creator_arn: &str,
-) -> Vec<Value> {
-    let arn = bucket_arn(destination_region, bucket);
+/// Sid of Ferry's statement that lets the DataSync roles of all its transfers into a bucket use
+/// the bucket and its objects (tutorial step 3, statement one).
+pub const ACCESS_SID: &str = "FerryDataSyncAccess";
+/// Sid of Ferry's statement that lets the identities creating the locations list the bucket
+/// (tutorial step 3, statement two). When Ferry changed the bucket's Object Ownership, the Sid
+/// also records the value it found (`FerryCreateLocationWasObjectWriter`): the statement lives
+/// exactly as long as some transfer uses the bucket, so the last one to leave knows what to put
+/// back, whichever transfer changed it, without another call or permission.
+pub const CREATE_LOCATION_SID: &str = "FerryCreateLocation";
+/// Infix between [`CREATE_LOCATION_SID`] and the recorded original Object Ownership.
+const ORIGIN_INFIX: &str = "Was";
+
+/// The Sid of the create-location statement, recording `origin` when known.
+fn create_location_sid(origin: Option<&str>) -> String {
+    match origin {
+        Some(o) => format!("{CREATE_LOCATION_SID}{ORIGIN_INFIX}{o}"),
+        None => CREATE_LOCATION_SID.to_string(),
+    }
+}
+
+/// Whether a Sid is one of Ferry's shared statements, and the origin the create-location Sid
+/// records.
+fn shared_sid(id: &str) -> Option<(bool, Option<String>)> {
+    if id == ACCESS_SID {
+        return Some((true, None));
+    }
+    let rest = id.strip_prefix(CREATE_LOCATION_SID)?;
+    match rest {
+        "" => Some((false, None)),
+        _ => rest.strip_prefix(ORIGIN_INFIX).map(|o| (false, Some(o.to_string()))),
+    }
+}
+/// The Object Ownership Ferry sets on a destination bucket (ACLs disabled).
+pub const BUCKET_OWNER_ENFORCED: &str = "BucketOwnerEnforced";
+/// S3's limit on a bucket policy, in bytes
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-iam-policies.html>).
+pub const MAX_BUCKET_POLICY_BYTES: usize = 20 * 1024;
+
+/// Ferry's two statements for a destination bucket, shared by every transfer into it: each
+/// transfer's DataSync role and creating identity are principals of the one statement, so a
+/// transfer adds about the length of one role ARN to the policy (pure).
+pub fn shared_statements(bucket_arn: &str, roles: &[String], creators: &[String]) -> Vec<Value> {
+    shared_statements_with(bucket_arn, roles, creators, None)
+}
+
+fn shared_statements_with(bucket_arn: &str, roles: &[String], creators: &[String], origin: Option<&str>) -> Vec<Value> {
     let mut actions: Vec<&str> = DESTINATION_BUCKET_ACTIONS.to_vec();
     actions.extend(DESTINATION_OBJECT_ACTIONS);
-    vec![
-        json!({
-            "Sid": access_sid,
+    let mut out = Vec::new();
+    if !roles.is_empty() {
+        out.push(json!({
+            "Sid": ACCESS_SID,
             "Effect": "Allow",
-            "Principal": {"AWS": role_arn},
+            "Principal": {"AWS": roles},
             "Action": actions,
-            "Resource": [arn.clone(), format!("{arn}/*")]
-        }),
-        json!({
-            "Sid": create_location_sid,
+            "Resource": [bucket_arn, format!("{bucket_arn}/*")]
+        }));
+    }
+    if !creators.is_empty() {
+        out.push(json!({
+            "Sid": create_location_sid(origin),
             "Effect": "Allow",
-            "Principal": {"AWS": creator_arn},
+            "Principal": {"AWS": creators},
             "Action": "s3:ListBucket",
-            "Resource": arn
-        }),
-    ]
+            "Resource": bucket_arn
+        }));
+    }
+    out
+}
+
+/// The AWS principals of a statement (`"Principal": {"AWS": "..." | [...]}`).
+fn aws_principals(statement: Option<&Value>) -> Vec<String> {
+    match statement.and_then(|s| s.get("Principal")).and_then(|p| p.get("AWS")) {
+        Some(Value::String(one)) => vec![one.clone()],
+        Some(Value::Array(many)) => many.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Ferry's shared statements as found in a policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shared {
+    /// The DataSync roles.
+    pub roles: Vec<String>,
+    /// The identities that create locations.
+    pub creators: Vec<String>,
+    /// The Object Ownership the first transfer found, when Ferry changed it.
+    pub origin: Option<String>,
+}
+
+/// The roles, creators and recorded origin in Ferry's shared statements of a policy (pure).
+pub fn shared(current: Option<&str>) -> Result<Shared, MalformedPolicy> {
+    let Some(doc) = parse_policy(current)? else {
+        return Ok(Shared::default());
+    };
+    let mut found = Shared::default();
+    for statement in statements(&doc)? {
+        match sid(&statement).and_then(shared_sid) {
+            Some((true, _)) => found.roles = aws_principals(Some(&statement)),
+            Some((false, origin)) => {
+                found.creators = aws_principals(Some(&statement));
+                found.origin = origin;
+            }
+            None => {}
+        }
+    }
+    Ok(found)
+}
+
+/// The roles and creators in Ferry's shared statements of a policy (pure).
+pub fn shared_principals(current: Option<&str>) -> Result<(Vec<String>, Vec<String>), MalformedPolicy> {
+    let found = shared(current)?;
+    Ok((found.roles, found.creators))
+}
+
+/// Rewrites Ferry's shared statements with the given principals: in place where they are, at
+/// the end otherwise, gone when empty; statements with a Sid in `legacy_sids` (Ferry's older
+/// per-transfer statements) are dropped; every other statement is kept exactly (pure).
+fn with_shared(
+    current: Option<&str>,
+    bucket_arn: &str,
+    roles: &[String],
+    creators: &[String],
+    origin: Option<&str>,
+    legacy_sids: &[String],
+) -> Result<PolicyChange, MalformedPolicy> {
+    let existing = parse_policy(current)?;
+    let base = existing.clone().unwrap_or_else(|| {
+        let mut m = Map::new();
+        m.insert("Version".into(), json!("2012-10-17"));
+        m
+    });
+    let mut fresh: Vec<Value> = shared_statements_with(bucket_arn, roles, creators, origin);
+    let mut list = Vec::new();
+    for statement in statements(&base)? {
+        let id = sid(&statement).unwrap_or_default();
+        if legacy_sids.iter().any(|l| l == id) {
+            continue;
+        }
+        match shared_sid(id) {
+            Some((access, _)) => {
+                let is_access = |f: &Value| sid(f).and_then(shared_sid).is_some_and(|(a, _)| a == access);
+                if let Some(pos) = fresh.iter().position(is_access) {
+                    list.push(fresh.remove(pos));
+                }
+            }
+            None => list.push(statement),
+        }
+    }
+    list.extend(fresh);
+    match &existing {
+        Some(doc) if same_policy(doc, &with_statements(doc.clone(), list.clone())) => Ok(PolicyChange::Unchanged),
+        _ if list.is_empty() => Ok(PolicyChange::Delete),
+        _ => Ok(PolicyChange::Put(
+            Value::Object(with_statements(base, list)).to_string(),
+        )),
+    }
+}
+
+fn union(mut list: Vec<String>, add: &[String]) -> Vec<String> {
+    list.extend(add.iter().cloned());
+    list.sort();
+    list.dedup();
+    list
+}
+
+/// What a transfer adds to Ferry's shared statements of a bucket policy.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Grant<'a> {
+    /// Its DataSync role(s).
+    pub roles: &'a [String],
+    /// The identity that creates its locations.
+    pub creators: &'a [String],
+    /// Roles it used before (e.g. under another name): taken out.
+    pub stale_roles: &'a [String],
+    /// The Object Ownership Ferry found before changing it, when this transfer changed it (kept
+    /// when the statements already record one).
+    pub origin: Option<&'a str>,
+    /// Its statements as older Ferry versions wrote them: taken out.
+    pub legacy_sids: &'a [String],
+}
+
+/// Adds a transfer's principals to Ferry's shared statements of a bucket policy (pure).
+pub fn grant(current: Option<&str>, bucket_arn: &str, g: Grant<'_>) -> Result<PolicyChange, MalformedPolicy> {
+    let mut found = shared(current)?;
+    found.roles.retain(|r| !g.stale_roles.contains(r));
+    let origin = found.origin.as_deref().or(g.origin);
+    with_shared(
+        current,
+        bucket_arn,
+        &union(found.roles, g.roles),
+        &union(found.creators, g.creators),
+        origin,
+        g.legacy_sids,
+    )
+}
+
+/// What is left of Ferry's grants after one transfer leaves a bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revoked {
+    /// The policy change.
+    pub change: PolicyChange,
+    /// Roles of other transfers still in the shared statement: the bucket is still in use.
+    pub others_remain: bool,
+    /// The Object Ownership the statements recorded (to put back when no other remains).
+    pub origin: Option<String>,
+}
+
+/// Takes a transfer's role out of Ferry's shared statements (unless `keep_role`: another
+/// transfer uses the same role), and its creator when no role of the creator's account is left
+/// (pure).
+pub fn revoke(
+    current: Option<&str>,
+    bucket_arn: &str,
+    role_arn: &str,
+    creator_arn: &str,
+    keep_role: bool,
+    legacy_sids: &[String],
+) -> Result<Revoked, MalformedPolicy> {
+    let Shared {
+        mut roles,
+        mut creators,
+        origin,
+    } = shared(current)?;
+    if !keep_role {
+        roles.retain(|r| r != role_arn);
+    }
+    let account = |arn: &str| arn.split(':').nth(4).map(str::to_string);
+    if !roles.iter().any(|r| account(r) == account(creator_arn)) {
+        creators.retain(|c| c != creator_arn);
+    }
+    let change = with_shared(current, bucket_arn, &roles, &creators, origin.as_deref(), legacy_sids)?;
+    Ok(Revoked {
+        change,
+        others_remain: !roles.is_empty(),
+        origin,
+    })
+}
+
+/// The size S3 counts for a policy document: its bytes without insignificant whitespace.
+pub fn policy_size(doc: &str) -> usize {
+    serde_json::from_str::<Value>(doc).map_or(doc.len(), |v| v.to_string().len())
 }
 
 /// A bucket policy that could not be read as a JSON policy document.
@@ -228,51 +441,6 @@ fn with_statements(mut doc: Map<String, Value>, list: Vec<Value>) -> Map<String,
     doc
 }
 
-/// Puts `ours` into `current`: statements whose Sid is one of `our_sids` are replaced, every
-/// other statement is kept exactly as it is, in place, and ours are added at the end.
-pub fn merge_statements(
-    current: Option<&str>,
-    our_sids: &[String],
-    ours: &[Value],
-) -> Result<PolicyChange, MalformedPolicy> {
-    let existing = parse_policy(current)?;
-    let base = existing.clone().unwrap_or_else(|| {
-        let mut m = Map::new();
-        m.insert("Version".into(), json!("2012-10-17"));
-        m
-    });
-    let mut list: Vec<Value> = statements(&base)?
-        .into_iter()
-        .filter(|s| !sid(s).is_some_and(|id| our_sids.iter().any(|o| o == id)))
-        .collect();
-    list.extend(ours.iter().cloned());
-    let merged = with_statements(base, list);
-    match &existing {
-        Some(doc) if same_policy(doc, &merged) => Ok(PolicyChange::Unchanged),
-        _ => Ok(PolicyChange::Put(Value::Object(merged).to_string())),
-    }
-}
-
-/// Takes Ferry's statements (by Sid) out of `current`, keeping everything else exactly.
-pub fn remove_statements(current: Option<&str>, our_sids: &[String]) -> Result<PolicyChange, MalformedPolicy> {
-    let Some(doc) = parse_policy(current)? else {
-        return Ok(PolicyChange::Unchanged);
-    };
-    let all = statements(&doc)?;
-    let kept: Vec<Value> = all
-        .iter()
-        .filter(|s| !sid(s).is_some_and(|id| our_sids.iter().any(|o| o == id)))
-        .cloned()
-        .collect();
-    if kept.len() == all.len() {
-        return Ok(PolicyChange::Unchanged);
-    }
-    if kept.is_empty() {
-        return Ok(PolicyChange::Delete);
-    }
-    Ok(PolicyChange::Put(Value::Object(with_statements(doc, kept)).to_string()))
-}
-
 /// A standalone policy document holding only Ferry's statements (External mode).
 pub fn standalone_policy(ours: &[Value]) -> String {
     let doc = json!({"Version": "2012-10-17", "Statement": ours});
@@ -297,19 +465,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn sids() -> Vec<String> {
-        vec!["FerryabcDataSyncAccess".into(), "FerryabcCreateLocation".into()]
-    }
+    const BUCKET: &str = "arn:aws:s3:::dst";
+    const CREATOR: &str = "arn:aws:iam::111111111111:role/ops/operator";
 
-    fn ours() -> Vec<Value> {
-        destination_statements(
-            "us-west-1",
-            "dst",
-            "FerryabcDataSyncAccess",
-            "FerryabcCreateLocation",
-            "arn:aws:iam::111111111111:role/ferry-data-x",
-            "arn:aws:iam::111111111111:role/ops/operator",
-        )
+    fn role(n: usize) -> String {
+        format!("arn:aws:iam::111111111111:role/ferry-data-t{n}")
     }
 
     fn inputs() -> RoleInputs<'static> {
@@ -320,6 +480,23 @@ mod tests {
             source_prefix: Some("media"),
             destination_bucket: "dst",
             report: None,
+        }
+    }
+
+    fn add(current: Option<&str>, n: usize) -> String {
+        match grant(
+            current,
+            BUCKET,
+            Grant {
+                roles: &[role(n)],
+                creators: &[CREATOR.to_string()],
+                ..Grant::default()
+            },
+        )
+        .unwrap()
+        {
+            PolicyChange::Put(doc) => doc,
+            other => panic!("expected a write, got {other:?}"),
         }
     }
 
@@ -363,100 +540,193 @@ mod tests {
     }
 
     #[test]
-    fn destination_statements_match_the_tutorial() {
-        let st = ours();
-        assert_eq!(st[0]["Action"].as_array().unwrap().len(), 12);
-        assert_eq!(st[0]["Resource"], json!(["arn:aws:s3:::dst", "arn:aws:s3:::dst/*"]));
-        assert_eq!(st[1]["Action"], "s3:ListBucket");
-        assert_eq!(st[1]["Principal"]["AWS"], "arn:aws:iam::111111111111:role/ops/operator");
+    fn iam_documents_are_url_decoded() {
+        assert_eq!(decode_iam_document("%7B%22a%22%3A1%7D"), "{\"a\":1}");
+        assert!(same_document("{ \"a\" : 1 }", &json!({"a": 1})));
     }
 
     #[test]
-    fn merge_into_nothing_creates_a_policy() {
-        let PolicyChange::Put(doc) = merge_statements(None, &sids(), &ours()).unwrap() else {
+    fn shared_statements_match_the_tutorial_with_a_principal_list() {
+        let st = shared_statements(BUCKET, &[role(1)], &[CREATOR.to_string()]);
+        assert_eq!(st[0]["Sid"], ACCESS_SID);
+        assert_eq!(st[0]["Action"].as_array().unwrap().len(), 12);
+        assert_eq!(st[0]["Resource"], json!(["arn:aws:s3:::dst", "arn:aws:s3:::dst/*"]));
+        assert_eq!(st[0]["Principal"]["AWS"], json!([role(1)]));
+        assert_eq!(st[1]["Sid"], CREATE_LOCATION_SID);
+        assert_eq!(st[1]["Action"], "s3:ListBucket");
+        assert_eq!(st[1]["Principal"]["AWS"], json!([CREATOR]));
+    }
+
+    #[test]
+    fn transfers_share_two_statements_and_each_adds_only_its_role() {
+        let one = add(None, 1);
+        let two = add(Some(&one), 2);
+        let (roles, creators) = shared_principals(Some(&two)).unwrap();
+        assert_eq!(roles, vec![role(1), role(2)]);
+        assert_eq!(creators, vec![CREATOR.to_string()]);
+        let v: Value = serde_json::from_str(&two).unwrap();
+        assert_eq!(
+            v["Statement"].as_array().unwrap().len(),
+            2,
+            "two statements, whatever the count"
+        );
+        assert_eq!(
+            grant(
+                Some(&two),
+                BUCKET,
+                Grant {
+                    roles: &[role(1)],
+                    creators: &[CREATOR.to_string()],
+                    ..Grant::default()
+                }
+            )
+            .unwrap(),
+            PolicyChange::Unchanged,
+            "granting again writes nothing"
+        );
+        // One leaves: the other keeps its access and the creator stays.
+        let left = revoke(Some(&two), BUCKET, &role(1), CREATOR, false, &[]).unwrap();
+        assert!(left.others_remain);
+        let PolicyChange::Put(after) = left.change else {
+            panic!("expected a write")
+        };
+        assert_eq!(
+            shared_principals(Some(&after)).unwrap(),
+            (vec![role(2)], vec![CREATOR.to_string()])
+        );
+        // The last one leaves: the policy is gone.
+        let last = revoke(Some(&after), BUCKET, &role(2), CREATOR, false, &[]).unwrap();
+        assert!(!last.others_remain);
+        assert_eq!(last.change, PolicyChange::Delete);
+        // A renamed role replaces the old one.
+        let renamed = grant(
+            Some(&two),
+            BUCKET,
+            Grant {
+                roles: &[role(3)],
+                creators: &[CREATOR.to_string()],
+                stale_roles: &[role(1)],
+                ..Grant::default()
+            },
+        )
+        .unwrap();
+        let PolicyChange::Put(renamed) = renamed else {
+            panic!("expected a write")
+        };
+        assert_eq!(shared_principals(Some(&renamed)).unwrap().0, vec![role(2), role(3)]);
+        // A role another transfer shares stays.
+        let kept = revoke(Some(&two), BUCKET, &role(1), CREATOR, true, &[]).unwrap();
+        assert_eq!(kept.change, PolicyChange::Unchanged);
+    }
+
+    #[test]
+    fn the_original_ownership_lives_in_the_shared_statement_until_the_last_transfer_leaves() {
+        let first = match grant(
+            None,
+            BUCKET,
+            Grant {
+                roles: &[role(1)],
+                creators: &[CREATOR.to_string()],
+                origin: Some("ObjectWriter"),
+                ..Grant::default()
+            },
+        )
+        .unwrap()
+        {
+            PolicyChange::Put(doc) => doc,
+            other => panic!("{other:?}"),
+        };
+        assert!(first.contains("FerryCreateLocationWasObjectWriter"));
+        // A second transfer found the bucket enforced already: the record stays.
+        let second = add(Some(&first), 2);
+        assert_eq!(shared(Some(&second)).unwrap().origin.as_deref(), Some("ObjectWriter"));
+        // The first leaves, the second is last and learns what to put back.
+        let PolicyChange::Put(after) = revoke(Some(&second), BUCKET, &role(1), CREATOR, false, &[])
+            .unwrap()
+            .change
+        else {
+            panic!("expected a write")
+        };
+        let last = revoke(Some(&after), BUCKET, &role(2), CREATOR, false, &[]).unwrap();
+        assert!(!last.others_remain);
+        assert_eq!(last.origin.as_deref(), Some("ObjectWriter"));
+    }
+
+    #[test]
+    fn a_hundred_transfers_fit_in_s3s_limit() {
+        let mut doc = add(None, 0);
+        for n in 1..100 {
+            doc = add(Some(&doc), n);
+        }
+        assert!(
+            policy_size(&doc) < MAX_BUCKET_POLICY_BYTES,
+            "{} bytes",
+            policy_size(&doc)
+        );
+        // Whitespace does not count.
+        let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(&doc).unwrap()).unwrap();
+        assert_eq!(policy_size(&pretty), policy_size(&doc));
+    }
+
+    #[test]
+    fn older_per_transfer_statements_are_replaced() {
+        let legacy = json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "Mine", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": BUCKET},
+            {"Sid": "FerryabcDataSyncAccess", "Effect": "Allow", "Principal": {"AWS": role(1)}, "Action": "s3:*", "Resource": BUCKET},
+            {"Sid": "FerryabcCreateLocation", "Effect": "Allow", "Principal": {"AWS": CREATOR}, "Action": "s3:ListBucket", "Resource": BUCKET}
+        ]}).to_string();
+        let sids = vec![
+            "FerryabcDataSyncAccess".to_string(),
+            "FerryabcCreateLocation".to_string(),
+        ];
+        let PolicyChange::Put(doc) = grant(
+            Some(&legacy),
+            BUCKET,
+            Grant {
+                roles: &[role(1)],
+                creators: &[CREATOR.to_string()],
+                legacy_sids: &sids,
+                ..Grant::default()
+            },
+        )
+        .unwrap() else {
             panic!("expected a write");
         };
         let v: Value = serde_json::from_str(&doc).unwrap();
-        assert_eq!(v["Statement"].as_array().unwrap().len(), 2);
-        assert_eq!(v["Version"], "2012-10-17");
-    }
-
-    #[test]
-    fn merge_keeps_other_statements_and_is_idempotent() {
-        let existing = json!({
-            "Version": "2008-10-17",
-            "Id": "keep-me",
-            "Statement": [
-                {"Sid": "DenyOthers", "Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
-                 "Action": "s3:*", "Resource": ["arn:aws:s3:::dst", "arn:aws:s3:::dst/*"]},
-                {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::dst/public/*"}
-            ]
-        })
-        .to_string();
-        let PolicyChange::Put(merged) = merge_statements(Some(&existing), &sids(), &ours()).unwrap() else {
-            panic!("expected a write");
-        };
-        let v: Value = serde_json::from_str(&merged).unwrap();
-        let e: Value = serde_json::from_str(&existing).unwrap();
-        assert_eq!(v["Statement"][0], e["Statement"][0]);
-        assert_eq!(v["Statement"][1], e["Statement"][1]);
-        assert_eq!(v["Id"], "keep-me");
-        assert_eq!(v["Version"], "2008-10-17");
-        assert_eq!(
-            merge_statements(Some(&merged), &sids(), &ours()).unwrap(),
-            PolicyChange::Unchanged
-        );
-        assert_eq!(
-            remove_statements(Some(&merged), &sids()).unwrap(),
-            PolicyChange::Put(e.to_string())
-        );
-    }
-
-    #[test]
-    fn merge_replaces_a_stale_statement_of_ours() {
-        let mut stale = ours();
-        stale[0]["Principal"]["AWS"] = json!("arn:aws:iam::111111111111:role/old");
-        let existing = json!({"Version": "2012-10-17", "Statement": stale}).to_string();
-        let PolicyChange::Put(merged) = merge_statements(Some(&existing), &sids(), &ours()).unwrap() else {
-            panic!("expected a write");
-        };
-        let v: Value = serde_json::from_str(&merged).unwrap();
-        assert_eq!(v["Statement"], json!(ours()));
-    }
-
-    #[test]
-    fn removal_of_only_ours_deletes_the_policy() {
-        let PolicyChange::Put(merged) = merge_statements(None, &sids(), &ours()).unwrap() else {
-            panic!("expected a write");
-        };
-        assert_eq!(remove_statements(Some(&merged), &sids()).unwrap(), PolicyChange::Delete);
-        assert_eq!(remove_statements(None, &sids()).unwrap(), PolicyChange::Unchanged);
-    }
-
-    #[test]
-    fn a_single_statement_object_is_understood() {
-        let existing = json!({"Version": "2012-10-17", "Statement":
-            {"Sid": "Solo", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::dst/*"}})
-        .to_string();
-        let PolicyChange::Put(merged) = merge_statements(Some(&existing), &sids(), &ours()).unwrap() else {
-            panic!("expected a write");
-        };
-        let v: Value = serde_json::from_str(&merged).unwrap();
-        assert_eq!(v["Statement"][0]["Sid"], "Solo");
-        assert_eq!(v["Statement"].as_array().unwrap().len(), 3);
+        let ids: Vec<&str> = v["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["Sid"].as_str())
+            .collect();
+        assert_eq!(ids, vec!["Mine", ACCESS_SID, CREATE_LOCATION_SID]);
     }
 
     #[test]
     fn malformed_policies_are_refused_not_overwritten() {
-        assert!(merge_statements(Some("{not json"), &sids(), &ours()).is_err());
-        assert!(merge_statements(Some("[1,2]"), &sids(), &ours()).is_err());
-        assert!(remove_statements(Some("{\"Statement\": 3}"), &sids()).is_err());
-    }
-
-    #[test]
-    fn iam_documents_are_url_decoded() {
-        assert_eq!(decode_iam_document("%7B%22a%22%3A1%7D"), "{\"a\":1}");
-        assert!(same_document("{ \"a\" : 1 }", &json!({"a": 1})));
+        assert!(
+            grant(
+                Some("{not json"),
+                BUCKET,
+                Grant {
+                    roles: &[role(1)],
+                    ..Grant::default()
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            grant(
+                Some("[1,2]"),
+                BUCKET,
+                Grant {
+                    roles: &[role(1)],
+                    ..Grant::default()
+                }
+            )
+            .is_err()
+        );
+        assert!(revoke(Some("{\"Statement\": 3}"), BUCKET, &role(1), CREATOR, false, &[]).is_err());
     }
 
     fn arb_json() -> impl Strategy<Value = Value> {
@@ -493,32 +763,42 @@ mod tests {
                 m.insert("Condition".into(), extra);
                 Value::Object(m)
             })
+            .prop_filter("not one of Ferry's Sids", |s| {
+                !matches!(
+                    s.get("Sid").and_then(Value::as_str),
+                    Some(ACCESS_SID | CREATE_LOCATION_SID)
+                )
+            })
     }
 
     proptest! {
         #[test]
-        fn merge_never_changes_other_statements(others in prop::collection::vec(arb_statement(), 0..6)) {
+        fn grants_never_change_other_statements(
+            others in prop::collection::vec(arb_statement(), 0..6),
+            count in 1usize..5,
+        ) {
             let existing = json!({"Version": "2012-10-17", "Statement": others}).to_string();
-            let merged = match merge_statements(Some(&existing), &sids(), &ours()).unwrap() {
-                PolicyChange::Put(doc) => doc,
-                other => panic!("expected a write, got {other:?}"),
-            };
-            let v: Value = serde_json::from_str(&merged).unwrap();
+            let mut doc = existing.clone();
+            for n in 0..count {
+                doc = add(Some(&doc), n);
+            }
+            let v: Value = serde_json::from_str(&doc).unwrap();
             let list = v["Statement"].as_array().unwrap();
             prop_assert_eq!(&list[..others.len()], &others[..]);
-            prop_assert_eq!(&list[others.len()..], &ours()[..]);
-            // merge then removal gives back the original
-            match remove_statements(Some(&merged), &sids()).unwrap() {
-                PolicyChange::Put(doc) => {
-                    let back: Value = serde_json::from_str(&doc).unwrap();
-                    let orig: Value = serde_json::from_str(&existing).unwrap();
-                    prop_assert_eq!(back, orig);
+            prop_assert_eq!(list.len(), others.len() + 2);
+            // Every transfer leaving gives back the original document.
+            for n in 0..count {
+                match revoke(Some(&doc), BUCKET, &role(n), CREATOR, false, &[]).unwrap().change {
+                    PolicyChange::Put(next) => doc = next,
+                    PolicyChange::Delete => { prop_assert!(others.is_empty()); doc = String::new(); }
+                    PolicyChange::Unchanged => prop_assert!(false, "leaving must change the policy"),
                 }
-                PolicyChange::Delete => prop_assert!(others.is_empty()),
-                PolicyChange::Unchanged => prop_assert!(false, "removal must change a merged policy"),
             }
-            // merging twice writes nothing the second time
-            prop_assert_eq!(merge_statements(Some(&merged), &sids(), &ours()).unwrap(), PolicyChange::Unchanged);
+            if !others.is_empty() {
+                let back: Value = serde_json::from_str(&doc).unwrap();
+                let orig: Value = serde_json::from_str(&existing).unwrap();
+                prop_assert_eq!(back, orig);
+            }
         }
     }
 }

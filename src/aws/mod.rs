@@ -3,6 +3,7 @@
 //! service and region. `AWS_ENDPOINT_URL` (and the per-service variants) are honoured by the
 //! SDK's configuration loader, so the same binary runs against a local emulator.
 
+pub mod budget;
 pub mod datasync;
 pub mod error;
 pub mod observe;
@@ -28,6 +29,8 @@ pub struct AwsSettings {
     pub force_path_style: bool,
     /// Session name used when assuming roles.
     pub session_name: String,
+    /// Requests per second per service and credentials, over [`budget::DEFAULT_RATES`].
+    pub rates: Vec<(String, f64)>,
 }
 
 /// The identity behind one set of credentials.
@@ -104,7 +107,9 @@ const IDENTITY_TTL: Duration = Duration::from_secs(600);
 impl Aws {
     /// Loads the default credential chain (IRSA, EKS Pod Identity, environment, IMDS).
     pub async fn new(settings: AwsSettings, metrics: SharedMetrics) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client());
+        let budget = std::sync::Arc::new(budget::Budget::new(&settings.rates, metrics.clone()));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(budget::budgeted(http_client(), budget.clone()));
         if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
             loader = loader.region(Region::new("us-east-1"));
         }
@@ -112,7 +117,7 @@ impl Aws {
         Self {
             base,
             settings,
-            interceptor: SharedInterceptor::new(observe::CallObserver::new(metrics)),
+            interceptor: SharedInterceptor::new(observe::CallObserver::new(metrics, budget)),
             assumed: Mutex::new(HashMap::new()),
             identities: Mutex::new(HashMap::new()),
         }

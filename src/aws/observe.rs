@@ -38,18 +38,20 @@ impl AbortPlan {
     }
 }
 
-/// Counts every AWS call in the metrics.
+/// Counts every AWS call in the metrics, and tells the request budget about throttling.
 #[derive(Debug)]
 pub struct CallObserver {
     metrics: SharedMetrics,
+    budget: std::sync::Arc<super::budget::Budget>,
     abort: Option<AbortPlan>,
 }
 
 impl CallObserver {
-    /// An observer reporting into `metrics`.
-    pub fn new(metrics: SharedMetrics) -> Self {
+    /// An observer reporting into `metrics` and `budget`.
+    pub fn new(metrics: SharedMetrics, budget: std::sync::Arc<super::budget::Budget>) -> Self {
         Self {
             metrics,
+            budget,
             abort: AbortPlan::from_env(),
         }
     }
@@ -90,6 +92,12 @@ impl Intercept for CallObserver {
             }
         };
         self.metrics.aws_call(&service, &operation, outcome);
+        if outcome == "throttled"
+            && let Some(key) =
+                super::budget::request_key(context.request().and_then(|r| r.headers().get("authorization")))
+        {
+            self.budget.throttled(&key);
+        }
         if let Some(plan) = &self.abort
             && succeeded
             && plan.operation == operation

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::api::{AccessMode, CrossAccountTransfer, RunPolicy};
 use crate::desired::{Desired, Identities};
 use crate::naming::TransferId;
-use crate::policy::{PolicyChange, merge_statements};
+use crate::policy::{Grant, PolicyChange, grant, shared_principals};
 
 /// Options shared by `plan` and `policy`.
 #[derive(Args, Debug, Clone)]
@@ -263,15 +263,21 @@ pub fn plan(args: &ManifestArgs) -> i32 {
     }
 }
 
-/// The bucket policy Account B applies: Ferry's statements merged into `existing` (pure).
+/// The bucket policy Account B applies: the principals of a transfer's required statements
+/// added to Ferry's shared statements of `existing`, every other statement kept (pure).
 pub fn merged_policy(required: &str, existing: Option<&str>) -> Result<String, String> {
     let doc: Value = serde_json::from_str(required).map_err(|e| format!("the required policy is not JSON: {e}"))?;
-    let ours: Vec<Value> = doc["Statement"].as_array().cloned().unwrap_or_default();
-    let sids: Vec<String> = ours
-        .iter()
-        .filter_map(|s| s["Sid"].as_str().map(str::to_string))
-        .collect();
-    match merge_statements(existing, &sids, &ours).map_err(|e| format!("--existing: {e}"))? {
+    let bucket_arn = doc["Statement"][0]["Resource"][0]
+        .as_str()
+        .ok_or("the required policy names no bucket")?
+        .to_string();
+    let (roles, creators) = shared_principals(Some(required)).map_err(|e| format!("the required policy: {e}"))?;
+    let additions = Grant {
+        roles: &roles,
+        creators: &creators,
+        ..Grant::default()
+    };
+    match grant(existing, &bucket_arn, additions).map_err(|e| format!("--existing: {e}"))? {
         PolicyChange::Put(doc) => {
             let v: Value = serde_json::from_str(&doc).map_err(|e| e.to_string())?;
             Ok(pretty(&v))
@@ -389,13 +395,30 @@ mod tests {
 
     #[test]
     fn the_policy_merges_into_the_existing_one() {
-        let required = crate::policy::standalone_policy(&[serde_json::json!({"Sid": "FerryX", "Effect": "Allow"})]);
+        let one = |role: &str| {
+            crate::policy::standalone_policy(&crate::policy::shared_statements(
+                "arn:aws:s3:::dst",
+                &[role.to_string()],
+                &["arn:aws:iam::111111111111:role/ops/ferry".to_string()],
+            ))
+        };
         let existing =
             serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "Mine", "Effect": "Deny"}]}).to_string();
-        let merged: Value = serde_json::from_str(&merged_policy(&required, Some(&existing)).unwrap()).unwrap();
+        let merged: Value =
+            serde_json::from_str(&merged_policy(&one("arn:aws:iam::111111111111:role/a"), Some(&existing)).unwrap())
+                .unwrap();
         assert_eq!(merged["Statement"][0]["Sid"], "Mine");
-        assert_eq!(merged["Statement"][1]["Sid"], "FerryX");
-        let again = merged_policy(&required, Some(&merged.to_string())).unwrap();
-        assert_eq!(serde_json::from_str::<Value>(&again).unwrap(), merged);
+        assert_eq!(merged["Statement"][1]["Sid"], "FerryDataSyncAccess");
+        // A second transfer's statements add its role next to the first one's.
+        let both: Value = serde_json::from_str(
+            &merged_policy(&one("arn:aws:iam::111111111111:role/b"), Some(&merged.to_string())).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            both["Statement"][1]["Principal"]["AWS"],
+            serde_json::json!(["arn:aws:iam::111111111111:role/a", "arn:aws:iam::111111111111:role/b"])
+        );
+        let again = merged_policy(&one("arn:aws:iam::111111111111:role/b"), Some(&both.to_string())).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&again).unwrap(), both);
     }
 }

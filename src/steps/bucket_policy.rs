@@ -1,13 +1,19 @@
 //! Step 3 (Account B): the destination bucket policy. Ferry's two statements (the tutorial's)
-//! are put in by Sid; every other statement is kept exactly; the policy is written only when
-//! the result differs. In External mode nothing is called: the exact statements are published
-//! in the status for Account B's administrator.
+//! are shared by every transfer into the bucket: each adds only its DataSync role and creating
+//! identity as principals, so 100 transfers fit S3's 20 KB. Every other statement is kept
+//! exactly; the policy is read fresh and written under the bucket's lock, and only when the
+//! result differs. In External mode nothing is called: the statements are published in the
+//! status for Account B's administrator.
 
 use super::transfer::Transfer;
 use crate::api::{AccessMode, DestinationStatus, condition};
 use crate::aws::{Account, Failure, classify};
 use crate::error::{Error, Result};
-use crate::policy::{PolicyChange, merge_statements};
+use crate::policy::shared_principals;
+use crate::policy::{
+    ACCESS_SID, BUCKET_OWNER_ENFORCED, CREATE_LOCATION_SID, Grant, MAX_BUCKET_POLICY_BYTES, PolicyChange, grant,
+    policy_size,
+};
 
 /// Reads a bucket policy (`None` when the bucket has none).
 pub async fn read(account: &Account, region: &str, bucket: &str) -> std::result::Result<Option<String>, Failure> {
@@ -44,20 +50,19 @@ pub async fn apply(
     Ok(())
 }
 
-/// Ensures Ferry's statements are in the destination bucket policy (or published, External mode).
+/// Ensures this transfer's principals are in Ferry's shared statements of the destination
+/// bucket policy (or publishes the statements, External mode).
 pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     let want = t.desired.destination_bucket.clone();
-    let (sids, ours) = (want.sids.clone(), want.statements.clone());
     let (bucket, region, account_b) = (want.bucket.clone(), want.region.clone(), want.account_id.clone());
-    let creator = want.creator_arn.clone();
 
     if want.access == AccessMode::External {
         let required = want.required_policy();
         let dest = t.status.destination.get_or_insert_with(DestinationStatus::default);
         dest.bucket = Some(bucket.clone());
         dest.region = Some(region.clone());
-        dest.creator_arn = Some(creator);
-        dest.policy_statement_ids = sids;
+        dest.creator_arn = Some(want.creator_arn.clone());
+        dest.policy_statement_ids = want.sids.clone();
         dest.required_bucket_policy = Some(required);
         if t.status.destination_location_arn.is_none() {
             t.condition(
@@ -65,7 +70,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
                 false,
                 "AwaitingBucketPolicy",
                 format!(
-                    "External mode: Account B ({account_b}) must add the statements in status.destination.requiredBucketPolicy to the policy of bucket {bucket} and set its Object Ownership to BucketOwnerEnforced (`ferry policy -f <manifest> --existing <current-policy.json>` prints the merged policy); Ferry checks again every {}s",
+                    "External mode: Account B ({account_b}) must add the principals in status.destination.requiredBucketPolicy to the policy of bucket {bucket} and set its Object Ownership to BucketOwnerEnforced (`ferry policy -f <manifest> --existing <current-policy.json>` prints the merged policy); Ferry checks again every {}s",
                     t.ctx.config.external_retry.as_secs()
                 ),
             );
@@ -74,30 +79,81 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     }
 
     let account = t.assumed_account_b()?;
-    let resource = crate::naming::bucket_arn(&region, &bucket);
+    let resource = want.bucket_arn.clone();
+    // One writer per bucket in this operator: the policy is read fresh under the lock.
+    let _turn = t.ctx.buckets.lock(&bucket).await;
     let current = read(&account, &region, &bucket)
         .await
         .map_err(|f| t.aws_error(&f, &account_b, "s3:GetBucketPolicy", &resource))?;
-    let change = merge_statements(current.as_deref(), &sids, &ours).map_err(|source| Error::MalformedBucketPolicy {
-        bucket: bucket.clone(),
-        source,
-    })?;
+    // Roles this transfer used before (another name): no longer principals of the bucket.
+    let stale: Vec<String> = t
+        .status
+        .retired
+        .iter()
+        .filter(|a| a.contains(":role/") && **a != want.role_arn)
+        .cloned()
+        .collect();
+    // When this transfer changed the bucket's Object Ownership, the shared statement records
+    // what it found, for whichever transfer leaves the bucket last.
+    let origin = t
+        .status
+        .destination
+        .as_ref()
+        .filter(|d| d.bucket.as_deref() == Some(bucket.as_str()))
+        .and_then(|d| d.previous_ownership.clone())
+        .filter(|o| o != BUCKET_OWNER_ENFORCED);
+    let additions = Grant {
+        roles: std::slice::from_ref(&want.role_arn),
+        creators: std::slice::from_ref(&want.creator_arn),
+        stale_roles: &stale,
+        origin: origin.as_deref(),
+        legacy_sids: &want.legacy_sids,
+    };
+    let change =
+        grant(current.as_deref(), &want.bucket_arn, additions).map_err(|source| Error::MalformedBucketPolicy {
+            bucket: bucket.clone(),
+            source,
+        })?;
+    if let PolicyChange::Put(doc) = &change {
+        let size = policy_size(doc);
+        if size > MAX_BUCKET_POLICY_BYTES {
+            return Err(Error::BucketPolicyFull {
+                bucket: bucket.clone(),
+                size,
+            });
+        }
+    }
     if change != PolicyChange::Unchanged {
         apply(&account, &region, &bucket, &change)
             .await
             .map_err(|f| t.aws_error(&f, &account_b, "s3:PutBucketPolicy", &resource))?;
+        // S3 has no conditional write: another writer (another operator, a person) may have
+        // replaced the policy between the read and the write. Read it back once.
+        let back = read(&account, &region, &bucket)
+            .await
+            .map_err(|f| t.aws_error(&f, &account_b, "s3:GetBucketPolicy", &resource))?;
+        if !shared_principals(back.as_deref()).is_ok_and(|(roles, _)| roles.contains(&want.role_arn)) {
+            return Err(Error::AwsUnavailable {
+                action: "s3:PutBucketPolicy".into(),
+                resource,
+                message: "the policy read back after the write lacks this transfer's role: someone else wrote it at the same time; trying again".into(),
+            });
+        }
         t.permissions_changed();
         t.changed(
             "BucketPolicyUpdated",
-            format!("put Ferry's statements {} into the policy of bucket {bucket} (account {account_b}); other statements kept", sids.join(", ")),
+            format!(
+                "added the DataSync role {} to Ferry's statements {ACCESS_SID} and {CREATE_LOCATION_SID} of the policy of bucket {bucket} (account {account_b}); other statements kept",
+                want.role_arn
+            ),
         )
         .await;
     }
     let dest = t.status.destination.get_or_insert_with(DestinationStatus::default);
     dest.bucket = Some(bucket.clone());
     dest.region = Some(region.clone());
-    dest.creator_arn = Some(creator);
-    dest.policy_statement_ids = sids;
+    dest.creator_arn = Some(want.creator_arn.clone());
+    dest.policy_statement_ids = want.sids.clone();
     dest.required_bucket_policy = None;
     t.condition(
         condition::DESTINATION_READY,

@@ -7,12 +7,13 @@ use super::bucket_policy;
 use super::ownership::{self, Restore, restore_action};
 use super::retired::{Kind, delete_location, delete_role, delete_task, kind};
 use super::transfer::Transfer;
+use crate::api::CrossAccountTransfer;
 use crate::api::{AccessMode, DestinationStatus};
 use crate::aws::Account;
 use crate::aws::datasync::{list_locations, list_tasks};
 use crate::error::Result;
 use crate::naming::bucket_arn;
-use crate::policy::remove_statements;
+use crate::policy::revoke;
 
 fn push_unique(list: &mut Vec<String>, arn: Option<&str>) {
     if let Some(arn) = arn.filter(|a| !a.is_empty())
@@ -91,7 +92,7 @@ pub async fn run(t: &mut Transfer<'_>) -> Result<()> {
         _ => None,
     };
     if let Some(b) = &account_b {
-        release_statements(t, b, &destination).await?;
+        release_bucket(t, b, &destination).await?;
     }
 
     // Roles: the managed one, retired ones, and the default-named one if it is ours.
@@ -115,55 +116,100 @@ pub async fn run(t: &mut Transfer<'_>) -> Result<()> {
     }
     t.status.role = None;
     t.status.retired.clear();
-
-    if let Some(b) = &account_b {
-        release_ownership(t, b, &destination).await?;
-    }
     Ok(())
 }
 
-/// Takes Ferry's statements out of a destination bucket's policy.
-async fn release_statements(t: &Transfer<'_>, b: &Account, dest: &DestinationStatus) -> Result<()> {
+/// Whether another transfer of this cluster, not being deleted, sends its data into `bucket`
+/// with the same DataSync role: then the role stays a principal of the bucket's policy. Only a
+/// role given by `dataSyncRole.arn` can be shared; a managed role is this transfer's alone.
+async fn role_shared(t: &Transfer<'_>, bucket: &str) -> Result<bool> {
+    let Some(role) = t.spec.data_sync_role.arn.as_deref() else {
+        return Ok(false);
+    };
+    let api: kube::Api<CrossAccountTransfer> = match &t.ctx.watch_namespace {
+        Some(ns) => kube::Api::namespaced(t.ctx.client.clone(), ns),
+        None => kube::Api::all(t.ctx.client.clone()),
+    };
+    let others = api.list(&kube::api::ListParams::default()).await?;
+    Ok(others.items.iter().any(|o| {
+        o.metadata.uid != t.obj.metadata.uid
+            && o.metadata.deletion_timestamp.is_none()
+            && o.spec.destination.bucket == bucket
+            && o.spec.data_sync_role.arn.as_deref() == Some(role)
+    }))
+}
+
+/// Takes this transfer out of a destination bucket, under the bucket's lock: its principals out
+/// of Ferry's shared statements (every other statement kept exactly), and — when no other
+/// transfer's role is left in them — the bucket's Object Ownership back as Ferry first found it.
+async fn release_bucket(t: &Transfer<'_>, b: &Account, dest: &DestinationStatus) -> Result<()> {
     let (Some(bucket), Some(region)) = (dest.bucket.as_deref(), dest.region.as_deref()) else {
         return Ok(());
     };
     let account_b = t.spec.destination.account_id.as_str();
     let resource = bucket_arn(region, bucket);
+    let _turn = t.ctx.buckets.lock(bucket).await;
     let current = match bucket_policy::read(b, region, bucket).await {
         Ok(current) => current,
         Err(f) if f.kind == crate::aws::FailureKind::NotFound => return Ok(()),
         Err(f) => return Err(t.aws_error(&f, account_b, "s3:GetBucketPolicy", &resource)),
     };
-    let sids = t.desired.destination_bucket.sids.clone();
-    let change =
-        remove_statements(current.as_deref(), &sids).map_err(|source| crate::Error::MalformedBucketPolicy {
-            bucket: bucket.to_string(),
-            source,
-        })?;
-    if change != crate::policy::PolicyChange::Unchanged {
-        bucket_policy::apply(b, region, bucket, &change)
+    let role_arn = t
+        .status
+        .role
+        .as_ref()
+        .map_or_else(|| t.desired.role.arn.clone(), |r| r.arn.clone());
+    let creator = dest
+        .creator_arn
+        .clone()
+        .unwrap_or_else(|| t.desired.destination_bucket.creator_arn.clone());
+    let keep_role = role_shared(t, bucket).await?;
+    let revoked = revoke(
+        current.as_deref(),
+        &resource,
+        &role_arn,
+        &creator,
+        keep_role,
+        &t.desired.destination_bucket.legacy_sids,
+    )
+    .map_err(|source| crate::Error::MalformedBucketPolicy {
+        bucket: bucket.to_string(),
+        source,
+    })?;
+    if revoked.change != crate::policy::PolicyChange::Unchanged {
+        bucket_policy::apply(b, region, bucket, &revoked.change)
             .await
             .map_err(|f| t.aws_error(&f, account_b, "s3:PutBucketPolicy", &resource))?;
         t.changed(
             "BucketPolicyReleased",
-            format!(
-                "removed Ferry's statements {} from the policy of bucket {bucket}; other statements kept",
-                sids.join(", ")
-            ),
+            format!("removed this transfer's principals from Ferry's statements in the policy of bucket {bucket}; other statements kept"),
         )
         .await;
     }
-    Ok(())
+    if revoked.others_remain {
+        tracing::info!(
+            bucket,
+            "other transfers still use the bucket: its Object Ownership stays"
+        );
+        return Ok(());
+    }
+    // The value the first transfer into the bucket found, recorded in Ferry's statement; this
+    // transfer's own record when the statement had none (written by an older Ferry).
+    let original = revoked.origin.or_else(|| dest.previous_ownership.clone());
+    release_ownership(t, b, bucket, region, original.as_deref()).await
 }
 
 /// Puts the bucket's Object Ownership back as Ferry found it.
-async fn release_ownership(t: &Transfer<'_>, b: &Account, dest: &DestinationStatus) -> Result<()> {
-    let (Some(bucket), Some(region)) = (dest.bucket.as_deref(), dest.region.as_deref()) else {
-        return Ok(());
-    };
+async fn release_ownership(
+    t: &Transfer<'_>,
+    b: &Account,
+    bucket: &str,
+    region: &str,
+    original: Option<&str>,
+) -> Result<()> {
     let account_b = t.spec.destination.account_id.as_str();
     let resource = bucket_arn(region, bucket);
-    let result = match restore_action(dest.previous_ownership.as_deref()) {
+    let result = match restore_action(original) {
         Restore::Nothing => return Ok(()),
         Restore::Put(value) => ownership::put(b, region, bucket, &value).await.map(|_| value),
         Restore::Delete => b
@@ -201,10 +247,7 @@ pub async fn release_previous_destination(t: &mut Transfer<'_>) {
     if bucket == t.spec.destination.bucket {
         return;
     }
-    let result = match release_statements(t, &b, &dest).await {
-        Ok(()) => release_ownership(t, &b, &dest).await,
-        Err(e) => Err(e),
-    };
+    let result = release_bucket(t, &b, &dest).await;
     if let Err(e) = result {
         t.ctx
             .publish(

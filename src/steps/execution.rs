@@ -350,6 +350,16 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Polls the tracked execution: one `DescribeTaskExecution`, nothing else (the drift check and
+/// starting runs are the full reconcile's).
+pub async fn poll(t: &mut Transfer<'_>) -> Result<()> {
+    let client = t.account_a.datasync(&t.spec.destination.region);
+    refresh(t, &client).await?;
+    note_scheduled_run(&mut t.status, false);
+    report(t);
+    Ok(())
+}
+
 /// Makes `arn` the tracked execution; a finished one that was tracked goes to the history.
 fn track(t: &mut Transfer<'_>, arn: &str) {
     if let Some(previous) = t.status.execution.take() {

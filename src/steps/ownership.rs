@@ -4,12 +4,12 @@
 
 use super::transfer::Transfer;
 use crate::api::{AccessMode, DestinationStatus};
-use crate::aws::{Account, classify};
+use crate::aws::{Account, Failure, classify};
 use crate::error::Result;
 use aws_sdk_s3::types::{ObjectOwnership, OwnershipControls, OwnershipControlsRule};
 
 /// The setting Ferry wants.
-pub const ENFORCED: &str = "BucketOwnerEnforced";
+pub const ENFORCED: &str = crate::policy::BUCKET_OWNER_ENFORCED;
 /// Recorded when the bucket had no ownership controls at all.
 pub const UNSET: &str = "Unset";
 
@@ -39,11 +39,7 @@ pub fn restore_action(previous: Option<&str>) -> Restore {
 }
 
 /// Reads the bucket's Object Ownership (`Unset` when it has no ownership controls).
-pub async fn observe(
-    account: &Account,
-    region: &str,
-    bucket: &str,
-) -> std::result::Result<String, crate::aws::Failure> {
+pub async fn observe(account: &Account, region: &str, bucket: &str) -> std::result::Result<String, Failure> {
     match account
         .s3(region)
         .get_bucket_ownership_controls()
@@ -98,6 +94,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     let region = t.spec.destination.region.clone();
     let account_b = t.spec.destination.account_id.clone();
     let resource = crate::naming::bucket_arn(&region, &bucket);
+    let _turn = t.ctx.buckets.lock(&bucket).await;
     let observed = observe(&account, &region, &bucket)
         .await
         .map_err(|f| t.aws_error(&f, &account_b, "s3:GetBucketOwnershipControls", &resource))?;

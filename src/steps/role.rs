@@ -70,7 +70,48 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     let account = t.account_a_id().to_string();
     let iam = t.account_a.iam(&region);
 
-    let observed = observe(t, &iam, &name, &account).await?;
+    let resource = format!("role/{name}");
+    // A role this transfer never recorded is most likely new: create it straight away and read
+    // it only if it exists (a crash after the create, or someone else's role of that name).
+    let mut observed = if t.status.role.is_some() {
+        observe(t, &iam, &name, &account).await?
+    } else {
+        None
+    };
+    let mut arn = observed.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
+    let mut created = false;
+    if observed.is_none() {
+        let tags = t
+            .id()
+            .tags()
+            .into_iter()
+            .filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok())
+            .collect::<Vec<_>>();
+        let sent = iam
+            .create_role()
+            .role_name(&name)
+            .assume_role_policy_document(trust.to_string())
+            .description(description)
+            .set_tags(Some(tags))
+            .send()
+            .await;
+        match sent {
+            Ok(out) => {
+                arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
+                created = true;
+                record(t, &arn, true);
+                t.permissions_changed();
+                t.persist().await?;
+                t.changed("RoleCreated", format!("created IAM role {arn} for DataSync"))
+                    .await;
+            }
+            Err(e) if classify(&e).code == "EntityAlreadyExists" => {
+                observed = observe(t, &iam, &name, &account).await?;
+                arn = observed.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
+            }
+            Err(e) => return Err(t.sdk_error(&e, &account, "iam:CreateRole", &resource)),
+        }
+    }
     if let Some(role) = &observed
         && !role.owned
     {
@@ -81,33 +122,12 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
                 .into(),
         });
     }
-    let changes = diff(observed.as_ref(), &trust, &inline);
-    let resource = format!("role/{name}");
-    let mut arn = observed.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
+    let changes = if created {
+        diff(None, &trust, &inline)
+    } else {
+        diff(observed.as_ref(), &trust, &inline)
+    };
 
-    if changes.create {
-        let tags = t
-            .id()
-            .tags()
-            .into_iter()
-            .filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok())
-            .collect::<Vec<_>>();
-        let out = iam
-            .create_role()
-            .role_name(&name)
-            .assume_role_policy_document(trust.to_string())
-            .description(description)
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .map_err(|e| t.sdk_error(&e, &account, "iam:CreateRole", &resource))?;
-        arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
-        record(t, &arn, true);
-        t.permissions_changed();
-        t.persist().await?;
-        t.changed("RoleCreated", format!("created IAM role {arn} for DataSync"))
-            .await;
-    }
     if changes.update_trust {
         iam.update_assume_role_policy()
             .role_name(&name)

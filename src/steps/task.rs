@@ -435,6 +435,25 @@ async fn keep_service_decision(
     want.clone()
 }
 
+/// Reads the task's schedule once (after a run ended) and records what DataSync did to it; the
+/// full reconcile enables it again when the spec or a run request asks.
+pub async fn observe_schedule(t: &mut Transfer<'_>) -> Result<()> {
+    let Some(arn) = t.status.task_arn.clone() else {
+        return Ok(());
+    };
+    let client = t.account_a.datasync(&t.spec.destination.region);
+    let account = t.account_a_id().to_string();
+    let out = client
+        .describe_task()
+        .task_arn(&arn)
+        .send()
+        .await
+        .map_err(|e| t.sdk_error(&e, &account, "datasync:DescribeTask", &arn))?;
+    let mut want = t.desired.task.clone();
+    keep_service_decision(t, &out, &mut want).await;
+    ready(t, &arn)
+}
+
 fn ready(t: &mut Transfer<'_>, arn: &str) -> Result<()> {
     t.status.task_arn = Some(arn.to_string());
     let kept = t

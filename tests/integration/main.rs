@@ -10,6 +10,7 @@ mod common;
 mod admission;
 mod crash;
 mod environment;
+mod fleet;
 mod generative;
 mod operator;
 mod ship;

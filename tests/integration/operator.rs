@@ -153,7 +153,11 @@ async fn other_bucket_policy_statements_survive_create_update_and_delete() {
     assert_eq!(statements.len(), 4);
     assert_eq!(statements[0], original["Statement"][0]);
     assert_eq!(statements[1], original["Statement"][1]);
-    assert_eq!(statements[2]["Principal"]["AWS"], role_arn.as_str());
+    assert_eq!(
+        statements[2]["Principal"]["AWS"],
+        json!([role_arn]),
+        "the new role replaced the old one"
+    );
     // The old role was Ferry's and is gone once nothing uses it.
     let roles = s.a.roles().await;
     assert!(

@@ -1,0 +1,246 @@
+//! Ferry's request budget: a client-side rate limit per AWS service and per set of credentials
+//! (so per account), shared by every reconcile, so a fleet's drift checks and polls never go
+//! over what the account can take. AWS throttles IAM and STS per account and API, with limits
+//! that cannot be raised; a throttling answer halves the rate of that service for those
+//! credentials, which then grows back over a minute (adaptive, like the SDK's adaptive retry).
+//!
+//! The limit sits in the HTTP client every SDK client uses: the request is signed by then, and
+//! its SigV4 credential scope names the service and the access key.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector, http_client_fn,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+
+use crate::metrics::SharedMetrics;
+
+/// Requests per second per service and credentials, unless configured otherwise: well under
+/// what AWS documents or shows for a single account (IAM and STS are the tightest).
+pub const DEFAULT_RATES: &[(&str, f64)] = &[("datasync", 10.0), ("s3", 20.0), ("iam", 5.0), ("sts", 5.0)];
+/// Rate of a service not in the table.
+const OTHER_RATE: f64 = 10.0;
+/// The lowest a rate goes after throttling.
+const FLOOR: f64 = 0.5;
+/// How long after the last throttling answer the rate takes to grow back to its limit.
+const RECOVERY: Duration = Duration::from_secs(60);
+
+/// Configured rates: requests per second per service.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rates(pub Vec<(String, f64)>);
+
+/// Parses `datasync=10,iam=5` (requests per second per service).
+pub fn parse_rates(text: &str) -> Result<Rates, String> {
+    parse_pairs(text).map(Rates)
+}
+
+fn parse_pairs(text: &str) -> Result<Vec<(String, f64)>, String> {
+    text.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|pair| {
+            let (service, rate) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("`{pair}`: write service=requests-per-second, e.g. iam=5"))?;
+            let rate: f64 = rate
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{pair}`: the rate is not a number"))?;
+            if rate <= 0.0 {
+                return Err(format!("`{pair}`: the rate must be above 0"));
+            }
+            Ok((service.trim().to_ascii_lowercase(), rate))
+        })
+        .collect()
+}
+
+#[derive(Debug)]
+struct Bucket {
+    limit: f64,
+    rate: f64,
+    tokens: f64,
+    refilled: Instant,
+    throttled: Option<Instant>,
+}
+
+impl Bucket {
+    fn new(limit: f64, now: Instant) -> Self {
+        Self {
+            limit,
+            rate: limit,
+            tokens: limit.max(1.0),
+            refilled: now,
+            throttled: None,
+        }
+    }
+
+    /// The rate now: halved at a throttle, back to the limit over [`RECOVERY`].
+    fn current_rate(&mut self, now: Instant) -> f64 {
+        if let Some(at) = self.throttled {
+            let since = now.duration_since(at).as_secs_f64() / RECOVERY.as_secs_f64();
+            if since >= 1.0 {
+                self.throttled = None;
+                self.rate = self.limit;
+            } else {
+                return (self.rate + (self.limit - self.rate) * since).max(FLOOR);
+            }
+        }
+        self.rate
+    }
+
+    /// Takes a token, or says how long to wait for one (pure given `now`).
+    fn take(&mut self, now: Instant) -> Option<Duration> {
+        let rate = self.current_rate(now);
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(rate.max(1.0));
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            None
+        } else {
+            Some(Duration::from_secs_f64((1.0 - self.tokens) / rate))
+        }
+    }
+
+    fn throttle(&mut self, now: Instant) {
+        self.rate = (self.current_rate(now) / 2.0).max(FLOOR);
+        self.throttled = Some(now);
+    }
+}
+
+/// The budget of every service and set of credentials.
+#[derive(Debug)]
+pub struct Budget {
+    limits: HashMap<String, f64>,
+    buckets: Mutex<HashMap<(String, String), Bucket>>,
+    metrics: SharedMetrics,
+}
+
+impl Budget {
+    /// A budget with `rates` over the defaults.
+    pub fn new(rates: &[(String, f64)], metrics: SharedMetrics) -> Self {
+        let mut limits: HashMap<String, f64> = DEFAULT_RATES.iter().map(|(s, r)| (s.to_string(), *r)).collect();
+        limits.extend(rates.iter().cloned());
+        Self {
+            limits,
+            buckets: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    fn with_bucket<T>(&self, key: &(String, String), f: impl FnOnce(&mut Bucket, Instant) -> T) -> T {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let limit = self.limits.get(&key.0).copied().unwrap_or(OTHER_RATE);
+        let bucket = buckets.entry(key.clone()).or_insert_with(|| Bucket::new(limit, now));
+        f(bucket, now)
+    }
+
+    /// Waits until the service may be called with these credentials.
+    pub async fn acquire(&self, key: &(String, String)) {
+        let mut waited = Duration::ZERO;
+        while let Some(wait) = self.with_bucket(key, Bucket::take) {
+            tokio::time::sleep(wait).await;
+            waited += wait;
+        }
+        if !waited.is_zero() {
+            self.metrics.budget_wait(&key.0, waited);
+        }
+    }
+
+    /// AWS throttled a call: slow this service down for these credentials.
+    pub fn throttled(&self, key: &(String, String)) {
+        let rate = self.with_bucket(key, |b, now| {
+            b.throttle(now);
+            b.current_rate(now)
+        });
+        self.metrics.budget_rate(&key.0, rate);
+    }
+}
+
+/// The service and access key of a signed request, from its SigV4 credential scope
+/// (`Credential=AKID/20261129/us-east-1/datasync/aws4_request`).
+pub fn request_key(authorization: Option<&str>) -> Option<(String, String)> {
+    let scope = authorization?.split("Credential=").nth(1)?.split([',', ' ']).next()?;
+    let mut parts = scope.split('/');
+    let key = parts.next()?.to_string();
+    let service = parts.nth(2)?.to_ascii_lowercase();
+    Some((service, key))
+}
+
+#[derive(Debug)]
+struct Budgeted {
+    inner: SharedHttpConnector,
+    budget: Arc<Budget>,
+}
+
+impl HttpConnector for Budgeted {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let key = request_key(request.headers().get("authorization"));
+        let (inner, budget) = (self.inner.clone(), self.budget.clone());
+        HttpConnectorFuture::new(async move {
+            if let Some(key) = &key {
+                budget.acquire(key).await;
+            }
+            inner.call(request).await
+        })
+    }
+}
+
+/// `base` with every request waiting for the budget first.
+pub fn budgeted(base: SharedHttpClient, budget: Arc<Budget>) -> SharedHttpClient {
+    http_client_fn(move |settings, components| {
+        SharedHttpConnector::new(Budgeted {
+            inner: base.http_connector(settings, components),
+            budget: budget.clone(),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_credential_scope_names_service_and_key() {
+        let auth = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261129/us-east-1/datasync/aws4_request, SignedHeaders=host, Signature=abc";
+        assert_eq!(
+            request_key(Some(auth)),
+            Some(("datasync".to_string(), "AKIDEXAMPLE".to_string()))
+        );
+        assert_eq!(request_key(Some("Bearer x")), None);
+        assert_eq!(request_key(None), None);
+    }
+
+    #[test]
+    fn the_bucket_keeps_the_rate_and_halves_it_when_throttled() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(4.0, t0);
+        // A burst of the rate, then one token every 1/rate seconds.
+        for _ in 0..4 {
+            assert_eq!(b.take(t0), None);
+        }
+        let wait = b.take(t0).expect("empty");
+        assert!((wait.as_secs_f64() - 0.25).abs() < 1e-6, "{wait:?}");
+        assert_eq!(b.take(t0 + Duration::from_millis(250)), None);
+        // Throttled: half the rate, growing back over a minute.
+        b.throttle(t0 + Duration::from_secs(1));
+        assert!((b.current_rate(t0 + Duration::from_secs(1)) - 2.0).abs() < 1e-6);
+        let halfway = b.current_rate(t0 + Duration::from_secs(31));
+        assert!(halfway > 2.0 && halfway < 4.0, "{halfway}");
+        assert!((b.current_rate(t0 + Duration::from_secs(62)) - 4.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rates_parse_with_clear_errors() {
+        assert_eq!(
+            parse_rates("iam=2, DataSync=7.5").unwrap(),
+            Rates(vec![("iam".to_string(), 2.0), ("datasync".to_string(), 7.5)])
+        );
+        assert!(parse_rates("iam").unwrap_err().contains("service=requests-per-second"));
+        assert!(parse_rates("iam=0").is_err());
+        assert!(parse_rates("").unwrap().0.is_empty());
+    }
+}
