@@ -339,12 +339,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         if name != want.name || !t.adoptable(&client, &arn).await? {
             continue;
         }
-        let out = client
-            .describe_task()
-            .task_arn(&arn)
-            .send()
-            .await
-            .map_err(|e| t.sdk_error(&e, &account, "datasync:DescribeTask", &arn))?;
+        let out = describe(t, &client, &arn).await?;
         if matches!(
             diff(&observed(&out), &want),
             TaskChange::Nothing | TaskChange::Update(_)
@@ -435,6 +430,20 @@ async fn keep_service_decision(
     want.clone()
 }
 
+/// DescribeTask of a task that must exist.
+async fn describe(
+    t: &Transfer<'_>,
+    client: &aws_sdk_datasync::Client,
+    arn: &str,
+) -> Result<aws_sdk_datasync::operation::describe_task::DescribeTaskOutput> {
+    client
+        .describe_task()
+        .task_arn(arn)
+        .send()
+        .await
+        .map_err(|e| t.sdk_error(&e, t.account_a_id(), "datasync:DescribeTask", arn))
+}
+
 /// Reads the task's schedule once (after a run ended) and records what DataSync did to it; the
 /// full reconcile enables it again when the spec or a run request asks.
 pub async fn observe_schedule(t: &mut Transfer<'_>) -> Result<()> {
@@ -442,13 +451,7 @@ pub async fn observe_schedule(t: &mut Transfer<'_>) -> Result<()> {
         return Ok(());
     };
     let client = t.account_a.datasync(&t.spec.destination.region);
-    let account = t.account_a_id().to_string();
-    let out = client
-        .describe_task()
-        .task_arn(&arn)
-        .send()
-        .await
-        .map_err(|e| t.sdk_error(&e, &account, "datasync:DescribeTask", &arn))?;
+    let out = describe(t, &client, &arn).await?;
     let mut want = t.desired.task.clone();
     keep_service_decision(t, &out, &mut want).await;
     ready(t, &arn)

@@ -588,29 +588,7 @@ async fn a_failed_execution_is_reported_with_datasync_error() {
     let s = Scenario::new("fail", "us-east-1", "us-east-1").await;
     // An existing role DataSync can assume and that may list the buckets (so AWS creates the
     // locations) but may not read objects: the execution fails as AWS's would.
-    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"Service": "datasync.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
-    let arn =
-        s.a.iam()
-            .create_role()
-            .role_name("list-only")
-            .assume_role_policy_document(trust.to_string())
-            .send()
-            .await
-            .expect("role")
-            .role
-            .expect("role")
-            .arn;
-    let list_only = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Action": ["s3:ListBucket", "s3:GetBucketLocation"], "Resource": "*"}]});
-    s.a.iam()
-        .put_role_policy()
-        .role_name("list-only")
-        .policy_name("list")
-        .policy_document(list_only.to_string())
-        .send()
-        .await
-        .expect("role policy");
+    let arn = list_only_role(&s, "list-only").await;
     let _op = s.operator(&[]);
     s.apply(&s.manifest("f", json!({"dataSyncRole": {"arn": arn}}))).await;
     let obj = s.wait_phase("f", Phase::Failed, CONVERGE).await;
