@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod node;
 pub mod scenario;
 
 use std::collections::BTreeMap;
@@ -72,6 +73,24 @@ pub struct TestEnv {
 }
 
 static ENV: OnceLock<Result<TestEnv, String>> = OnceLock::new();
+
+/// What a test binary may change in its kube-apiserver; the default is what every binary gets.
+#[derive(Clone, Debug, Default)]
+pub struct ApiServerOptions {
+    /// Extra command-line flags.
+    pub extra_args: Vec<String>,
+    /// Keep the ServiceAccount admission plugin on (it is off by default: without a
+    /// controller-manager, nothing would create the ServiceAccounts pods need).
+    pub service_account_admission: bool,
+}
+
+static APISERVER_OPTIONS: OnceLock<ApiServerOptions> = OnceLock::new();
+
+/// Sets this binary's kube-apiserver options; only before the environment starts. Returns
+/// false when options were set already or the environment started with the defaults.
+pub fn set_apiserver_options(options: ApiServerOptions) -> bool {
+    APISERVER_OPTIONS.set(options).is_ok()
+}
 
 /// Starts the environment on first use; later calls return it (or the same start failure).
 pub fn env() -> &'static TestEnv {
@@ -343,10 +362,16 @@ fn start() -> (TestEnv, Vec<Child>) {
     let emulator = emulator_cmd.spawn().expect("start the AWS emulator");
 
     // kube-apiserver.
+    let options = APISERVER_OPTIONS.get_or_init(ApiServerOptions::default).clone();
     let secure_port = free_port();
     let api_url = format!("https://127.0.0.1:{secure_port}");
+    let mut apiserver_cmd = Command::new(bin("kube-apiserver"));
+    if !options.service_account_admission {
+        apiserver_cmd.arg("--disable-admission-plugins=ServiceAccount");
+    }
+    apiserver_cmd.args(&options.extra_args);
     let mut apiserver = spawn(
-        Command::new(bin("kube-apiserver"))
+        apiserver_cmd
             .arg(format!("--etcd-servers={etcd_url}"))
             .arg(format!("--cert-dir={}", dir.display()))
             .arg(format!("--secure-port={secure_port}"))
@@ -359,7 +384,6 @@ fn start() -> (TestEnv, Vec<Child>) {
             .arg(format!("--service-account-signing-key-file={}", sa_key.display()))
             .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
             .arg("--authorization-mode=RBAC")
-            .arg("--disable-admission-plugins=ServiceAccount")
             .arg("--service-cluster-ip-range=10.0.0.0/24")
             .arg("--allow-privileged=true")
             .arg("--endpoint-reconciler-type=none")

@@ -242,8 +242,19 @@ def s3_operation(method: str, path: str, query: dict[str, list[str]], headers: d
     return "Unknown"
 
 
+# STS operations called without a signature (the web identity token is the credential).
+UNSIGNED_STS = {"AssumeRoleWithWebIdentity", "AssumeRoleWithSAML"}
+
+
 def identify(environ: dict[str, Any]) -> tuple[str, str]:
     """(service, operation) of an AWS request, both possibly ''."""
+    service, operation = _identify(environ)
+    if not service and operation in UNSIGNED_STS:
+        service = "sts"
+    return service, operation
+
+
+def _identify(environ: dict[str, Any]) -> tuple[str, str]:
     service = signing_service(environ)
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:

@@ -383,3 +383,25 @@ def test_denied_faults_scope_to_one_account_and_calls_are_logged(endpoint: str) 
     ops = [c["operation"] for c in calls]
     assert ops.count("PutBucketPolicy") == 2 and "CreateBucket" in ops, ops
     assert not control(endpoint, "GET", f"calls?account={a.id}&bucket={bucket_b}")["calls"]
+
+
+def test_unsigned_web_identity_calls_are_sts_calls(endpoint: str) -> None:
+    """AssumeRoleWithWebIdentity carries no signature (the token is the credential): it is still
+    an STS call, logged and checked against STS's model."""
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    sts = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1",
+                       config=Config(signature_version=UNSIGNED))
+    account = Account(endpoint)
+    role = f"arn:aws:iam::{account.id}:role/irsa"
+    out = sts.assume_role_with_web_identity(RoleArn=role, RoleSessionName="pod-1", WebIdentityToken="token")
+    assert out["Credentials"]["AccessKeyId"]
+    logged = control(endpoint, "GET", "calls?service=sts&operation=AssumeRoleWithWebIdentity")["calls"]
+    assert logged, "the unsigned call is in the call log as an STS call"
+    strict = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1",
+                          config=Config(signature_version=UNSIGNED, parameter_validation=False))
+    with pytest.raises(ClientError) as refused:
+        strict.assume_role_with_web_identity(RoleArn=role, RoleSessionName="bad name!", WebIdentityToken="token")
+    assert error_code(refused.value) == "ValidationError"

@@ -3,6 +3,10 @@
 # modules into .cache/bin/ (git-ignored):
 #
 #   etcd  kube-apiserver  kubectl  helm  ferry-luahealth  ferry-kstatus
+#   kubelet  kube-scheduler  kube-controller-manager  ferry-pause
+#
+# The last four make the real node that tests/e2e.rs starts (tests/common/node.rs);
+# ferry-pause is the sandbox ("pause") process of its pods.
 #
 #   tests/tools/build.sh              # everything
 #   tests/tools/build.sh helm etcd    # only these
@@ -54,9 +58,13 @@ tools=(
   "etcd|tests/tools/etcd|go.etcd.io/etcd/server/v3|-s -w"
   "kube-apiserver|tests/tools/kube|k8s.io/kubernetes/cmd/kube-apiserver|$kube_ldflags"
   "kubectl|tests/tools/kube|k8s.io/kubernetes/cmd/kubectl|$kube_ldflags"
+  "kubelet|tests/tools/kube|k8s.io/kubernetes/cmd/kubelet|$kube_ldflags"
+  "kube-scheduler|tests/tools/kube|k8s.io/kubernetes/cmd/kube-scheduler|$kube_ldflags"
+  "kube-controller-manager|tests/tools/kube|k8s.io/kubernetes/cmd/kube-controller-manager|$kube_ldflags"
   "helm|tests/tools/helm|helm.sh/helm/v3/cmd/helm|$helm_ldflags"
   "ferry-luahealth|tests/tools/gitops|./cmd/ferry-luahealth|-s -w"
   "ferry-kstatus|tests/tools/gitops|./cmd/ferry-kstatus|-s -w"
+  "ferry-pause|tests/tools/pause|.|-s -w"
 )
 
 wanted=("$@")
@@ -82,19 +90,22 @@ for t in "${tools[@]}"; do
   } | sha256sum | cut -d' ' -f1)
 
   if [[ -z "${FORCE:-}" && -x "$bin/$name" && -f "$stamps/$name" && "$(cat "$stamps/$name")" == "$stamp" ]]; then
-    printf '%-16s up to date\n' "$name"
+    printf '%-24s up to date\n' "$name"
     continue
   fi
 
   start=$SECONDS
   rm -f "$stamps/$name"
-  if (cd "$dir" && go build -p 2 -trimpath -buildvcs=false -ldflags "$ldflags" -o "$bin/$name.tmp" "$pkg"); then
-    mv -f "$bin/$name.tmp" "$bin/$name"
+  # A temporary name of this run's own: two build.sh at once (two make targets) must not
+  # write or move each other's output.
+  tmp="$bin/.$name.tmp.$$"
+  if (cd "$dir" && go build -p 2 -trimpath -buildvcs=false -ldflags "$ldflags" -o "$tmp" "$pkg"); then
+    mv -f "$tmp" "$bin/$name"
     echo "$stamp" > "$stamps/$name"
-    printf '%-16s built in %d s\n' "$name" $((SECONDS - start))
+    printf '%-24s built in %d s\n' "$name" $((SECONDS - start))
   else
-    rm -f "$bin/$name.tmp"
-    printf '%-16s FAILED after %d s\n' "$name" $((SECONDS - start)) >&2
+    rm -f "$tmp"
+    printf '%-24s FAILED after %d s\n' "$name" $((SECONDS - start)) >&2
     failed=1
   fi
 done

@@ -61,8 +61,12 @@ The ServiceAccount the operator runs as.
 {{- end }}
 
 {{/*
-The operator image.
+The operator image: <repository>@<digest> when image.digest is set, else <repository>:<tag>.
 */}}
 {{- define "ferry.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
 {{- end }}

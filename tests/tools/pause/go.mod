@@ -1,0 +1,3 @@
+module ferry.test/tools/pause
+
+go 1.26.0
