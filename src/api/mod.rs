@@ -82,7 +82,7 @@ fn bucket_rules() -> serde_json::Value {
 }
 
 /// The problem with a bucket name under S3's naming rules that a pattern cannot express
-/// (the same rules as [`bucket_rules`], for [`CrossAccountTransferSpec::validate`]).
+/// (the same rules as the CRD's CEL rules, for [`CrossAccountTransferSpec::validate`]).
 pub fn bucket_name_problem(name: &str) -> Option<&'static str> {
     let ip = name.split('.').count() == 4
         && name
