@@ -54,6 +54,14 @@ pub struct CrossAccountTransferStatus {
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub retired: Vec<String>,
 
+    /// Creates Ferry started and has not recorded the result of yet (`location:source`,
+    /// `location:destination`, `task`, `execution`): DataSync has no idempotency token, so after
+    /// a crash only these are searched for before creating again, and a healthy reconcile
+    /// searches nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub creating: Vec<String>,
+
     /// When Ferry last changed an IAM role or bucket policy: access errors shortly after are
     /// IAM propagation and retried rather than reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]

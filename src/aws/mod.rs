@@ -108,8 +108,13 @@ impl Aws {
     /// Loads the default credential chain (IRSA, EKS Pod Identity, environment, IMDS).
     pub async fn new(settings: AwsSettings, metrics: SharedMetrics) -> Self {
         let budget = std::sync::Arc::new(budget::Budget::new(&settings.rates, metrics.clone()));
+        // A call waiting for the request budget sends nothing yet: the SDK's stalled-stream
+        // protection (meant for large streaming bodies) must not take the wait for a stall.
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(budget::budgeted(http_client(), budget.clone()));
+            .http_client(budget::budgeted(http_client(), budget.clone()))
+            .stalled_stream_protection(
+                aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
+            );
         if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
             loader = loader.region(Region::new("us-east-1"));
         }

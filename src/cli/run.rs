@@ -45,7 +45,7 @@ pub struct RunArgs {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
     /// Request budget: AWS calls per second per service and credentials, over the defaults
-    /// datasync=10,s3=20,iam=5,sts=5 (throttling answers lower it for a minute).
+    /// datasync=20,s3=50,iam=10,sts=20 (throttling answers lower it for a minute).
     #[arg(long, env = "FERRY_AWS_RATE_LIMITS", default_value = "", value_parser = crate::aws::budget::parse_rates)]
     pub aws_rate_limits: crate::aws::budget::Rates,
     /// How often a running execution is polled.

@@ -19,6 +19,9 @@ use crate::error::Result;
 use crate::naming::{TAG_RUN, TransferId};
 use crate::status;
 
+/// The create intent of an execution Ferry starts (see `Transfer::creating`).
+const EXECUTION_INTENT: &str = "execution";
+
 /// How many finished executions the status keeps.
 pub const HISTORY_LEN: usize = 5;
 
@@ -260,7 +263,9 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     let mut wanted = t
         .spec
         .pending_run(t.generation, token.as_deref(), t.status.last_run.as_ref());
-    let listed = if wanted.is_some() || t.spec.schedule.is_some() {
+    // Executions to look at: after a start that was not recorded (a crash), or when a schedule
+    // may have started one; a healthy start searches nothing.
+    let listed = if t.maybe_created(EXECUTION_INTENT) || t.spec.schedule.is_some() {
         list_executions(&client, &task_arn)
             .await
             .map_err(|f| t.aws_error(&f, &account, "datasync:ListTaskExecutions", &task_arn))?
@@ -285,6 +290,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
                 t.status.last_run = Some(request);
                 track(t, &arn);
                 refresh(t, &client).await?;
+                t.created(EXECUTION_INTENT);
                 t.persist().await?;
                 t.changed(
                     "ExecutionAdopted",
@@ -329,6 +335,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         && !running
     {
         let key = run_key(t.id(), &request);
+        t.creating(EXECUTION_INTENT).await?;
         let out = client
             .start_task_execution()
             .task_arn(&task_arn)
@@ -340,6 +347,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         request.execution_arn = Some(arn.clone());
         t.status.last_run = Some(request);
         track(t, &arn);
+        t.created(EXECUTION_INTENT);
         t.persist().await?;
         t.changed("ExecutionStarted", format!("started DataSync execution {arn}"))
             .await;

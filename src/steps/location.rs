@@ -131,10 +131,16 @@ async fn ensure_one(t: &mut Transfer<'_>, want: &DesiredLocation) -> Result<()> 
         }
     }
 
-    // 2. A location of ours left by a crash between create and status write.
-    let candidates = list_locations(&client, Some(&want.uri))
-        .await
-        .map_err(|f| t.aws_error(&f, &account, "datasync:ListLocations", &want.uri))?;
+    // 2. A location of ours left by a crash between create and status write (only searched
+    //    when a create was started and not recorded).
+    let intent = format!("location:{}", side.label());
+    let candidates = if t.maybe_created(&intent) {
+        list_locations(&client, Some(&want.uri))
+            .await
+            .map_err(|f| t.aws_error(&f, &account, "datasync:ListLocations", &want.uri))?
+    } else {
+        Vec::new()
+    };
     for (arn, _) in candidates {
         if !t.adoptable(&client, &arn).await? {
             continue;
@@ -144,6 +150,7 @@ async fn ensure_one(t: &mut Transfer<'_>, want: &DesiredLocation) -> Result<()> 
             .map_err(|f| t.aws_error(&f, &account, "datasync:DescribeLocationS3", &arn))?;
         if found.is_some_and(|obs| matches(&obs, want)) {
             *slot(t, side) = Some(arn.clone());
+            t.created(&intent);
             t.persist().await?;
             t.changed(
                 "LocationAdopted",
@@ -158,6 +165,7 @@ async fn ensure_one(t: &mut Transfer<'_>, want: &DesiredLocation) -> Result<()> 
     }
 
     // 3. Create it.
+    t.creating(&intent).await?;
     let config = S3Config::builder().bucket_access_role_arn(&want.role_arn).build()?;
     let mut request = client
         .create_location_s3()
@@ -174,6 +182,7 @@ async fn ensure_one(t: &mut Transfer<'_>, want: &DesiredLocation) -> Result<()> 
         .map_err(|e| t.sdk_error(&e, &account, "datasync:CreateLocationS3", &want.uri))?;
     let arn = out.location_arn().unwrap_or_default().to_string();
     *slot(t, side) = Some(arn.clone());
+    t.created(&intent);
     t.persist().await?;
     t.changed(
         "LocationCreated",

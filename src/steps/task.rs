@@ -211,6 +211,9 @@ fn report(want: &TaskSettings) -> Result<Option<TaskReportConfig>> {
     ))
 }
 
+/// The create intent of the task (see `Transfer::creating`).
+const TASK_INTENT: &str = "task";
+
 /// DataSync's `DisabledBy` when DataSync itself disabled a schedule.
 pub const DISABLED_BY_SERVICE: &str = "SERVICE";
 
@@ -331,10 +334,15 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         }
     }
 
-    // A task of ours left by a crash between create and status write.
-    let tasks = list_tasks(&client)
-        .await
-        .map_err(|f| t.aws_error(&f, &account, "datasync:ListTasks", &want.name))?;
+    // A task of ours left by a crash between create and status write (only searched when a
+    // create was started and not recorded).
+    let tasks = if t.maybe_created(TASK_INTENT) {
+        list_tasks(&client)
+            .await
+            .map_err(|f| t.aws_error(&f, &account, "datasync:ListTasks", &want.name))?
+    } else {
+        Vec::new()
+    };
     for (arn, name) in tasks {
         if name != want.name || !t.adoptable(&client, &arn).await? {
             continue;
@@ -345,6 +353,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
             TaskChange::Nothing | TaskChange::Update(_)
         ) {
             t.status.task_arn = Some(arn.clone());
+            t.created(TASK_INTENT);
             t.persist().await?;
             t.changed(
                 "TaskAdopted",
@@ -356,6 +365,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         }
     }
 
+    t.creating(TASK_INTENT).await?;
     let mut request = client
         .create_task()
         .name(&want.name)
@@ -377,6 +387,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         .map_err(|e| t.sdk_error(&e, &account, "datasync:CreateTask", &want.name))?;
     let arn = out.task_arn().unwrap_or_default().to_string();
     t.status.task_arn = Some(arn.clone());
+    t.created(TASK_INTENT);
     t.persist().await?;
     t.changed(
         "TaskCreated",

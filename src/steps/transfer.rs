@@ -163,6 +163,28 @@ impl<'a> Transfer<'a> {
         self.aws_error(&crate::aws::classify(err), account, action, resource)
     }
 
+    /// Whether a create of `what` was started and its result not recorded (a crash came in
+    /// between): only then is AWS searched for a resource of this transfer before creating.
+    pub fn maybe_created(&self, what: &str) -> bool {
+        self.status.creating.iter().any(|c| c == what)
+    }
+
+    /// Records, before an AWS create, that `what` is being created, so a crash in between is
+    /// followed by a search instead of a second create.
+    pub async fn creating(&mut self, what: &str) -> Result<()> {
+        if !self.maybe_created(what) {
+            self.status.creating.push(what.to_string());
+            self.persist().await?;
+        }
+        Ok(())
+    }
+
+    /// The create of `what` is recorded (or found): no search is needed any more. Written with
+    /// the next status write.
+    pub fn created(&mut self, what: &str) {
+        self.status.creating.retain(|c| c != what);
+    }
+
     /// Writes the status now: called right after every AWS create so a crash never loses an ARN.
     pub async fn persist(&mut self) -> Result<()> {
         status::write(self.ctx, self.obj, &self.status).await
