@@ -57,12 +57,14 @@ fn parse_pairs(text: &str) -> Result<Vec<(String, f64)>, String> {
         .collect()
 }
 
+/// One service's budget for one set of credentials: calls get reserved slots `1/rate` apart,
+/// in the order they ask (no caller starves behind later ones), with a burst of one second's
+/// worth when the service was idle.
 #[derive(Debug)]
 struct Bucket {
     limit: f64,
     rate: f64,
-    tokens: f64,
-    refilled: Instant,
+    next_slot: Instant,
     throttled: Option<Instant>,
 }
 
@@ -71,8 +73,7 @@ impl Bucket {
         Self {
             limit,
             rate: limit,
-            tokens: limit.max(1.0),
-            refilled: now,
+            next_slot: now,
             throttled: None,
         }
     }
@@ -91,18 +92,18 @@ impl Bucket {
         self.rate
     }
 
-    /// Takes a token, or says how long to wait for one (pure given `now`).
-    fn take(&mut self, now: Instant) -> Option<Duration> {
+    /// Reserves the next slot; returns how long to wait for it (pure given `now`).
+    fn take(&mut self, now: Instant) -> Duration {
         let rate = self.current_rate(now);
-        let elapsed = now.duration_since(self.refilled).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * rate).min(rate.max(1.0));
-        self.refilled = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            None
-        } else {
-            Some(Duration::from_secs_f64((1.0 - self.tokens) / rate))
-        }
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        // An idle service may burst up to one second's worth of calls.
+        let earliest = now.checked_sub(Duration::from_secs_f64(rate.max(1.0) * interval.as_secs_f64()));
+        let slot = match earliest {
+            Some(e) if self.next_slot < e => e,
+            _ => self.next_slot,
+        };
+        self.next_slot = slot + interval;
+        slot.saturating_duration_since(now)
     }
 
     fn throttle(&mut self, now: Instant) {
@@ -139,15 +140,12 @@ impl Budget {
         f(bucket, now)
     }
 
-    /// Waits until the service may be called with these credentials.
+    /// Waits for this call's slot of the service's budget for these credentials.
     pub async fn acquire(&self, key: &(String, String)) {
-        let mut waited = Duration::ZERO;
-        while let Some(wait) = self.with_bucket(key, Bucket::take) {
+        let wait = self.with_bucket(key, Bucket::take);
+        if !wait.is_zero() {
             tokio::time::sleep(wait).await;
-            waited += wait;
-        }
-        if !waited.is_zero() {
-            self.metrics.budget_wait(&key.0, waited);
+            self.metrics.budget_wait(&key.0, wait);
         }
     }
 
@@ -216,16 +214,18 @@ mod tests {
     }
 
     #[test]
-    fn the_bucket_keeps_the_rate_and_halves_it_when_throttled() {
-        let t0 = Instant::now();
-        let mut b = Bucket::new(4.0, t0);
-        // A burst of the rate, then one token every 1/rate seconds.
+    fn the_bucket_keeps_the_rate_in_order_and_halves_it_when_throttled() {
+        let t0 = Instant::now() + Duration::from_secs(10);
+        let mut b = Bucket::new(4.0, t0 - Duration::from_secs(10));
+        // An idle service: a burst of one second's worth, then slots 1/rate apart, first come
+        // first served.
         for _ in 0..4 {
-            assert_eq!(b.take(t0), None);
+            assert_eq!(b.take(t0), Duration::ZERO);
         }
-        let wait = b.take(t0).expect("empty");
-        assert!((wait.as_secs_f64() - 0.25).abs() < 1e-6, "{wait:?}");
-        assert_eq!(b.take(t0 + Duration::from_millis(250)), None);
+        let waits: Vec<f64> = (0..3).map(|_| b.take(t0).as_secs_f64()).collect();
+        for (got, want) in waits.iter().zip([0.0, 0.25, 0.5]) {
+            assert!((got - want).abs() < 1e-6, "{waits:?}");
+        }
         // Throttled: half the rate, growing back over a minute.
         b.throttle(t0 + Duration::from_secs(1));
         assert!((b.current_rate(t0 + Duration::from_secs(1)) - 2.0).abs() < 1e-6);
