@@ -44,6 +44,10 @@ pub struct RunArgs {
     /// This replica's identity (default: the pod name, else host name and process id).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// How many transfers are reconciled at once (the request budget bounds the AWS calls; each
+    /// reconcile in flight holds memory).
+    #[arg(long, env = "FERRY_MAX_CONCURRENT_RECONCILES", default_value_t = 16)]
+    pub max_concurrent_reconciles: u16,
     /// Request budget: AWS calls per second per service and credentials, over the defaults
     /// datasync=20,s3=50,iam=10,sts=20 (throttling answers lower it for a minute).
     #[arg(long, env = "FERRY_AWS_RATE_LIMITS", default_value = "", value_parser = crate::aws::budget::parse_rates)]
@@ -151,6 +155,7 @@ pub async fn run(args: RunArgs) -> i32 {
             propagation_window: args.propagation_window,
             external_retry: args.external_retry,
             stalled_retry: args.stalled_retry,
+            max_concurrent_reconciles: args.max_concurrent_reconciles,
         },
         buckets: Default::default(),
         watch_namespace: args.namespace.clone(),
