@@ -26,8 +26,8 @@ pub struct ControllerConfig {
     /// How often a transfer stalled on access or ownership problems is tried again (the fix
     /// happens in AWS, where Ferry cannot watch it).
     pub stalled_retry: Duration,
-    /// How many transfers are reconciled at once: the request budget bounds the AWS calls
-    /// anyway, and every reconcile in flight holds memory.
+    /// How many transfers are reconciled at once (0: no limit). The request budget bounds the
+    /// AWS calls anyway, and every reconcile in flight holds memory.
     pub max_concurrent_reconciles: u16,
 }
 
@@ -39,7 +39,7 @@ impl Default for ControllerConfig {
             propagation_window: Duration::from_secs(120),
             external_retry: Duration::from_secs(30),
             stalled_retry: Duration::from_secs(300),
-            max_concurrent_reconciles: 16,
+            max_concurrent_reconciles: 0,
         }
     }
 }

@@ -44,9 +44,9 @@ pub struct RunArgs {
     /// This replica's identity (default: the pod name, else host name and process id).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
-    /// How many transfers are reconciled at once (the request budget bounds the AWS calls; each
-    /// reconcile in flight holds memory).
-    #[arg(long, env = "FERRY_MAX_CONCURRENT_RECONCILES", default_value_t = 16)]
+    /// How many transfers are reconciled at once; 0: no limit (the default: a limit of 16 stalled
+    /// a fleet of 1,000 in the benchmark, not yet understood).
+    #[arg(long, env = "FERRY_MAX_CONCURRENT_RECONCILES", default_value_t = 0)]
     pub max_concurrent_reconciles: u16,
     /// Request budget: AWS calls per second per service and credentials, over the defaults
     /// datasync=20,s3=50,iam=10,sts=20 (throttling answers lower it for a minute).
