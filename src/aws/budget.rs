@@ -136,7 +136,12 @@ impl Budget {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         let limit = self.limits.get(&key.0).copied().unwrap_or(OTHER_RATE);
-        let bucket = buckets.entry(key.clone()).or_insert_with(|| Bucket::new(limit, now));
+        let bucket = buckets.entry(key.clone()).or_insert_with(|| {
+            // The service's metrics exist from its first call on.
+            self.metrics.budget_rate(&key.0, limit);
+            self.metrics.budget_wait(&key.0, Duration::ZERO);
+            Bucket::new(limit, now)
+        });
         f(bucket, now)
     }
 
@@ -149,7 +154,8 @@ impl Budget {
         }
     }
 
-    /// AWS throttled a call: slow this service down for these credentials.
+    /// AWS throttled a call: slow this service down for these credentials (the rate metric
+    /// shows the lowest rate of the service's credentials).
     pub fn throttled(&self, key: &(String, String)) {
         let rate = self.with_bucket(key, |b, now| {
             b.throttle(now);
