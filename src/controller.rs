@@ -159,7 +159,8 @@ pub fn next_step(obj: &CrossAccountTransfer, seen: Option<&Seen>, now: Instant, 
     let Some(seen) = seen else { return Next::Full };
     let generation = obj.metadata.generation.unwrap_or_default();
     let token = obj.annotations().get(RUN_ANNOTATION).cloned();
-    let status = obj.status.clone().unwrap_or_default();
+    let empty = CrossAccountTransferStatus::default();
+    let status = obj.status.as_ref().unwrap_or(&empty);
     if seen.generation != generation
         || seen.token != token
         || status.observed_generation != Some(generation)

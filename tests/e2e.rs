@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::node::{self, FERRY_IMAGE_REPOSITORY, ferry_image_tag};
 use common::scenario::Scenario;
-use common::{TestEnv, free_port, repo, suffix, wait_for};
+use common::{TestEnv, chart, free_port, repo, succeeded, suffix, wait_for};
 use ferry::api::{CrossAccountTransfer, Phase};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -29,20 +29,6 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 
 const CONVERGE: Duration = Duration::from_secs(180);
-
-fn ok(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn chart() -> String {
-    repo().join("charts/ferry").display().to_string()
-}
 
 /// helm without a cluster (template, package), its caches in a scratch folder.
 fn helm_offline(args: &[&str]) -> Output {
@@ -192,7 +178,7 @@ async fn lease_holder(client: &Client, ns: &str) -> Option<String> {
 fn kubectl_apply(env: &TestEnv, manifest: &Value) {
     let path = env.dir.join(format!("transfer-{}.json", suffix()));
     std::fs::write(&path, manifest.to_string()).expect("write manifest");
-    ok(
+    succeeded(
         &env.kubectl(&["apply", "-f", &path.display().to_string()]),
         "kubectl apply",
     );
@@ -265,7 +251,7 @@ async fn the_chart_runs_ferry_on_a_real_node() {
         "-f",
         &values.display().to_string(),
     ]);
-    ok(&out, "helm install");
+    succeeded(&out, "helm install");
     // The only restricted-level findings are what the node needs: the host network, and the
     // probes on 127.0.0.1.
     let violations = pod_security_violations(&String::from_utf8_lossy(&out.stderr));
@@ -349,7 +335,7 @@ async fn the_chart_runs_ferry_on_a_real_node() {
         lease_holder(&client, &release_ns).await.as_deref(),
         Some(leader_name.as_str())
     );
-    let logs = ok(&env.kubectl(&["logs", "-n", &release_ns, &leader_name]), "kubectl logs");
+    let logs = succeeded(&env.kubectl(&["logs", "-n", &release_ns, &leader_name]), "kubectl logs");
     let lines: Vec<Value> = logs
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -372,7 +358,7 @@ async fn the_chart_runs_ferry_on_a_real_node() {
 
     // (c) the leader pod deleted: the standby takes the lease, a second transfer succeeds.
     let deleted = Instant::now();
-    ok(
+    succeeded(
         &env.kubectl(&["delete", "pod", "-n", &release_ns, &leader_name, "--wait=false"]),
         "kubectl delete pod",
     );
@@ -429,7 +415,7 @@ async fn the_chart_runs_ferry_on_a_real_node() {
         .filter_map(|p| p.metadata.name)
         .collect();
     let upgraded = Instant::now();
-    ok(
+    succeeded(
         &env.helm(&[
             "upgrade",
             release,
@@ -463,7 +449,7 @@ async fn the_chart_runs_ferry_on_a_real_node() {
     );
 
     // helm uninstall: the operator goes; the CRD (from crds/) and the transfers stay.
-    ok(
+    succeeded(
         &env.helm(&["uninstall", release, "--namespace", &release_ns, "--wait"]),
         "helm uninstall",
     );
@@ -515,7 +501,7 @@ async fn the_chart_defaults_are_admitted_under_the_restricted_pod_security_level
         "--set",
         "nodeSelector.ferry\\.dev/e2e=admission-only",
     ]);
-    ok(&out, "helm install");
+    succeeded(&out, "helm install");
     assert!(
         pod_security_violations(&String::from_utf8_lossy(&out.stderr)).is_empty(),
         "{}",
@@ -542,7 +528,7 @@ async fn the_chart_defaults_are_admitted_under_the_restricted_pod_security_level
         "--set",
         "hostNetwork=true",
     ]);
-    ok(&out, "helm upgrade");
+    succeeded(&out, "helm upgrade");
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &ns);
     let refused = wait_for("the hostNetwork pod to be refused", CONVERGE, || {
         let events = events.clone();
@@ -560,7 +546,7 @@ async fn the_chart_defaults_are_admitted_under_the_restricted_pod_security_level
     assert!(refused.contains("host namespaces"), "{refused}");
     let rs: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
     assert_eq!(rs.list(&lp).await.expect("replicasets").items.len(), 2);
-    ok(
+    succeeded(
         &env.helm(&["uninstall", &release, "--namespace", &ns]),
         "helm uninstall",
     );
@@ -709,8 +695,8 @@ async fn the_charts_optional_parts_render_and_validate() {
         "probes.host=127.0.0.1",
     ]);
     let path = env.dir.join(format!("optional-{}.yaml", suffix()));
-    std::fs::write(&path, ok(&rendered, "helm template")).expect("write");
-    let text = ok(
+    std::fs::write(&path, succeeded(&rendered, "helm template")).expect("write");
+    let text = succeeded(
         &env.kubectl(&[
             "apply",
             "--dry-run=server",
@@ -731,12 +717,12 @@ async fn the_charts_optional_parts_render_and_validate() {
 
     // `make chart`: helm package makes the archive, dashboard included.
     let dir = tempfile::tempdir().expect("tempdir");
-    ok(
+    succeeded(
         &helm_offline(&["package", &chart(), "--destination", &dir.path().display().to_string()]),
         "helm package",
     );
     let archive = dir.path().join(format!("ferry-{}.tgz", env!("CARGO_PKG_VERSION")));
-    let listing = ok(
+    let listing = succeeded(
         &Command::new("tar")
             .args(["tzf", &archive.display().to_string()])
             .output()
@@ -764,7 +750,7 @@ async fn the_plain_manifest_is_the_rendered_chart() {
         .env("HELM", common::bin("helm"))
         .output()
         .expect("hack/manifests.sh");
-    ok(&out, "hack/manifests.sh --check (run `make install.yaml`)");
+    succeeded(&out, "hack/manifests.sh --check (run `make install.yaml`)");
     let env = node::env();
     // A server-side dry run cannot create the namespace the other objects need: make it.
     let client = env.client().await;
@@ -777,7 +763,7 @@ async fn the_plain_manifest_is_the_rendered_chart() {
         "-f",
         &repo().join("deploy/install.yaml").display().to_string(),
     ]);
-    let text = ok(&out, "kubectl apply --dry-run=server -f deploy/install.yaml");
+    let text = succeeded(&out, "kubectl apply --dry-run=server -f deploy/install.yaml");
     for object in [
         "namespace/ferry-system",
         "serviceaccount/ferry",

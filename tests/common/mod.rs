@@ -40,6 +40,23 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// The standard output of a command that must have succeeded; its output is in the panic
+/// message when it did not.
+pub fn succeeded(out: &std::process::Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The Helm chart's folder.
+pub fn chart() -> String {
+    repo().join("charts/ferry").display().to_string()
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -485,13 +485,7 @@ fn write_file(path: &Path, text: &str) {
 
 fn run_checked(cmd: &mut Command, what: &str) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
+    super::succeeded(&out, what)
 }
 
 fn which(program: &str) -> Option<PathBuf> {

@@ -95,6 +95,12 @@ impl Scenario {
             .unwrap_or_else(|e| panic!("apply {name}: {e}"))
     }
 
+    /// A transfer's status now (empty while it has none), or why it could not be read.
+    pub async fn status(&self, name: &str) -> Result<ferry::api::CrossAccountTransferStatus, String> {
+        let obj = self.api().get(name).await.map_err(|e| e.to_string())?;
+        Ok(obj.status.unwrap_or_default())
+    }
+
     /// Starts the operator for this namespace as Account A.
     pub fn operator(&self, extra: &[(&str, &str)]) -> Operator {
         self.env.operator(&self.ns, &self.a.creds, extra)

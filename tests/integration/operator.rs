@@ -779,14 +779,9 @@ async fn a_schedule_datasync_disabled_stays_disabled_until_a_run_is_asked_for() 
     for run in ["1", "2", "3"] {
         s.annotate("d", "ferry.dev/run", run).await;
         wait_for(&format!("run {run} to fail"), CONVERGE, || {
-            let api = s.api();
+            let s = &s;
             async move {
-                let st = api
-                    .get("d")
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .status
-                    .unwrap_or_default();
+                let st = s.status("d").await?;
                 let done = st.last_run.as_ref().and_then(|l| l.token.as_deref()) == Some(run)
                     && st.execution.as_ref().is_some_and(|e| e.status == "ERROR");
                 if done {
@@ -799,14 +794,9 @@ async fn a_schedule_datasync_disabled_stays_disabled_until_a_run_is_asked_for() 
         .await;
     }
     let kept = wait_for("Ferry to report the schedule DataSync disabled", CONVERGE, || {
-        let api = s.api();
+        let s = &s;
         async move {
-            let st = api
-                .get("d")
-                .await
-                .map_err(|e| e.to_string())?
-                .status
-                .unwrap_or_default();
+            let st = s.status("d").await?;
             let sched = st.schedule.clone().ok_or("no schedule in the status")?;
             if sched.disabled_by.as_deref() == Some("SERVICE") {
                 Ok(st)

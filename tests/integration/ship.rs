@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::scenario::Scenario;
-use common::{bin, env, repo, wait_for};
+use common::{bin, chart, env, repo, succeeded, wait_for};
 use ferry::api::{CrossAccountTransfer, Phase};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -22,24 +22,10 @@ use serde_json::{Value, json};
 
 const CONVERGE: Duration = Duration::from_secs(120);
 
-fn ok(out: &std::process::Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn chart() -> String {
-    repo().join("charts/ferry").display().to_string()
-}
-
 #[test]
 fn helm_lint_is_clean() {
     let out = env().helm(&["lint", "--strict", &chart()]);
-    let text = ok(&out, "helm lint");
+    let text = succeeded(&out, "helm lint");
     assert!(text.contains("0 chart(s) failed"), "{text}");
     assert!(!text.contains("[WARNING]") && !text.contains("[ERROR]"), "{text}");
 }
@@ -74,7 +60,7 @@ async fn helm_template_passes_a_server_side_dry_run() {
             .collect::<Vec<_>>();
         args.extend(extra);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let manifests = ok(&env.helm(&refs), "helm template");
+        let manifests = succeeded(&env.helm(&refs), "helm template");
         let path = env.dir.join(format!("rendered-{}.yaml", common::suffix()));
         std::fs::write(&path, &manifests).expect("write rendered chart");
         let out = env.kubectl(&[
@@ -85,7 +71,7 @@ async fn helm_template_passes_a_server_side_dry_run() {
             "-f",
             &path.display().to_string(),
         ]);
-        let text = ok(&out, "kubectl apply --dry-run=server");
+        let text = succeeded(&out, "kubectl apply --dry-run=server");
         for kind in [
             "deployment.apps/ferry",
             "serviceaccount/ferry",
@@ -120,7 +106,7 @@ async fn examples_are_valid_manifests() {
                 ])
                 .output()
                 .expect("ferry plan");
-            ok(&plan, &format!("ferry plan -f {}", path.display()));
+            succeeded(&plan, &format!("ferry plan -f {}", path.display()));
         }
     }
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
@@ -138,7 +124,7 @@ async fn examples_are_valid_manifests() {
         "-f",
         &repo().join("examples").display().to_string(),
     ]);
-    ok(&out, "kubectl apply --dry-run=server -f examples/");
+    succeeded(&out, "kubectl apply --dry-run=server -f examples/");
 }
 
 fn kubeconfig_as(env: &common::TestEnv, user: &str, groups: &[&str]) -> std::path::PathBuf {
@@ -159,7 +145,7 @@ async fn helm_install_creates_least_privilege_objects_that_suffice_for_the_opera
     let env = s.env;
     let release_ns = env.namespace(&s.client, "ferry-system").await;
     let release = format!("ferry-{}", common::suffix());
-    ok(
+    succeeded(
         &env.helm(&[
             "install",
             &release,
@@ -258,7 +244,7 @@ async fn helm_install_creates_least_privilege_objects_that_suffice_for_the_opera
     s.apply(&s.manifest("rbac", json!({}))).await;
     s.wait_phase("rbac", Phase::Succeeded, CONVERGE).await;
     s.delete_and_wait("rbac", CONVERGE).await;
-    ok(
+    succeeded(
         &env.helm(&["uninstall", &release, "--namespace", &release_ns]),
         "helm uninstall",
     );
@@ -460,7 +446,7 @@ fn checker(tool: &str, args: &[&str], object: &Value) -> Value {
         .write_all(object.to_string().as_bytes())
         .expect("write object");
     let out = child.wait_with_output().expect("checker output");
-    let text = ok(&out, tool);
+    let text = succeeded(&out, tool);
     serde_json::from_str(text.trim()).unwrap_or_else(|_| panic!("{tool} printed {text}"))
 }
 
@@ -517,7 +503,7 @@ async fn argo_cd_and_flux_read_the_statuses_the_operator_writes() {
         .arg("--check")
         .output()
         .expect("render-cm.sh");
-    ok(&out, "render-cm.sh --check");
+    succeeded(&out, "render-cm.sh --check");
 }
 
 fn plugin_dir(env: &common::TestEnv) -> std::path::PathBuf {
@@ -543,7 +529,7 @@ async fn the_cli_reports_status_and_publishes_the_external_policy() {
         .env("KUBECONFIG", &s.env.kubeconfig)
         .output()
         .expect("kubectl ferry");
-    let table = ok(&out, "kubectl ferry status");
+    let table = succeeded(&out, "kubectl ferry status");
     let row = table
         .lines()
         .find(|l| l.starts_with("done"))
@@ -578,7 +564,7 @@ async fn the_cli_reports_status_and_publishes_the_external_policy() {
         .env("KUBECONFIG", &s.env.kubeconfig)
         .output()
         .expect("ferry policy");
-    let merged: Value = serde_json::from_str(&ok(&out, "ferry policy")).expect("policy JSON");
+    let merged: Value = serde_json::from_str(&succeeded(&out, "ferry policy")).expect("policy JSON");
     let required: Value = serde_json::from_str(
         &obj.status
             .and_then(|st| st.destination)
