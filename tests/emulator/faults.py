@@ -40,7 +40,7 @@ class FaultRule:
     """One fault: which calls it hits, what it does and how often."""
 
     id: str
-    service: str  # lower-case signing name ("datasync", "s3", "iam", "sts") or "*"
+    service: str  # lower-case signing name ("datasync", "kms", "s3", "iam", "sts") or "*"
     operation: str  # API operation name ("StartTaskExecution") or "*"
     kind: str  # throttle | error500 | slow | denied
     count: int | None  # fire this many times then disappear (None: unlimited)
@@ -391,7 +391,7 @@ def error_response(service: str, kind: str) -> tuple[str, list[tuple[str, str]],
         ).encode()
         headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
         return status, headers, body
-    # JSON protocols (DataSync speaks awsJson1_1).
+    # JSON protocols (DataSync and KMS speak awsJson1_1).
     if kind == "denied":
         status, code, message = "400 Bad Request", "AccessDeniedException", "Access denied (ferry-emulator fault)"
     elif kind == "throttle":

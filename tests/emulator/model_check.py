@@ -8,7 +8,7 @@ would pass in the emulator and fail in AWS. ``ModelCheckMiddleware`` sits in
 front of moto, parses each request of the services Ferry calls as the model's
 protocol describes it and answers a violation the way the service does:
 
-* DataSync (awsJson1_1): HTTP 400 ``ValidationException`` with AWS's
+* DataSync and KMS (awsJson1_1): HTTP 400 ``ValidationException`` with AWS's
   ``N validation error(s) detected: Value '...' at 'member.path' failed to
   satisfy constraint: ...`` message; a JSON value of the wrong type gets a
   ``SerializationException``, as AWS's JSON services answer.
@@ -45,7 +45,7 @@ from botocore.model import OperationModel, ServiceModel, Shape
 
 import faults
 
-CHECKED_SERVICES = ("datasync", "iam", "sts", "s3")
+CHECKED_SERVICES = ("datasync", "kms", "iam", "sts", "s3")
 SCALAR_TYPES = ("string", "integer", "long", "float", "double", "boolean", "timestamp", "blob")
 NUMBER_TYPES = ("integer", "long", "float", "double")
 
@@ -515,7 +515,7 @@ class ModelCheckMiddleware:
         op = model.operation_model(operation)
         if op.input_shape is None:
             return None
-        if service == "datasync":
+        if "json" in model.metadata.get("protocols", [model.metadata.get("protocol")]):  # DataSync, KMS
             return self._check_json(environ, op)
         if service == "s3":
             return self._check_rest_xml(environ, op)
