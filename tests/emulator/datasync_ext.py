@@ -48,6 +48,8 @@ from moto.core.exceptions import JsonRESTError
 from moto.core.responses import BaseResponse
 from moto.datasync.models import DataSyncBackend
 
+import encryption
+import kms_rules
 import reports
 import rules
 import schedules
@@ -1071,3 +1073,5 @@ def install() -> None:
     if not SCHEDULER.is_alive():
         SCHEDULER.start()
     rules.install()  # IAM/S3 history, bucket-policy size limit, iamPropagationSeconds
+    encryption.install()  # S3 default encryption (SSE-S3, SSE-C blocked), SSE-C objects, KMS key ARNs
+    kms_rules.install()  # key-policy rules and authorization of the key-policy calls

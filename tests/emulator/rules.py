@@ -340,9 +340,12 @@ def s3_context(principal: Principal, bucket_account: str) -> dict[str, Any]:
 
 
 def s3_decision(principal: Principal, identity_policies: list[Any] | None, action: str, resource: str,
-                bucket: str, bucket_account: str, bucket_backend: Any) -> policy_eval.Decision:
-    request = Request(principal=principal, action=action, resource=resource,
-                      context=s3_context(principal, bucket_account))
+                bucket: str, bucket_account: str, bucket_backend: Any,
+                request_keys: dict[str, Any] | None = None) -> policy_eval.Decision:
+    """``request_keys``: condition keys of this request only (PutObject's encryption headers)."""
+    keys = s3_context(principal, bucket_account)
+    keys.update(request_keys or {})
+    request = Request(principal=principal, action=action, resource=resource, context=keys)
     return policy_eval.decide(request, identity_policies, bucket_policy_view(bucket, bucket_backend), bucket_account)
 
 
@@ -388,14 +391,16 @@ def assume_datasync_role(role_arn: str | None, source_account: str, source_arn: 
     return RoleSession(role_arn, view), ""
 
 
-def role_s3_decision(session: RoleSession, action: str, resource: str, bucket: str) -> policy_eval.Decision:
+def role_s3_decision(session: RoleSession, action: str, resource: str, bucket: str,
+                     request_keys: dict[str, Any] | None = None) -> policy_eval.Decision:
     import access
 
     owner = access.bucket_owner(bucket)
     if owner is None:
         return policy_eval.Decision(False, "because the bucket does not exist")
     account, backend = owner
-    return s3_decision(session.principal, list(session.view.policies), action, resource, bucket, account, backend)
+    return s3_decision(session.principal, list(session.view.policies), action, resource, bucket, account, backend,
+                       request_keys)
 
 
 # --- DataSync: CreateLocationS3 ------------------------------------------------------

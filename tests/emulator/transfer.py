@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import access
+import encryption
+import kms_rules
 import rules
 
 
@@ -280,19 +282,55 @@ def resolve_endpoint(location: Any, side: str) -> Endpoint:
     return endpoint
 
 
-def require(endpoint: Endpoint, action: str, key: str | None, doing: str) -> None:
+def require(endpoint: Endpoint, action: str, key: str | None, doing: str,
+            request_keys: dict[str, str] | None = None) -> None:
     """The location's role must be allowed the S3 action (its IAM policies and, for a
-    bucket of another account, the bucket policy); otherwise the execution fails."""
+    bucket of another account, the bucket policy); otherwise the execution fails.
+    ``request_keys``: condition keys of this request only (PutObject's encryption headers)."""
     if endpoint.session is None:
         return
     resource = endpoint.bucket_arn if key is None else f"{endpoint.bucket_arn}/{key}"
-    decision = rules.role_s3_decision(endpoint.session, action, resource, endpoint.bucket)
+    decision = rules.role_s3_decision(endpoint.session, action, resource, endpoint.bucket, request_keys)
     if not decision:
         raise LocationProblem(
             "AccessDenied",
             f"DataSync could not {doing}: S3 answered AccessDenied: "
             f"{rules.denied_text(endpoint.session.principal, action, resource, decision)}",
         )
+
+
+def require_kms(endpoint: Endpoint, action: str, key_id: str | None, key: str, doing: str) -> Any:
+    """S3 calls KMS ``action`` for the location's role on the object ``key`` (kms:Decrypt to read
+    an SSE-KMS object, kms:GenerateDataKey to write one); a refusal fails the execution.
+    Returns the KMS key (moto's)."""
+    bucket = endpoint.backend.buckets[endpoint.bucket]
+    access_ = kms_rules.role_key_access(endpoint.session, action, key_id, bucket.region_name,
+                                        bucket.account_id, f"{endpoint.bucket_arn}/{key}")
+    if access_.error:
+        code, message = access_.error
+        raise LocationProblem(
+            "AccessDenied",
+            f"DataSync could not {doing}: the object is encrypted with SSE-KMS and KMS answered {code}: {message}"
+            if action == "kms:Decrypt" else
+            f"DataSync could not {doing}: the bucket's default encryption is SSE-KMS and KMS answered "
+            f"{code}: {message}",
+        )
+    return access_.key
+
+
+def require_readable(endpoint: Endpoint, key: str, stored: Any, doing: str) -> None:
+    """What S3 asks beyond s3:GetObject to hand an object's data to DataSync: SSE-C objects are
+    refused (DataSync sends no customer key), SSE-KMS objects need kms:Decrypt on their key."""
+    algorithm, key_id = encryption.object_encryption(stored)
+    if algorithm == encryption.SSE_C:
+        raise LocationProblem(
+            "InvalidRequest",
+            f"DataSync could not {doing}: the object s3://{endpoint.bucket}/{key} is encrypted with SSE-C "
+            "(customer-provided key), which DataSync does not support. S3 answered InvalidRequest: "
+            f"{encryption.SSE_C_UNREADABLE}",
+        )
+    if algorithm in kms_rules.KMS_ALGORITHMS:
+        require_kms(endpoint, "kms:Decrypt", key_id, key, doing)
 
 
 @dataclass
@@ -343,14 +381,23 @@ def copy_one(source: Endpoint, destination: Endpoint, rel: str, src_key: Any, op
     dest_name = destination.prefix + rel[1:]
     src_name = source.prefix + rel[1:]
     require(source, "s3:GetObject", src_name, f"read s3://{source.bucket}/{src_name}")
+    require_readable(source, src_name, src_key, f"read s3://{source.bucket}/{src_name}")
     copy_tags = options.get("ObjectTags", "PRESERVE") == "PRESERVE"
     tags = source.backend.tagger.get_tag_dict_for_resource(src_key.arn) if copy_tags else {}
     if copy_tags:
         require(source, "s3:GetObjectTagging", src_name, f"read the tags of s3://{source.bucket}/{src_name}")
-    require(destination, "s3:PutObject", dest_name, f"write s3://{destination.bucket}/{dest_name}")
+    require(destination, "s3:PutObject", dest_name, f"write s3://{destination.bucket}/{dest_name}",
+            encryption.put_object_condition_keys(encryption.DATASYNC_PUT_HEADERS))
     if tags:
         require(destination, "s3:PutObjectTagging", dest_name,
                 f"tag s3://{destination.bucket}/{dest_name}")
+    # The object is stored with the destination bucket's default encryption.
+    algorithm, key_id, bucket_key = encryption.bucket_default(destination.backend.buckets[destination.bucket])
+    sse: dict[str, Any] = {"encryption": algorithm}
+    if algorithm in kms_rules.KMS_ALGORITHMS:
+        kms_key = require_kms(destination, "kms:GenerateDataKey", key_id, dest_name,
+                              f"write s3://{destination.bucket}/{dest_name}")
+        sse.update(kms_key_id=kms_key.arn, bucket_key_enabled=bucket_key)
     storage = _STORAGE_CLASSES.get(destination.storage_class or "STANDARD", "STANDARD")
     new_key = destination.backend.put_object(
         bucket_name=destination.bucket,
@@ -359,6 +406,7 @@ def copy_one(source: Endpoint, destination: Endpoint, rel: str, src_key: Any, op
         storage=storage,
         etag=src_key.etag.strip('"'),
         disable_notification=True,
+        **sse,
     )
     if options.get("ObjectMetadata", "PRESERVE") == "PRESERVE":
         new_key.set_metadata(dict(src_key.metadata))
@@ -559,6 +607,11 @@ class ExecutionRunner(threading.Thread):
             verified = 0
             for rel in to_verify:
                 src_key, dst_key = current_object(source, rel), current_object(destination, rel)
+                # Verifying reads both sides' data: encrypted objects must be readable by the roles.
+                for side, stored in ((source, src_key), (destination, dst_key)):
+                    if stored is not None:
+                        name = side.prefix + rel[1:]
+                        require_readable(side, name, stored, f"verify s3://{side.bucket}/{name}")
                 entry = {"RelativePath": rel, "SrcMetadata": object_metadata(src_key),
                          "DstMetadata": object_metadata(dst_key), "VerifyTimestamp": _now_iso()}
                 if src_key is not None and dst_key is not None and _same_object(src_key, dst_key):
