@@ -177,7 +177,26 @@ def _check_access(bucket: str, bucket_arn: str, key: str, role_arn: str, executi
             detail = (rules.denied_text(session.principal, "s3:PutObject", f"{bucket_arn}/{key}", decision)
                       if hasattr(rules, "denied_text") else "access denied")
             raise _Problem("AccessDenied", f"DataSync could not upload the task report to {bucket}: {detail}")
-    return owner[1]
+    return owner[1], _report_encryption(session, owner, bucket, f"{bucket_arn}/{key}")
+
+
+def _report_encryption(session: Any, owner: tuple[str, Any], bucket: str, object_arn: str) -> dict[str, Any]:
+    """put_object's encryption arguments for a report: the bucket's default; an SSE-KMS default needs
+    kms:GenerateDataKey for the report role, as any write (see transfer.copy_one)."""
+    import encryption
+    import kms_rules
+
+    fake_bucket = owner[1].buckets[bucket]
+    algorithm, key_id, bucket_key = encryption.bucket_default(fake_bucket)
+    if algorithm not in kms_rules.KMS_ALGORITHMS:
+        return {"encryption": algorithm}
+    outcome = kms_rules.role_key_access(session, "kms:GenerateDataKey", key_id, fake_bucket.region_name, owner[0],
+                                        object_arn)
+    if outcome.error:
+        code, message = outcome.error
+        raise _Problem("AccessDenied", f"DataSync could not upload the task report to {bucket}: the bucket's default "
+                                       f"encryption is SSE-KMS and KMS answered {code}: {message}")
+    return {"encryption": algorithm, "kms_key_id": outcome.key.arn, "bucket_key_enabled": bucket_key}
 
 
 class _Problem(Exception):
@@ -208,14 +227,15 @@ def write(ex: Any, source: Any, destination: Any) -> dict[str, Any] | None:
                 key = f"{detailed_prefix}files-{name}-v1-00001-{uuid.uuid4().hex[:17]}.json"
                 documents.append((key, {"TaskExecutionArn": ex.arn, kind: entries}))
     try:
-        backend = _check_access(bucket, bucket_arn, summary_key, s3["BucketAccessRoleArn"], ex.arn.split(":")[4],
-                                ex.task_arn)
+        backend, sse = _check_access(bucket, bucket_arn, summary_key, s3["BucketAccessRoleArn"],
+                                     ex.arn.split(":")[4], ex.task_arn)
         for key, document in documents:
             backend.put_object(
                 bucket_name=bucket,
                 key_name=key,
                 value=json.dumps(document, indent=2).encode(),
                 disable_notification=True,
+                **sse,
             )
     except _Problem as problem:
         return {"Status": "ERROR", "ErrorCode": problem.code, "ErrorDetail": problem.detail}

@@ -15,8 +15,7 @@ import pytest
 
 import encryption
 import kms_rules
-from emulator_testkit import (S3_ALL, Account, ferry_grants, location, put_policy, refused, run,
-                              unique_name)
+from emulator_testkit import Account, ferry_grants, location, put_policy, refused, run, unique_name, wait_for
 from policy_eval import Principal
 
 SSE_S3_DEFAULT = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": False,
@@ -453,3 +452,26 @@ def test_describe_key_follows_the_key_policy(endpoint: str, actions: list[str]) 
     kms.put_key_policy(KeyId=key, PolicyName="default", Policy=key_policy(
         root_statement(a.id), dict(deny_other, Principal={"AWS": a.id})), BypassPolicyLockoutSafetyCheck=True)
     assert refused(lambda: kms.describe_key(KeyId=key))[0] == "AccessDeniedException"
+
+
+def test_task_report_into_an_sse_kms_bucket_needs_generate_data_key(endpoint: str) -> None:
+    a = Account(endpoint)
+    key = new_key(a)
+    report_bucket, report_role = sse_kms_bucket(a, key), a.role()
+    config = {"Destination": {"S3": {"S3BucketArn": f"arn:aws:s3:::{report_bucket}",
+                                     "BucketAccessRoleArn": report_role}}, "OutputType": "SUMMARY_ONLY"}
+    task, _, _ = a.task({"r.txt": b"r"}, TaskReportConfig=config)
+
+    def report() -> dict[str, Any]:
+        execution = a.ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+        return wait_for("the report", lambda: (lambda r: r if r.get("Status") not in (None, "PENDING") else None)(
+            a.ds.describe_task_execution(TaskExecutionArn=execution).get("ReportResult", {})))
+
+    answer = report()
+    assert answer["Status"] == "ERROR" and answer["ErrorCode"] == "AccessDenied"
+    assert denied("kms:GenerateDataKey", key, "because no identity-based policy allows the kms:GenerateDataKey "
+                  "action") in answer["ErrorDetail"]
+    allow_kms(a, report_role, key, ["kms:GenerateDataKey"])
+    assert report() == {"Status": "SUCCESS"}
+    written = a.s3.list_objects_v2(Bucket=report_bucket)["Contents"][0]["Key"]
+    assert a.s3.head_object(Bucket=report_bucket, Key=written)["SSEKMSKeyId"] == key
