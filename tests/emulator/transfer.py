@@ -11,6 +11,11 @@ This module owns what happens after StartTaskExecution:
   PREPARING -> TRANSFERRING -> VERIFYING -> SUCCESS (or ERROR), copying the
   objects inside moto's S3 backends (across accounts) during TRANSFERRING and
   updating the execution's counters and Result as it goes.
+* ``require``/``require_kms``/``require_readable``: what S3 and KMS ask of the
+  location's role for each request (S3 policies; kms:Decrypt for SSE-KMS objects it
+  reads, kms:GenerateDataKey for writes into an SSE-KMS bucket; SSE-C objects are
+  unreadable for DataSync). Objects are written with the destination bucket's
+  default encryption (``encryption.py``, ``kms_rules.py``).
 
 The execution object it drives is ``datasync_ext.TaskExecution``; this module
 only touches its ``lock``, ``cancel_event``, ``status``, time fields, ``counters``,
