@@ -390,9 +390,33 @@ def _wrap(cls: Any, name: str, action: str | None, check_policy: bool) -> None:
     setattr(cls, name, wrapper)
 
 
+def _install_aws_managed_keys() -> None:
+    """Keys moto creates for reserved aliases (alias/aws/s3, ...) are AWS managed keys; aws/s3 gets
+    AWS's key policy however it is first looked up."""
+    from moto.kms.models import KmsBackend
+
+    original = KmsBackend._generate_default_keys
+    if getattr(original, "_ferry_kms", False):
+        return
+
+    def generate_default_keys(self: Any, alias_name: str) -> Any:
+        key_id = original(self, alias_name)
+        key = self.keys.get(key_id) if key_id else None
+        if key is not None:
+            key.key_manager = "AWS"
+            if alias_name == S3_MANAGED_ALIAS:
+                s3_managed_key(self.account_id, self.region_name)
+        return key_id
+
+    generate_default_keys._ferry_kms = True  # type: ignore[attr-defined]
+    KmsBackend._generate_default_keys = generate_default_keys  # type: ignore[method-assign]
+
+
 def install() -> None:
     """Put the key-policy rules and the authorization in front of moto's KMS."""
     from moto.kms.responses import KmsResponse
+
+    _install_aws_managed_keys()
 
     _wrap(KmsResponse, "create_key", None, check_policy=True)
     _wrap(KmsResponse, "put_key_policy", "kms:PutKeyPolicy", check_policy=True)

@@ -335,6 +335,12 @@ def test_cross_account_aws_managed_key_cannot_be_used(endpoint: str) -> None:
         {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
     a.s3.put_object(Bucket=src, Key="g.txt", Body=b"g2")
     assert run(a.ds, task)["Status"] == "SUCCESS"
+    # It is an AWS managed key with AWS's policy, however it is looked up first.
+    other = Account(endpoint).client("kms")
+    managed = other.describe_key(KeyId="alias/aws/s3")["KeyMetadata"]
+    assert managed["KeyManager"] == "AWS"
+    statements = json.loads(other.get_key_policy(KeyId=managed["KeyId"], PolicyName="default")["Policy"])["Statement"]
+    assert statements[0]["Condition"]["StringEquals"]["kms:ViaService"] == "s3.us-east-1.amazonaws.com"
 
 
 # --- s3:ResourceAccount ---------------------------------------------------------------------------
