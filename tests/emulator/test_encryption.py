@@ -15,7 +15,8 @@ import pytest
 
 import encryption
 import kms_rules
-from emulator_testkit import Account, ferry_grants, location, put_policy, refused, run, unique_name, wait_for
+from emulator_testkit import (Account, control, ferry_grants, location, put_policy, refused, run, unique_name,
+                              wait_for)
 from policy_eval import Principal
 
 SSE_S3_DEFAULT = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": False,
@@ -445,6 +446,17 @@ def test_kms_requests_are_model_checked(endpoint: str) -> None:
                        "constraint: Member must satisfy regular expression pattern: [\\w]+")
     assert refused(lambda: kms.get_key_policy(KeyId=key, PolicyName="other")) == (
         "NotFoundException", "No such policy exists")
+
+
+def test_kms_calls_are_logged_and_take_faults(endpoint: str) -> None:
+    a = Account(endpoint)
+    key = new_key(a)
+    control(endpoint, "POST", "faults", {"service": "kms", "operation": "DescribeKey", "kind": "throttle",
+                                         "account": a.id})
+    assert refused(lambda: a.client("kms").describe_key(KeyId=key))[0] == "ThrottlingException"
+    assert a.client("kms").describe_key(KeyId=key)["KeyMetadata"]["Arn"] == key
+    calls = control(endpoint, "GET", f"calls?account={a.id}&service=kms")["calls"]
+    assert [c["operation"] for c in calls] == ["CreateKey", "DescribeKey", "DescribeKey"]
 
 
 @pytest.mark.parametrize("actions", [["kms:Describe*"], ["kms:*"]])
