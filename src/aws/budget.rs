@@ -9,7 +9,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock (the real one outside tests) so tests can pause time.
+use tokio::time::Instant;
 
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector, http_client_fn,
@@ -57,15 +60,17 @@ fn parse_pairs(text: &str) -> Result<Vec<(String, f64)>, String> {
         .collect()
 }
 
-/// One service's budget for one set of credentials: calls get reserved slots `1/rate` apart,
-/// in the order they ask (no caller starves behind later ones), with a burst of one second's
-/// worth when the service was idle.
+/// One service's budget for one set of credentials: calls take slots `1/rate` apart, in the
+/// order they ask (a fair turnstile: no caller starves behind later ones), with a burst of one
+/// second's worth when the service was idle. A slot is taken only when its call goes out, so a
+/// call given up while it waits (its reconcile timed out or was dropped) costs the budget nothing.
 #[derive(Debug)]
 struct Bucket {
     limit: f64,
     rate: f64,
     next_slot: Instant,
     throttled: Option<Instant>,
+    turnstile: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Bucket {
@@ -75,6 +80,7 @@ impl Bucket {
             rate: limit,
             next_slot: now,
             throttled: None,
+            turnstile: Arc::default(),
         }
     }
 
@@ -92,8 +98,8 @@ impl Bucket {
         self.rate
     }
 
-    /// Reserves the next slot; returns how long to wait for it (pure given `now`).
-    fn take(&mut self, now: Instant) -> Duration {
+    /// The next free slot and the interval after it.
+    fn slot(&mut self, now: Instant) -> (Instant, Duration) {
         let rate = self.current_rate(now);
         let interval = Duration::from_secs_f64(1.0 / rate);
         // An idle service may burst up to one second's worth of calls.
@@ -102,6 +108,17 @@ impl Bucket {
             Some(e) if self.next_slot < e => e,
             _ => self.next_slot,
         };
+        (slot, interval)
+    }
+
+    /// How long until the next slot is free (pure given `now`; takes nothing).
+    fn wait(&mut self, now: Instant) -> Duration {
+        self.slot(now).0.saturating_duration_since(now)
+    }
+
+    /// Takes the next slot; returns how long to wait for it (pure given `now`).
+    fn take(&mut self, now: Instant) -> Duration {
+        let (slot, interval) = self.slot(now);
         self.next_slot = slot + interval;
         slot.saturating_duration_since(now)
     }
@@ -145,12 +162,24 @@ impl Budget {
         f(bucket, now)
     }
 
-    /// Waits for this call's slot of the service's budget for these credentials.
+    /// Waits for this call's slot of the service's budget for these credentials: callers pass
+    /// the turnstile one at a time, in order, and take their slot when it is due.
     pub async fn acquire(&self, key: &(String, String)) {
-        let wait = self.with_bucket(key, Bucket::take);
-        if !wait.is_zero() {
+        let turnstile = self.with_bucket(key, |b, _| b.turnstile.clone());
+        let started = Instant::now();
+        let _turn = turnstile.lock().await;
+        loop {
+            // A throttle while waiting moves the slot: look again after each sleep.
+            let wait = self.with_bucket(key, Bucket::wait);
+            if wait.is_zero() {
+                self.with_bucket(key, Bucket::take);
+                break;
+            }
             tokio::time::sleep(wait).await;
-            self.metrics.budget_wait(&key.0, wait);
+        }
+        let waited = started.elapsed();
+        if waited >= Duration::from_millis(1) {
+            self.metrics.budget_wait(&key.0, waited);
         }
     }
 
@@ -217,6 +246,26 @@ mod tests {
         );
         assert_eq!(request_key(Some("Bearer x")), None);
         assert_eq!(request_key(None), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_given_up_while_waiting_takes_no_slot() {
+        let budget = Budget::new(
+            &[("datasync".to_string(), 1.0)],
+            Arc::new(crate::metrics::Metrics::new()),
+        );
+        let key = ("datasync".to_string(), "AKID".to_string());
+        // An idle service at one call a second: a burst of two, then one a second.
+        budget.acquire(&key).await;
+        budget.acquire(&key).await;
+        let start = Instant::now();
+        let given_up = tokio::time::timeout(Duration::from_millis(500), budget.acquire(&key)).await;
+        assert!(given_up.is_err(), "the third call must wait for its slot");
+        // The call that gave up took nothing: the next one goes at the slot it would have had.
+        budget.acquire(&key).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        budget.acquire(&key).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
     }
 
     #[test]
