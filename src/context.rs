@@ -29,6 +29,25 @@ pub struct ControllerConfig {
     /// How many transfers are reconciled at once (0: no limit). The request budget bounds the
     /// AWS calls anyway, and every reconcile in flight holds memory.
     pub max_concurrent_reconciles: u16,
+    /// How long one reconcile may take before it is dropped and tried again, so a call that
+    /// hangs cannot hold a reconcile slot forever.
+    pub reconcile_timeout: Duration,
+    /// DescribeTaskExecution calls per second the whole fleet's polls may spend (half of
+    /// DataSync's default budget): with many executions running, each is polled less often so
+    /// polls never crowd out the rest.
+    pub poll_rate: f64,
+}
+
+impl ControllerConfig {
+    /// The settings with the poll interval stretched for `running` executions, so all polls
+    /// together stay within [`poll_rate`](Self::poll_rate) (pure).
+    pub fn for_fleet(&self, running: usize) -> ControllerConfig {
+        let spread = Duration::from_secs_f64(running as f64 / self.poll_rate.max(0.1));
+        ControllerConfig {
+            poll_interval: self.poll_interval.max(spread),
+            ..self.clone()
+        }
+    }
 }
 
 impl Default for ControllerConfig {
@@ -40,6 +59,8 @@ impl Default for ControllerConfig {
             external_retry: Duration::from_secs(30),
             stalled_retry: Duration::from_secs(300),
             max_concurrent_reconciles: 0,
+            reconcile_timeout: Duration::from_secs(300),
+            poll_rate: 10.0,
         }
     }
 }
@@ -76,13 +97,32 @@ pub struct Seen {
     pub polled_at: std::time::Instant,
 }
 
-/// [`Seen`] per transfer uid.
+/// [`Seen`] per transfer uid, and which transfers have an execution running.
 #[derive(Default)]
 pub struct Memory {
     seen: std::sync::Mutex<std::collections::HashMap<String, Seen>>,
+    running: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Memory {
+    /// Records whether a transfer has an execution running (or about to start).
+    pub fn set_running(&self, uid: &str, running: bool) {
+        let mut set = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if running {
+            set.insert(uid.to_string());
+        } else {
+            set.remove(uid);
+        }
+    }
+
+    /// How many transfers have an execution running.
+    pub fn running(&self) -> usize {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
     /// What is remembered of a transfer.
     pub fn get(&self, uid: &str) -> Option<Seen> {
         self.seen
@@ -181,7 +221,16 @@ impl Context {
 
 #[cfg(test)]
 mod tests {
-    use super::event_action;
+    use super::{ControllerConfig, event_action};
+
+    #[test]
+    fn polls_of_a_busy_fleet_spread_to_stay_within_the_poll_rate() {
+        let config = ControllerConfig::default();
+        assert_eq!(config.for_fleet(3).poll_interval, config.poll_interval);
+        // 600 running executions at 10 polls a second: each is polled once a minute.
+        assert_eq!(config.for_fleet(600).poll_interval, std::time::Duration::from_secs(60));
+        assert_eq!(config.for_fleet(600).resync_interval, config.resync_interval);
+    }
 
     #[test]
     fn event_actions_name_the_resource() {

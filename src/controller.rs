@@ -88,12 +88,19 @@ async fn reconcile(guard: Arc<DeserializeGuard<CrossAccountTransfer>>, ctx: Arc<
         let started = Instant::now();
         let deleting = obj.metadata.deletion_timestamp.is_some();
         let uid = obj.uid().unwrap_or_default();
-        let (result, kind) = if deleting {
-            ctx.memory.forget(&uid);
-            (cleanup_transfer(obj, &ctx).await, "cleanup")
-        } else {
-            apply(obj, &ctx).await
+        let work = async {
+            if deleting {
+                ctx.memory.forget(&uid);
+                ctx.memory.set_running(&uid, false);
+                (cleanup_transfer(obj, &ctx).await, "cleanup")
+            } else {
+                apply(obj, &ctx).await
+            }
         };
+        let limit = ctx.config.reconcile_timeout;
+        let (result, kind) = tokio::time::timeout(limit, work)
+            .await
+            .unwrap_or((Err(Error::Timeout(limit)), "timeout"));
         if result.is_err() {
             ctx.memory.forget(&uid);
         }
@@ -206,7 +213,8 @@ async fn apply(obj: &CrossAccountTransfer, ctx: &Context) -> (Result<Action>, &'
     }
     let uid = obj.uid().unwrap_or_default();
     let now = Instant::now();
-    match next_step(obj, ctx.memory.get(&uid).as_ref(), now, &ctx.config) {
+    let config = ctx.config.for_fleet(ctx.memory.running());
+    match next_step(obj, ctx.memory.get(&uid).as_ref(), now, &config) {
         Next::Wait(after) => return (Ok(Action::requeue(after)), "idle"),
         Next::Poll => {
             let result = poll(obj, ctx).await;
@@ -316,12 +324,12 @@ async fn finish(
     };
     summarize(obj, &mut status, &outcome);
     status::write(ctx, obj, &status).await?;
-    Ok(Action::requeue(requeue_after(
-        progress?,
-        &obj.uid().unwrap_or_default(),
-        &status,
-        &ctx.config,
-    )))
+    let uid = obj.uid().unwrap_or_default();
+    let running =
+        status.execution.as_ref().is_some_and(ExecutionStatus::is_running) || status.phase == Some(Phase::Transferring);
+    ctx.memory.set_running(&uid, running);
+    let config = ctx.config.for_fleet(ctx.memory.running());
+    Ok(Action::requeue(requeue_after(progress?, &uid, &status, &config)))
 }
 
 async fn cleanup_transfer(obj: &CrossAccountTransfer, ctx: &Context) -> Result<Action> {

@@ -112,6 +112,30 @@ pub enum Error {
         size: usize,
     },
 
+    /// A bucket's encryption is one DataSync cannot work with (SSE-C, the AWS managed key across
+    /// accounts, a key named by alias across accounts).
+    #[error("{message}")]
+    EncryptionUnsupported {
+        /// The bucket.
+        bucket: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+
+    /// A KMS key policy Ferry must merge into is not a JSON policy document.
+    #[error("key policy of {key}: {source}")]
+    MalformedKeyPolicy {
+        /// The key ARN.
+        key: String,
+        /// What is wrong with it.
+        source: MalformedPolicy,
+    },
+
+    /// A reconcile did not finish in time (an AWS or Kubernetes call hung); it is dropped and
+    /// tried again. Every step can be interrupted, as after a crash.
+    #[error("reconcile did not finish within {0:?}; trying again")]
+    Timeout(Duration),
+
     /// A Kubernetes API call failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
@@ -130,6 +154,9 @@ impl Error {
             Error::NotOwned { .. } => "NotOwned",
             Error::MalformedBucketPolicy { .. } => "MalformedBucketPolicy",
             Error::BucketPolicyFull { .. } => "BucketPolicyFull",
+            Error::Timeout(_) => "ReconcileTimeout",
+            Error::EncryptionUnsupported { .. } => "EncryptionNotSupported",
+            Error::MalformedKeyPolicy { .. } => "MalformedKeyPolicy",
             Error::Kube(_) => "KubernetesApi",
         }
     }
@@ -144,6 +171,8 @@ impl Error {
                 | Error::NotOwned { .. }
                 | Error::MalformedBucketPolicy { .. }
                 | Error::BucketPolicyFull { .. }
+                | Error::EncryptionUnsupported { .. }
+                | Error::MalformedKeyPolicy { .. }
         )
     }
 
@@ -155,7 +184,7 @@ impl Error {
             Error::InvalidSpec(_) => None,
             _ if self.is_stalled() => Some(stalled_retry),
             Error::IamPropagation { .. } => Some(Duration::from_secs(5)),
-            Error::AwsUnavailable { .. } | Error::Kube(_) => Some(Duration::from_secs(10)),
+            Error::AwsUnavailable { .. } | Error::Kube(_) | Error::Timeout(_) => Some(Duration::from_secs(10)),
             _ => Some(Duration::from_secs(60)),
         }
     }

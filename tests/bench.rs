@@ -72,6 +72,13 @@ impl Case {
     }
 }
 
+/// Operator settings a benchmark run passes through from its own environment.
+const PASSED_THROUGH: [&str; 3] = [
+    "FERRY_MAX_CONCURRENT_RECONCILES",
+    "FERRY_POLL_RATE",
+    "FERRY_AWS_RATE_LIMITS",
+];
+
 /// The scenarios, from `FERRY_BENCH_COUNTS` ("a,b,c,d", 0 skips one) or the defaults.
 fn cases() -> Vec<Case> {
     let counts: Vec<usize> = match std::env::var("FERRY_BENCH_COUNTS") {
@@ -489,7 +496,18 @@ async fn converge(case: &Case, timeout: Duration) -> (Converged, Scenario, Opera
         .collect();
 
     let resync = format!("{}s", bench_resync().as_secs());
-    let op = s.operator(&[("RUST_LOG", OPERATOR_LOG), ("FERRY_RESYNC_INTERVAL", resync.as_str())]);
+    let mut env = vec![
+        ("RUST_LOG", OPERATOR_LOG.to_string()),
+        ("FERRY_RESYNC_INTERVAL", resync),
+    ];
+    // Operator settings to try in a benchmark run, passed through when set.
+    for name in PASSED_THROUGH {
+        if let Ok(value) = std::env::var(name) {
+            env.push((name, value));
+        }
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let op = s.operator(&env);
     common::wait_for("the operator to be ready", Duration::from_secs(60), || {
         let ready = op
             .http("/readyz")

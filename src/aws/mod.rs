@@ -7,6 +7,7 @@ pub mod budget;
 pub mod datasync;
 pub mod error;
 pub mod observe;
+pub mod report;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,6 +46,21 @@ pub struct CallerIdentity {
     pub principal_arn: String,
 }
 
+/// One client constructor per service: the account's credentials, the region and the call
+/// observer.
+macro_rules! clients {
+    ($($(#[$doc:meta])* $name:ident: $sdk:ident),+ $(,)?) => {$(
+        $(#[$doc])*
+        pub fn $name(&self, region: &str) -> $sdk::Client {
+            let conf = $sdk::config::Builder::from(&self.config)
+                .region(Region::new(region.to_string()))
+                .interceptor(self.interceptor.clone())
+                .build();
+            $sdk::Client::from_conf(conf)
+        }
+    )+};
+}
+
 /// Credentials of one identity, and the clients built from them.
 #[derive(Clone, Debug)]
 pub struct Account {
@@ -55,22 +71,15 @@ pub struct Account {
 }
 
 impl Account {
-    /// IAM client (a global service; `region` only picks the endpoint partition).
-    pub fn iam(&self, region: &str) -> aws_sdk_iam::Client {
-        let conf = aws_sdk_iam::config::Builder::from(&self.config)
-            .region(Region::new(region.to_string()))
-            .interceptor(self.interceptor.clone())
-            .build();
-        aws_sdk_iam::Client::from_conf(conf)
-    }
-
-    /// STS client.
-    pub fn sts(&self, region: &str) -> aws_sdk_sts::Client {
-        let conf = aws_sdk_sts::config::Builder::from(&self.config)
-            .region(Region::new(region.to_string()))
-            .interceptor(self.interceptor.clone())
-            .build();
-        aws_sdk_sts::Client::from_conf(conf)
+    clients! {
+        /// IAM client (a global service; `region` only picks the endpoint partition).
+        iam: aws_sdk_iam,
+        /// STS client.
+        sts: aws_sdk_sts,
+        /// DataSync client for a region.
+        datasync: aws_sdk_datasync,
+        /// KMS client for a region.
+        kms: aws_sdk_kms,
     }
 
     /// S3 client for a region.
@@ -81,15 +90,6 @@ impl Account {
             .interceptor(self.interceptor.clone())
             .build();
         aws_sdk_s3::Client::from_conf(conf)
-    }
-
-    /// DataSync client for a region.
-    pub fn datasync(&self, region: &str) -> aws_sdk_datasync::Client {
-        let conf = aws_sdk_datasync::config::Builder::from(&self.config)
-            .region(Region::new(region.to_string()))
-            .interceptor(self.interceptor.clone())
-            .build();
-        aws_sdk_datasync::Client::from_conf(conf)
     }
 }
 
@@ -103,6 +103,10 @@ pub struct Aws {
 }
 
 const IDENTITY_TTL: Duration = Duration::from_secs(600);
+/// How long connecting to an AWS endpoint may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an AWS endpoint may take to answer once the request is sent.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Aws {
     /// Loads the default credential chain (IRSA, EKS Pod Identity, environment, IMDS).
@@ -112,8 +116,15 @@ impl Aws {
         // protection (meant for large streaming bodies) must not take the wait for a stall.
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(budget::budgeted(http_client(), budget.clone()))
-            .stalled_stream_protection(
-                aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
+            .stalled_stream_protection(aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled())
+            // The budget waits before the connector sends; these bound the call itself, so a
+            // connection that never answers fails (and is retried) instead of holding a
+            // reconcile forever.
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .read_timeout(READ_TIMEOUT)
+                    .build(),
             );
         if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
             loader = loader.region(Region::new("us-east-1"));

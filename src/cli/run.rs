@@ -48,6 +48,13 @@ pub struct RunArgs {
     /// a fleet of 1,000 in the benchmark, not yet understood).
     #[arg(long, env = "FERRY_MAX_CONCURRENT_RECONCILES", default_value_t = 0)]
     pub max_concurrent_reconciles: u16,
+    /// DescribeTaskExecution calls per second all polls together may spend: with more running
+    /// executions than this times the poll interval, each is polled less often.
+    #[arg(long, env = "FERRY_POLL_RATE", default_value_t = 10.0)]
+    pub poll_rate: f64,
+    /// How long one reconcile may take before it is dropped and tried again.
+    #[arg(long, env = "FERRY_RECONCILE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub reconcile_timeout: Duration,
     /// Request budget: AWS calls per second per service and credentials, over the defaults
     /// datasync=20,s3=50,iam=10,sts=20 (throttling answers lower it for a minute).
     #[arg(long, env = "FERRY_AWS_RATE_LIMITS", default_value = "", value_parser = crate::aws::budget::parse_rates)]
@@ -156,6 +163,8 @@ pub async fn run(args: RunArgs) -> i32 {
             external_retry: args.external_retry,
             stalled_retry: args.stalled_retry,
             max_concurrent_reconciles: args.max_concurrent_reconciles,
+            reconcile_timeout: args.reconcile_timeout,
+            poll_rate: args.poll_rate,
         },
         buckets: Default::default(),
         watch_namespace: args.namespace.clone(),
