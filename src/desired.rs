@@ -8,7 +8,8 @@ use serde_json::Value;
 use crate::api::{AccessMode, CrossAccountTransferSpec, LogLevel};
 use crate::naming::{INLINE_POLICY_NAME, TransferId, bucket_arn, location_uri, partition, subdirectory};
 use crate::policy::{
-    ACCESS_SID, CREATE_LOCATION_SID, RoleInputs, role_inline_policy, shared_statements, standalone_policy, trust_policy,
+    ACCESS_SID, CREATE_LOCATION_SID, RoleInputs, key_statement, role_inline_policy, shared_statements,
+    standalone_policy, trust_policy,
 };
 
 /// Who Ferry is in Account A: the inputs of the desired state that only AWS can tell.
@@ -36,6 +37,38 @@ pub struct Desired {
     pub destination: DesiredLocation,
     /// Step 6: the task, without its location ARNs (known once the locations exist).
     pub task: TaskSettings,
+    /// The KMS keys the DataSync role is granted.
+    pub keys: Keys,
+}
+
+/// The customer managed KMS keys of a transfer's buckets (full ARNs): the spec's `kmsKeyArn`s
+/// and, once Ferry read them, the buckets' default encryption keys.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Keys {
+    /// Keys of the source objects (the role may decrypt).
+    pub source: Vec<String>,
+    /// The destination bucket's key (the role may encrypt with it; its key policy must name
+    /// the role).
+    pub destination: Option<String>,
+}
+
+impl Keys {
+    /// The keys a spec names.
+    pub fn from_spec(spec: &CrossAccountTransferSpec) -> Keys {
+        Keys {
+            source: spec.source.kms_key_arn.iter().cloned().collect(),
+            destination: spec.destination.kms_key_arn.clone(),
+        }
+    }
+
+    /// The destination key's policy statement naming this transfer's role, as a standalone
+    /// document (what Account B adds when Ferry cannot: External mode or a key of another
+    /// account).
+    pub fn required_key_policy(&self, role_arn: &str) -> Option<String> {
+        self.destination
+            .as_ref()
+            .map(|_| standalone_policy(&[key_statement(&[role_arn.to_string()])]))
+    }
 }
 
 /// The DataSync role.
@@ -199,7 +232,12 @@ impl TaskSettings {
 impl Desired {
     /// The desired state of a transfer (pure).
     pub fn build(spec: &CrossAccountTransferSpec, id: &TransferId, who: &Identities) -> Desired {
-        let role = desired_role(spec, id, &who.account_a);
+        Self::with_keys(spec, id, who, Keys::from_spec(spec))
+    }
+
+    /// The desired state with the KMS keys Ferry found (pure).
+    pub fn with_keys(spec: &CrossAccountTransferSpec, id: &TransferId, who: &Identities, keys: Keys) -> Desired {
+        let role = desired_role(spec, id, &who.account_a, &keys);
         let bucket_arn = bucket_arn(&spec.destination.region, &spec.destination.bucket);
         let statements = shared_statements(
             &bucket_arn,
@@ -225,6 +263,7 @@ impl Desired {
             task: task(spec, &id.task_name(), &role.arn),
             destination_bucket,
             role,
+            keys,
         }
     }
 
@@ -245,7 +284,7 @@ fn managed_role_name(spec: &CrossAccountTransferSpec, id: &TransferId) -> String
         .unwrap_or_else(|| id.default_role_name())
 }
 
-fn desired_role(spec: &CrossAccountTransferSpec, id: &TransferId, account_a: &str) -> DesiredRole {
+fn desired_role(spec: &CrossAccountTransferSpec, id: &TransferId, account_a: &str, keys: &Keys) -> DesiredRole {
     if let Some(arn) = &spec.data_sync_role.arn {
         return DesiredRole {
             arn: arn.clone(),
@@ -259,6 +298,9 @@ fn desired_role(spec: &CrossAccountTransferSpec, id: &TransferId, account_a: &st
         source_bucket: &spec.source.bucket,
         source_prefix: spec.source.prefix.as_deref(),
         destination_bucket: &spec.destination.bucket,
+        destination_account: &spec.destination.account_id,
+        source_keys: keys.source.clone(),
+        destination_key: keys.destination.clone(),
         report: spec
             .task
             .report

@@ -47,6 +47,7 @@ pub const LAYERS: &[&[&str]] = &[
 pub const STEP_LAYERS: &[&[&str]] = &[
     &["transfer"],
     &[
+        "encryption",
         "role",
         "ownership",
         "bucket_policy",

@@ -54,8 +54,32 @@ pub struct RoleInputs<'a> {
     pub source_prefix: Option<&'a str>,
     /// Destination bucket.
     pub destination_bucket: &'a str,
+    /// Account B's id: the only account whose bucket of that name the role may use.
+    pub destination_account: &'a str,
     /// Task report bucket and prefix, when a report is configured.
     pub report: Option<(&'a str, Option<&'a str>)>,
+    /// Customer managed KMS keys (full ARNs) of the source objects: the role may decrypt.
+    pub source_keys: Vec<String>,
+    /// The destination bucket's customer managed KMS key: the role may encrypt new objects.
+    pub destination_key: Option<String>,
+}
+
+/// What the DataSync role may do with the KMS key of the source objects: decrypt them
+/// (<https://docs.aws.amazon.com/datasync/latest/userguide/create-s3-location.html#create-s3-location-encryption>,
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html>).
+pub const SOURCE_KEY_ACTIONS: [&str; 1] = ["kms:Decrypt"];
+/// What the DataSync role may do with the destination bucket's KMS key: a data key for each
+/// new object, and decrypt for multipart uploads and verification.
+pub const DESTINATION_KEY_ACTIONS: [&str; 2] = ["kms:Decrypt", "kms:GenerateDataKey"];
+/// Sid of Ferry's statement in a destination KMS key's policy, shared by every transfer whose
+/// DataSync role writes with the key.
+pub const KEY_SID: &str = "FerryDataSyncKeyUse";
+
+/// The condition that keeps a statement to buckets of one account: bucket names are global, so
+/// a deleted bucket's name could be taken by a stranger's bucket
+/// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourceaccount>).
+fn owned_by(account: &str) -> Value {
+    json!({"StringEquals": {"s3:ResourceAccount": account}})
 }
 
 /// Trust policy of the DataSync role: only DataSync, only on behalf of Account A's DataSync
@@ -96,30 +120,35 @@ pub fn role_inline_policy(inputs: &RoleInputs<'_>, destination_region: &str, sou
     let dst = bucket_arn(destination_region, inputs.destination_bucket);
     let src = bucket_arn(source_region, inputs.source_bucket);
     let src_prefix = normalize_prefix(inputs.source_prefix);
+    let (b, a) = (owned_by(inputs.destination_account), owned_by(inputs.account_id));
     let mut statements = vec![
         json!({
             "Sid": "DestinationBucket",
             "Action": DESTINATION_BUCKET_ACTIONS,
             "Effect": "Allow",
-            "Resource": dst
+            "Resource": dst,
+            "Condition": b
         }),
         json!({
             "Sid": "DestinationObjects",
             "Action": DESTINATION_OBJECT_ACTIONS,
             "Effect": "Allow",
-            "Resource": format!("{dst}/*")
+            "Resource": format!("{dst}/*"),
+            "Condition": b
         }),
         json!({
             "Sid": "SourceBucket",
             "Action": DESTINATION_BUCKET_ACTIONS,
             "Effect": "Allow",
-            "Resource": src
+            "Resource": src,
+            "Condition": a
         }),
         json!({
             "Sid": "SourceObjects",
             "Action": SOURCE_OBJECT_ACTIONS,
             "Effect": "Allow",
-            "Resource": format!("{src}/{src_prefix}*")
+            "Resource": format!("{src}/{src_prefix}*"),
+            "Condition": a
         }),
     ];
     if let Some((bucket, prefix)) = inputs.report {
@@ -128,16 +157,84 @@ pub fn role_inline_policy(inputs: &RoleInputs<'_>, destination_region: &str, sou
             "Sid": "TaskReportBucket",
             "Action": ["s3:GetBucketLocation", "s3:ListBucket"],
             "Effect": "Allow",
-            "Resource": report
+            "Resource": report,
+            "Condition": a
         }));
         statements.push(json!({
             "Sid": "TaskReportObjects",
             "Action": REPORT_OBJECT_ACTIONS,
             "Effect": "Allow",
-            "Resource": format!("{report}/{}*", normalize_prefix(prefix))
+            "Resource": format!("{report}/{}*", normalize_prefix(prefix)),
+            "Condition": a
+        }));
+    }
+    if !inputs.source_keys.is_empty() {
+        statements.push(json!({
+            "Sid": "SourceKey",
+            "Action": SOURCE_KEY_ACTIONS,
+            "Effect": "Allow",
+            "Resource": inputs.source_keys
+        }));
+    }
+    if let Some(key) = &inputs.destination_key {
+        statements.push(json!({
+            "Sid": "DestinationKey",
+            "Action": DESTINATION_KEY_ACTIONS,
+            "Effect": "Allow",
+            "Resource": key
         }));
     }
     json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// Ferry's statement in a destination KMS key's policy: the DataSync roles of the transfers
+/// writing with the key may use it (pure).
+pub fn key_statement(roles: &[String]) -> Value {
+    json!({
+        "Sid": KEY_SID,
+        "Effect": "Allow",
+        "Principal": {"AWS": roles},
+        "Action": DESTINATION_KEY_ACTIONS,
+        "Resource": "*"
+    })
+}
+
+/// Adds `add` to (or takes `remove` out of) the principals of Ferry's statement in a key
+/// policy; the statement goes when no principal is left, and every other statement is kept
+/// exactly. A key policy cannot be deleted, so the result is the document to write, or `None`
+/// when nothing changes (pure).
+pub fn key_policy_with(
+    current: &str,
+    add: Option<&str>,
+    remove: Option<&str>,
+) -> Result<Option<String>, MalformedPolicy> {
+    let doc = parse_policy(Some(current))?.ok_or_else(|| MalformedPolicy("empty key policy".into()))?;
+    let list = statements(&doc)?;
+    let mut roles: Vec<String> = list
+        .iter()
+        .find(|st| sid(st) == Some(KEY_SID))
+        .map(|st| aws_principals(Some(st)))
+        .unwrap_or_default();
+    roles.retain(|r| Some(r.as_str()) != remove);
+    let roles = union(roles, &add.map(str::to_string).into_iter().collect::<Vec<_>>());
+    let fresh = (!roles.is_empty()).then(|| key_statement(&roles));
+    let mut out = Vec::new();
+    let mut placed = false;
+    for st in list {
+        if sid(&st) == Some(KEY_SID) {
+            if let Some(f) = &fresh {
+                out.push(f.clone());
+            }
+            placed = true;
+        } else {
+            out.push(st);
+        }
+    }
+    if !placed && let Some(f) = fresh {
+        out.push(f);
+    }
+    let next = with_statements(doc.clone(), out);
+    Ok((!same_policy(&doc, &next)).then(|| Value::Object(next).to_string()))
 }
 
 /// Sid of Ferry's statement that lets the DataSync roles of all its transfers into a bucket use
@@ -379,6 +476,33 @@ pub fn revoke(
     })
 }
 
+/// The condition key S3 sets when a request carries a customer-provided key (SSE-C).
+const SSE_C_KEY: &str = "s3:x-amz-server-side-encryption-customer-algorithm";
+
+/// Whether a bucket policy requires SSE-C for uploads: a Deny of `s3:PutObject` conditioned on
+/// the SSE-C header (S3's documented way to require SSE-C). DataSync cannot write objects with
+/// customer-provided keys, so such a bucket cannot be a destination (pure).
+pub fn requires_sse_c(current: Option<&str>) -> bool {
+    let Ok(Some(doc)) = parse_policy(current) else {
+        return false;
+    };
+    let denies_put = |st: &Value| {
+        let actions = match st.get("Action") {
+            Some(Value::String(a)) => vec![a.as_str()],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        st.get("Effect").and_then(Value::as_str) == Some("Deny")
+            && actions.iter().any(|a| matches!(*a, "s3:PutObject" | "s3:*" | "*"))
+    };
+    let on_sse_c = |st: &Value| {
+        st.get("Condition")
+            .and_then(Value::as_object)
+            .is_some_and(|ops| ops.values().any(|keys| keys.get(SSE_C_KEY).is_some()))
+    };
+    statements(&doc).is_ok_and(|list| list.iter().any(|st| denies_put(st) && on_sse_c(st)))
+}
+
 /// The size S3 counts for a policy document: its bytes without insignificant whitespace.
 pub fn policy_size(doc: &str) -> usize {
     serde_json::from_str::<Value>(doc).map_or(doc.len(), |v| v.to_string().len())
@@ -479,7 +603,10 @@ mod tests {
             source_bucket: "src",
             source_prefix: Some("media"),
             destination_bucket: "dst",
+            destination_account: "222222222222",
             report: None,
+            source_keys: Vec::new(),
+            destination_key: None,
         }
     }
 

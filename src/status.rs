@@ -156,6 +156,11 @@ pub fn summarize(obj: &CrossAccountTransfer, status: &mut CrossAccountTransferSt
         }
         Outcome::Provisioned if succeeded => {
             let failed = status.execution.as_ref().map(|e| e.files_failed).unwrap_or_default();
+            let report = status
+                .execution
+                .as_ref()
+                .and_then(|e| e.report.as_ref())
+                .map_or_else(|| "the task report".to_string(), |r| format!("the task report {}", r.location));
             if failed > 0 {
                 // Healthy for GitOps (the run finished), but never a clean success.
                 (
@@ -164,7 +169,7 @@ pub fn summarize(obj: &CrossAccountTransfer, status: &mut CrossAccountTransferSt
                     "SucceededWithFailures".into(),
                     false,
                     false,
-                    format!("the transfer finished, but {failed} items failed to transfer or verify; see the task report or the DataSync logs, then set the annotation {RUN_ANNOTATION} to run again"),
+                    format!("the transfer finished, but {failed} items failed to transfer or verify; see {report} (status.execution.report) or the DataSync logs, then set the annotation {RUN_ANNOTATION} to run again"),
                 )
             } else {
                 (

@@ -70,6 +70,37 @@ pub const OPT_IN_REGIONS: &[&str] = &[
 /// S3's naming rules for general purpose buckets that a pattern cannot express
 /// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html>), as CEL
 /// rules on a bucket name.
+/// A KMS key's full ARN (not an alias or a bare key id): what DataSync's role policy and the
+/// key policy need.
+pub const KMS_KEY_ARN_PATTERN: &str =
+    "^arn:aws(-cn|-us-gov|-iso|-iso-b|-eusc)?:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$";
+/// The message for a `kmsKeyArn` that is not a key ARN.
+pub const MSG_KMS_KEY_ARN: &str = "kmsKeyArn must be the key's full ARN, arn:aws:kms:<region>:<account>:key/<key-id>, not an alias or a key id: DataSync's role and the key policy name keys by ARN (aws kms describe-key --key-id alias/<name> prints it)";
+
+fn kms_key_rules() -> serde_json::Value {
+    serde_json::json!([{"rule": format!("self.matches('{KMS_KEY_ARN_PATTERN}')"), "message": MSG_KMS_KEY_ARN}])
+}
+
+/// Whether `arn` is a KMS key's full ARN ([`KMS_KEY_ARN_PATTERN`] without a regex engine).
+pub fn is_kms_key_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [arn_, partition, service, region, account, resource] = parts.as_slice() else {
+        return false;
+    };
+    let key = resource.strip_prefix("key/").unwrap_or_default();
+    *arn_ == "arn"
+        && ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-eusc"].contains(partition)
+        && *service == "kms"
+        && !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && account.len() == 12
+        && account.chars().all(|c| c.is_ascii_digit())
+        && !key.is_empty()
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
 fn bucket_rules() -> serde_json::Value {
     serde_json::json!([
         {"rule": "!self.contains('..')", "message": "S3 bucket names must not contain two adjacent periods"},
@@ -262,6 +293,14 @@ pub struct SourceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = ROLE_ARN_PATTERN), length(max = 2048))]
     pub role_arn: Option<String>,
+
+    /// Optional customer managed KMS key (full key ARN) that encrypts the source objects. Ferry
+    /// reads the bucket's default encryption and grants the DataSync role its key on its own;
+    /// name a key here when objects are encrypted with a key other than the bucket default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[schemars(extend("x-kubernetes-validations" = kms_key_rules()))]
+    pub kms_key_arn: Option<String>,
 }
 
 /// The destination bucket (Account B).
@@ -296,6 +335,15 @@ pub struct DestinationSpec {
     /// S3 storage class of the copied objects.
     #[serde(default)]
     pub storage_class: StorageClass,
+
+    /// Optional customer managed KMS key (full key ARN) the destination bucket encrypts with.
+    /// In AssumeRole mode Ferry reads the bucket's default encryption itself; in External mode
+    /// (Ferry never calls Account B) name the key here so the DataSync role may use it and
+    /// Ferry publishes the key-policy statement Account B must add.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[schemars(extend("x-kubernetes-validations" = kms_key_rules()))]
+    pub kms_key_arn: Option<String>,
 
     /// How Ferry gets Account B's bucket ready (object ownership and bucket policy): `mode:
     /// AssumeRole` with `roleArn`, or `mode: External`.
@@ -750,6 +798,15 @@ impl CrossAccountTransferSpec {
             ("spec.destination.bucket", Some(&self.destination.bucket)),
             ("spec.task.report.bucket", task.report.as_ref().map(|r| &r.bucket)),
         ];
+        let keys = [
+            ("spec.source.kmsKeyArn", &self.source.kms_key_arn),
+            ("spec.destination.kmsKeyArn", &self.destination.kms_key_arn),
+        ];
+        for (field, key) in keys {
+            if key.as_deref().is_some_and(|k| !is_kms_key_arn(k)) {
+                problems.push(format!("{field}: {MSG_KMS_KEY_ARN}"));
+            }
+        }
         for (field, bucket) in buckets {
             if let Some(problem) = bucket.and_then(|b| bucket_name_problem(b)) {
                 problems.push(format!("{field}: {problem}"));

@@ -75,6 +75,10 @@ pub struct CrossAccountTransferStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution: Option<ExecutionStatus>,
 
+    /// The default encryption of both buckets and the KMS keys the DataSync role may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionStatus>,
+
     /// The DataSync schedule as Ferry last saw it, when the spec has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<ScheduleState>,
@@ -163,6 +167,59 @@ pub struct DestinationStatus {
     /// destination bucket's policy, as a JSON policy document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_bucket_policy: Option<String>,
+
+    /// The KMS key whose key policy Ferry added the DataSync role to (AssumeRole mode, a key of
+    /// Account B); the role is taken out again on deletion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_arn: Option<String>,
+
+    /// The key-policy statement Account B's administrator must add to the destination bucket's
+    /// KMS key (External mode, or a key Ferry cannot edit), as a JSON policy document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_key_policy: Option<String>,
+}
+
+/// How a bucket encrypts new objects, as S3 reports its default encryption.
+#[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketEncryption {
+    /// `AES256` (SSE-S3), `aws:kms` (SSE-KMS) or `aws:kms:dsse` (DSSE-KMS).
+    pub algorithm: String,
+    /// The customer managed key's full ARN the DataSync role is granted (SSE-KMS with a
+    /// customer managed key, or the spec's `kmsKeyArn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_arn: Option<String>,
+}
+
+/// The encryption of both buckets, as Ferry found it.
+#[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionStatus {
+    /// The source bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<BucketEncryption>,
+    /// The destination bucket (`None` in External mode without `destination.kmsKeyArn`: Ferry
+    /// does not call Account B then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<BucketEncryption>,
+}
+
+/// What the DataSync task report of an execution says.
+#[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportSummary {
+    /// Where the report is: `s3://bucket/key` of its summary.
+    pub location: String,
+    /// Objects transferred, as the report counts them.
+    pub transferred: i64,
+    /// Objects verified.
+    pub verified: i64,
+    /// Objects that failed (to transfer, verify, delete or be listed).
+    pub failed: i64,
+    /// A few of the failed objects' keys (at most five), with DataSync's error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub failed_objects: Vec<String>,
 }
 
 /// What asked for an execution.
@@ -230,6 +287,15 @@ pub struct ExecutionStatus {
     /// DataSync's error detail when the execution failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_detail: Option<String>,
+    /// Enhanced mode: objects DataSync listed at the source so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_listed: Option<i64>,
+    /// Enhanced mode: objects DataSync prepared (compared) so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_prepared: Option<i64>,
+    /// The task report of this execution, once DataSync wrote it and Ferry read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ReportSummary>,
 }
 
 /// The task's schedule, as DataSync reports it.

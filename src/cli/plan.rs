@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::api::{AccessMode, CrossAccountTransfer, RunPolicy};
 use crate::desired::{Desired, Identities};
 use crate::naming::TransferId;
-use crate::policy::{Grant, PolicyChange, grant, shared_principals};
+use crate::policy::{Grant, KEY_SID, PolicyChange, grant, shared_principals};
 
 /// Options shared by `plan` and `policy`.
 #[derive(Args, Debug, Clone)]
@@ -122,6 +122,23 @@ pub fn render_plan(obj: &CrossAccountTransfer, args: &ManifestArgs) -> String {
 
     let desired = Desired::build(spec, &who.id, &who.who);
     let role_arn = &desired.role.arn;
+    out.push(format!(
+        "\n0. Encryption: read the default encryption of buckets {} (Account A) and {} ({}); a customer managed KMS key found there is granted to the DataSync role like the keys below. SSE-C, the AWS managed key aws/s3 or a key named by alias on the destination are refused.",
+        spec.source.bucket,
+        spec.destination.bucket,
+        match spec.destination.access.mode {
+            AccessMode::AssumeRole => "Account B, through the access role",
+            AccessMode::External => "not read in External mode: name its key in destination.kmsKeyArn",
+        }
+    ));
+    for key in &desired.keys.source {
+        out.push(format!("   source objects: the role may kms:Decrypt with {key}"));
+    }
+    if let Some(key) = &desired.keys.destination {
+        out.push(format!(
+            "   destination objects: the role may kms:Decrypt and kms:GenerateDataKey with {key}"
+        ));
+    }
     match &desired.role.managed {
         None => out.push(format!(
             "\n1. DataSync IAM role (Account A): use the existing role {role_arn} unchanged"
@@ -165,6 +182,18 @@ pub fn render_plan(obj: &CrossAccountTransfer, args: &ManifestArgs) -> String {
         }
     }
     out.push(indent(&pretty(&Value::Array(bucket.statements.clone()))));
+    if let Some(key) = &desired.keys.destination {
+        let editable =
+            crate::naming::arn_account(key) == Some(b.account_id.as_str()) && b.access.mode == AccessMode::AssumeRole;
+        out.push(if editable {
+            format!("   key policy of {key}: statement {KEY_SID} (the DataSync role added by Sid, every other statement kept):")
+        } else {
+            format!("   key policy of {key}: its administrator adds this statement (also in status.destination.requiredKeyPolicy):")
+        });
+        if let Some(doc) = desired.keys.required_key_policy(role_arn) {
+            out.push(indent(&doc));
+        }
+    }
 
     let (src, dst) = (&desired.source, &desired.destination);
     out.push(format!(

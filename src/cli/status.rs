@@ -48,6 +48,7 @@ pub fn human_bytes(bytes: i64) -> String {
 
 /// One table line per transfer (pure).
 pub fn render(transfers: &[CrossAccountTransfer], with_namespace: bool) -> String {
+    let mut notes = Vec::new();
     let mut rows = vec![{
         let mut h = Vec::new();
         if with_namespace {
@@ -62,8 +63,18 @@ pub fn render(transfers: &[CrossAccountTransfer], with_namespace: bool) -> Strin
         let percent = exec.as_ref().map(|e| e.percent_done).unwrap_or(0);
         let copied = exec
             .as_ref()
-            .map(|e| format!("{} objects, {}", e.files_transferred, human_bytes(e.bytes_transferred)))
+            .map(|e| {
+                let mut cell = format!("{} objects, {}", e.files_transferred, human_bytes(e.bytes_transferred));
+                if let Some(listed) = e.files_listed {
+                    cell.push_str(&format!(" of {listed} listed"));
+                }
+                if e.files_failed > 0 {
+                    cell.push_str(&format!(", {} failed", e.files_failed));
+                }
+                cell
+            })
             .unwrap_or_else(|| "-".into());
+        notes.extend(details(t, &status));
         let message = status
             .conditions
             .iter()
@@ -90,7 +101,8 @@ pub fn render(transfers: &[CrossAccountTransfer], with_namespace: bool) -> Strin
     let widths: Vec<usize> = (0..columns)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
-    rows.iter()
+    let table = rows
+        .iter()
         .map(|r| {
             r.iter()
                 .enumerate()
@@ -107,7 +119,53 @@ pub fn render(transfers: &[CrossAccountTransfer], with_namespace: bool) -> Strin
                 .to_string()
         })
         .collect::<Vec<_>>()
-        .join("\n")
+        .join("\n");
+    if notes.is_empty() {
+        table
+    } else {
+        format!("{table}\n\n{}", notes.join("\n"))
+    }
+}
+
+/// The lines under the table for one transfer: its task report and the KMS keys its DataSync
+/// role uses.
+fn details(t: &CrossAccountTransfer, status: &crate::api::CrossAccountTransferStatus) -> Vec<String> {
+    let name = format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any());
+    let mut out = Vec::new();
+    if let Some(r) = status.execution.as_ref().and_then(|e| e.report.as_ref()) {
+        let mut line = format!(
+            "{name}: report {}: {} transferred, {} verified, {} failed",
+            r.location, r.transferred, r.verified, r.failed
+        );
+        if !r.failed_objects.is_empty() {
+            line.push_str(&format!(" ({})", r.failed_objects.join("; ")));
+        }
+        out.push(line);
+    }
+    if let Some(enc) = &status.encryption {
+        let key = |b: &Option<crate::api::BucketEncryption>| {
+            b.as_ref()
+                .map(|b| {
+                    format!(
+                        "{}{}",
+                        b.algorithm,
+                        b.key_arn.as_deref().map(|k| format!(" {k}")).unwrap_or_default()
+                    )
+                })
+                .unwrap_or_else(|| "unknown".into())
+        };
+        if [&enc.source, &enc.destination]
+            .iter()
+            .any(|b| b.as_ref().is_some_and(|b| b.key_arn.is_some()))
+        {
+            out.push(format!(
+                "{name}: encryption: source {}, destination {}",
+                key(&enc.source),
+                key(&enc.destination)
+            ));
+        }
+    }
+    out
 }
 
 /// Runs `ferry status`.

@@ -9,11 +9,11 @@ use super::transfer::Transfer;
 use crate::api::{AccessMode, DestinationStatus, condition};
 use crate::aws::{Account, Failure, classify};
 use crate::error::{Error, Result};
-use crate::policy::shared_principals;
 use crate::policy::{
     ACCESS_SID, BUCKET_OWNER_ENFORCED, CREATE_LOCATION_SID, Grant, MAX_BUCKET_POLICY_BYTES, PolicyChange, grant,
     policy_size,
 };
+use crate::policy::{requires_sse_c, shared_principals};
 
 /// Reads a bucket policy (`None` when the bucket has none).
 pub async fn read(account: &Account, region: &str, bucket: &str) -> std::result::Result<Option<String>, Failure> {
@@ -85,6 +85,14 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     let current = read(&account, &region, &bucket)
         .await
         .map_err(|f| t.aws_error(&f, &account_b, "s3:GetBucketPolicy", &resource))?;
+    if requires_sse_c(current.as_deref()) {
+        return Err(Error::EncryptionUnsupported {
+            bucket: bucket.clone(),
+            message: format!(
+                "the policy of bucket {bucket} requires uploads encrypted with customer-provided keys (SSE-C), which DataSync cannot write (https://docs.aws.amazon.com/datasync/latest/userguide/create-s3-location.html); use a bucket with SSE-S3 or SSE-KMS encryption"
+            ),
+        });
+    }
     // Roles this transfer used before (another name): no longer principals of the bucket.
     let stale: Vec<String> = t
         .status

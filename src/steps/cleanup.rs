@@ -4,6 +4,7 @@
 //! whatever does not carry this transfer's tag is left alone.
 
 use super::bucket_policy;
+use super::encryption;
 use super::ownership::{self, Restore, restore_action};
 use super::retired::{Kind, delete_location, delete_role, delete_task, kind};
 use super::transfer::Transfer;
@@ -93,6 +94,9 @@ pub async fn run(t: &mut Transfer<'_>) -> Result<()> {
     };
     if let Some(b) = &account_b {
         release_bucket(t, b, &destination).await?;
+        if let Some(key) = destination.key_arn.as_deref() {
+            encryption::release_key(t, b, key).await?;
+        }
     }
 
     // Roles: the managed one, retired ones, and the default-named one if it is ours.

@@ -10,10 +10,11 @@ use kube::ResourceExt;
 
 use super::transfer::Transfer;
 use crate::api::{
-    CrossAccountTransferStatus, ExecutionStatus, ExecutionSummary, RUN_ANNOTATION, RunPolicy, RunRequest, condition,
-    is_running_status,
+    CrossAccountTransferStatus, ExecutionStatus, ExecutionSummary, RUN_ANNOTATION, ReportSummary, RunPolicy,
+    RunRequest, condition, is_running_status,
 };
 use crate::aws::datasync::{list_executions, tag_entries, tags};
+use crate::aws::report::ReportPlace;
 use crate::aws::{FailureKind, classify};
 use crate::error::Result;
 use crate::naming::{TAG_RUN, TransferId};
@@ -170,6 +171,7 @@ pub fn from_describe(arn: &str, out: &DescribeTaskExecutionOutput) -> ExecutionS
             .map(|f| f.list + f.prepare + f.transfer + f.verify + f.delete)
             .unwrap_or_default();
     let estimated = |v: i64| (v > 0).then_some(v);
+    let enhanced = out.task_mode().is_some_and(|m| m.as_str() == "ENHANCED");
     let mut e = ExecutionStatus {
         arn: arn.to_string(),
         status: out
@@ -198,6 +200,10 @@ pub fn from_describe(arn: &str, out: &DescribeTaskExecutionOutput) -> ExecutionS
             .and_then(|r| r.error_detail())
             .filter(|d| !d.is_empty())
             .map(str::to_string),
+        // Enhanced mode's counters (Basic mode leaves them empty).
+        files_listed: enhanced.then(|| out.files_listed().map(|l| l.at_source).unwrap_or_default()),
+        files_prepared: enhanced.then_some(out.files_prepared),
+        report: None,
     };
     e.percent_done = percent_done(&e);
     e
@@ -207,8 +213,24 @@ pub fn from_describe(arn: &str, out: &DescribeTaskExecutionOutput) -> ExecutionS
 /// prepares while it transfers, so its estimates grow and a percentage computed from them can
 /// drop; what was shown stays the floor for the same running execution.
 pub fn steady(previous: &ExecutionStatus, mut next: ExecutionStatus) -> ExecutionStatus {
-    if previous.arn == next.arn && next.is_running() {
+    if previous.arn != next.arn {
+        return next;
+    }
+    if next.is_running() {
         next.percent_done = next.percent_done.max(previous.percent_done);
+    }
+    // Counters only grow within one execution (a describe answered by a lagging replica must
+    // not make listed, prepared or failed objects go down).
+    let floor = |now: Option<i64>, before: Option<i64>| match (now, before) {
+        (Some(n), Some(b)) => Some(n.max(b)),
+        (n, b) => n.or(b),
+    };
+    next.files_listed = floor(next.files_listed, previous.files_listed);
+    next.files_prepared = floor(next.files_prepared, previous.files_prepared);
+    next.files_failed = next.files_failed.max(previous.files_failed);
+    next.files_transferred = next.files_transferred.max(previous.files_transferred);
+    if next.report.is_none() {
+        next.report = previous.report.clone();
     }
     next
 }
@@ -410,8 +432,34 @@ async fn refresh(t: &mut Transfer<'_>, client: &aws_sdk_datasync::Client) -> Res
     };
     if !next.is_running() {
         next.end_time = next.end_time.or_else(|| Some(Time(jiff::Timestamp::now())));
+        next.report = read_report(t, &next.arn).await;
         remember(&mut t.status.history, &next);
-        if next.succeeded() {
+        let failed = next.files_failed.max(next.report.as_ref().map_or(0, |r| r.failed));
+        next.files_failed = failed;
+        if next.succeeded() && failed > 0 {
+            let message = format!(
+                "execution {} succeeded but {failed} objects failed{}{}",
+                next.arn,
+                next.report
+                    .as_ref()
+                    .map(|r| format!("; report: {}", r.location))
+                    .unwrap_or_default(),
+                next.report
+                    .as_ref()
+                    .filter(|r| !r.failed_objects.is_empty())
+                    .map(|r| format!("; e.g. {}", r.failed_objects.join("; ")))
+                    .unwrap_or_default(),
+            );
+            tracing::warn!("{message}");
+            t.ctx
+                .publish(
+                    t.obj,
+                    kube::runtime::events::EventType::Warning,
+                    "ObjectsFailed",
+                    message,
+                )
+                .await;
+        } else if next.succeeded() {
             t.changed(
                 "ExecutionSucceeded",
                 format!(
@@ -441,6 +489,32 @@ async fn refresh(t: &mut Transfer<'_>, client: &aws_sdk_datasync::Client) -> Res
     }
     t.status.execution = Some(next);
     Ok(())
+}
+
+/// The task report of a finished execution, when the spec asks for one. A report DataSync has
+/// not written, or Ferry may not read, is left out: the execution's own counters still tell
+/// the outcome.
+async fn read_report(t: &Transfer<'_>, execution_arn: &str) -> Option<ReportSummary> {
+    let report = t.spec.task.report.as_ref()?;
+    let task_arn = t.status.task_arn.as_deref()?;
+    let place = ReportPlace {
+        bucket: &report.bucket,
+        region: &t.spec.source.region,
+        prefix: report.prefix.as_deref(),
+        task_arn,
+        execution_arn,
+    };
+    match crate::aws::report::read(&t.account_a, &place).await {
+        Ok(found) => found,
+        Err(f) => {
+            tracing::warn!(
+                code = f.code,
+                "could not read the task report of {execution_arn}: {}",
+                f.message
+            );
+            None
+        }
+    }
 }
 
 /// Writes the execution condition, progress column and metrics.

@@ -3,9 +3,10 @@
 //!
 //! | step | module | account |
 //! | --- | --- | --- |
+//! | 0. bucket encryption, KMS keys | [`encryption`] | A and B |
 //! | 1. DataSync IAM role | [`role`] | A |
 //! | 2. ACLs disabled (Object Ownership) | [`ownership`] | B |
-//! | 3. bucket policy | [`bucket_policy`] | B |
+//! | 3. bucket policy, then the destination key's policy | [`bucket_policy`], [`encryption`] | B |
 //! | 4./5. source and destination locations | [`location`] | A |
 //! | 6. task | [`task`] | A (destination region) |
 //! | 7. execution | [`execution`] | A (destination region) |
@@ -15,6 +16,7 @@
 
 pub mod bucket_policy;
 pub mod cleanup;
+pub mod encryption;
 pub mod execution;
 pub mod location;
 pub mod ownership;
@@ -29,11 +31,13 @@ use crate::error::Result;
 
 /// Runs the steps in order. Returns how far it got, or the first error.
 pub async fn provision(t: &mut Transfer<'_>) -> Result<Progress> {
+    encryption::observe(t).await?;
     role::ensure(t).await?;
     // A destination bucket the spec moved away from gets its policy and ownership back first.
     cleanup::release_previous_destination(t).await;
     ownership::ensure(t).await?;
     bucket_policy::ensure(t).await?;
+    encryption::ensure_key_policy(t).await?;
     if location::ensure(t).await? == Progress::AwaitingDestination {
         return Ok(Progress::AwaitingDestination);
     }

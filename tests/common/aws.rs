@@ -97,10 +97,12 @@ pub const TEST_ROLE_POLICY: &str = r#"{
     {"Sid": "Operator", "Effect": "Allow", "Resource": "*", "Action": [
       "iam:GetRole", "iam:CreateRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy", "iam:GetRolePolicy",
       "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:DeleteRole", "iam:PassRole", "iam:CreateServiceLinkedRole",
-      "datasync:*", "s3:ListBucket", "s3:GetBucketLocation", "sts:AssumeRole"]},
+      "datasync:*", "s3:ListBucket", "s3:GetBucketLocation", "sts:AssumeRole",
+      "s3:GetEncryptionConfiguration", "kms:DescribeKey", "s3:GetObject"]},
     {"Sid": "BucketAdmin", "Effect": "Allow", "Resource": "*", "Action": [
       "s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
-      "s3:GetBucketOwnershipControls", "s3:PutBucketOwnershipControls"]},
+      "s3:GetBucketOwnershipControls", "s3:PutBucketOwnershipControls",
+      "s3:GetEncryptionConfiguration", "kms:GetKeyPolicy", "kms:PutKeyPolicy"]},
     {"Sid": "TestSetup", "Effect": "Allow", "Resource": "*", "Action": [
       "s3:CreateBucket", "s3:DeleteBucket", "s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListAllMyBuckets",
       "s3:GetObjectTagging", "s3:PutObjectTagging", "iam:ListRoles", "iam:ListRolePolicies"]}
@@ -198,6 +200,96 @@ impl TestAccount {
     /// STS client.
     pub fn sts(&self) -> aws_sdk_sts::Client {
         aws_sdk_sts::Client::new(&self.config)
+    }
+
+    /// KMS client in a region.
+    pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
+        let conf = aws_sdk_kms::config::Builder::from(&self.config)
+            .region(Region::new(region.to_string()))
+            .build();
+        aws_sdk_kms::Client::from_conf(conf)
+    }
+
+    /// Creates a customer managed KMS key (with KMS's default key policy, which lets the
+    /// account's IAM policies grant its use) and returns its ARN.
+    pub async fn kms_key(&self, region: &str) -> String {
+        let out = self
+            .kms(region)
+            .create_key()
+            .description("ferry test key")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create key: {e:?}"));
+        out.key_metadata().and_then(|m| m.arn()).expect("key arn").to_string()
+    }
+
+    /// The key policy of a key.
+    pub async fn key_policy(&self, key_arn: &str) -> String {
+        let region = key_arn.split(':').nth(3).expect("region");
+        self.kms(region)
+            .get_key_policy()
+            .key_id(key_arn)
+            .policy_name("default")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("get key policy: {e:?}"))
+            .policy()
+            .expect("policy")
+            .to_string()
+    }
+
+    /// Replaces the key policy of a key.
+    pub async fn put_key_policy(&self, key_arn: &str, policy: &str) {
+        let region = key_arn.split(':').nth(3).expect("region");
+        self.kms(region)
+            .put_key_policy()
+            .key_id(key_arn)
+            .policy_name("default")
+            .policy(policy)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put key policy: {e:?}"));
+    }
+
+    /// Sets a bucket's default encryption to SSE-KMS with `key` (an ARN, alias or id).
+    pub async fn encrypt_bucket(&self, region: &str, bucket: &str, key: &str) {
+        use aws_sdk_s3::types::{
+            ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+            ServerSideEncryptionRule,
+        };
+        let default = ServerSideEncryptionByDefault::builder()
+            .sse_algorithm(ServerSideEncryption::AwsKms)
+            .kms_master_key_id(key)
+            .build()
+            .expect("default");
+        let config = ServerSideEncryptionConfiguration::builder()
+            .rules(
+                ServerSideEncryptionRule::builder()
+                    .apply_server_side_encryption_by_default(default)
+                    .build(),
+            )
+            .build()
+            .expect("config");
+        self.s3(region)
+            .put_bucket_encryption()
+            .bucket(bucket)
+            .server_side_encryption_configuration(config)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("encrypt {bucket}: {e:?}"));
+    }
+
+    /// The KMS key an object is stored with, if any.
+    pub async fn object_key_id(&self, region: &str, bucket: &str, key: &str) -> Option<String> {
+        let out = self
+            .s3(region)
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("head {bucket}/{key}: {e:?}"));
+        out.ssekms_key_id().map(str::to_string)
     }
 
     /// Creates a bucket in a region.

@@ -9,6 +9,7 @@ mod common;
 
 mod admission;
 mod crash;
+mod encryption;
 mod environment;
 mod fleet;
 mod generative;

@@ -1,0 +1,181 @@
+//! Reading a DataSync task report: the summary of an execution, and a few of the objects that
+//! failed (<https://docs.aws.amazon.com/datasync/latest/userguide/task-reports.html>).
+//!
+//! DataSync writes, under the report's subdirectory, `Summary-Reports/<task-id>/<execution-id>/`
+//! with the summary (`*.summary-v1.json`) and `Detailed-Reports/<task-id>/<execution-id>/` with
+//! one list per kind (transferred, verified, deleted, skipped) whose entries carry a
+//! `...Status` of `SUCCESS` or `FAILED`. Ferry lists the execution's folder rather than
+//! guessing file names.
+
+use serde_json::Value;
+
+use super::{Account, Failure};
+use crate::api::ReportSummary;
+use crate::naming::normalize_prefix;
+
+/// How many failed objects the status lists.
+pub const FAILED_SHOWN: usize = 5;
+
+/// Where a report lives.
+#[derive(Clone, Debug)]
+pub struct ReportPlace<'a> {
+    /// The report bucket.
+    pub bucket: &'a str,
+    /// Its region.
+    pub region: &'a str,
+    /// The report prefix from the spec.
+    pub prefix: Option<&'a str>,
+    /// The task ARN.
+    pub task_arn: &'a str,
+    /// The execution ARN.
+    pub execution_arn: &'a str,
+}
+
+fn last(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+fn folder(place: &ReportPlace<'_>, kind: &str) -> String {
+    format!(
+        "{}{kind}/{}/{}/",
+        normalize_prefix(place.prefix),
+        last(place.task_arn),
+        last(place.execution_arn)
+    )
+}
+
+async fn keys(account: &Account, place: &ReportPlace<'_>, prefix: &str) -> Result<Vec<String>, Failure> {
+    let out = account
+        .s3(place.region)
+        .list_objects_v2()
+        .bucket(place.bucket)
+        .prefix(prefix)
+        .max_keys(50)
+        .send()
+        .await?;
+    Ok(out
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect())
+}
+
+async fn json(account: &Account, place: &ReportPlace<'_>, key: &str) -> Result<Value, Failure> {
+    let out = account
+        .s3(place.region)
+        .get_object()
+        .bucket(place.bucket)
+        .key(key)
+        .send()
+        .await?;
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| Failure {
+            kind: super::FailureKind::Unavailable,
+            code: "NoResponse".into(),
+            message: e.to_string(),
+        })?
+        .into_bytes();
+    Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// The failed objects in a detailed report list (pure): `"<path>: <code> <detail>"`.
+pub fn failed_entries(list: &Value) -> Vec<String> {
+    let Some(map) = list.as_object() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entries in map.values().filter_map(Value::as_array) {
+        for entry in entries {
+            let failed = entry
+                .as_object()
+                .is_some_and(|e| e.iter().any(|(k, v)| k.ends_with("Status") && v == "FAILED"));
+            if failed {
+                let text = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or_default();
+                out.push(
+                    format!(
+                        "{}: {} {}",
+                        text("RelativePath"),
+                        text("ErrorCode"),
+                        text("ErrorDetail")
+                    )
+                    .trim_end()
+                    .to_string(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Counts from a summary (pure).
+pub fn summary_counts(summary: &Value) -> (i64, i64, i64) {
+    let n = |k: &str| summary.get(k).and_then(Value::as_i64).unwrap_or_default();
+    let failed = match summary.get("FilesFailed") {
+        Some(Value::Object(m)) => m.values().filter_map(Value::as_i64).sum(),
+        Some(v) => v.as_i64().unwrap_or_default(),
+        None => 0,
+    };
+    (n("FilesTransferred"), n("FilesVerified"), failed)
+}
+
+/// Reads an execution's report; `None` when DataSync has not written it (yet).
+pub async fn read(account: &Account, place: &ReportPlace<'_>) -> Result<Option<ReportSummary>, Failure> {
+    let summaries = keys(account, place, &folder(place, "Summary-Reports")).await?;
+    let Some(key) = summaries.iter().find(|k| k.ends_with(".json")) else {
+        return Ok(None);
+    };
+    let summary = json(account, place, key).await?;
+    let (transferred, verified, failed) = summary_counts(&summary);
+    let mut failed_objects = Vec::new();
+    if failed > 0 {
+        for key in keys(account, place, &folder(place, "Detailed-Reports")).await? {
+            if failed_objects.len() >= FAILED_SHOWN {
+                break;
+            }
+            failed_objects.extend(failed_entries(&json(account, place, &key).await?));
+        }
+        failed_objects.truncate(FAILED_SHOWN);
+    }
+    Ok(Some(ReportSummary {
+        location: format!("s3://{}/{key}", place.bucket),
+        transferred,
+        verified,
+        failed,
+        failed_objects,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn failed_entries_and_counts_are_read_from_the_report() {
+        let list = json!({"TaskExecutionArn": "x", "Transferred": [
+            {"RelativePath": "/a.txt", "TransferStatus": "SUCCESS"},
+            {"RelativePath": "/b.txt", "TransferStatus": "FAILED", "ErrorCode": "AccessDenied", "ErrorDetail": "kms:Decrypt"}
+        ]});
+        assert_eq!(failed_entries(&list), vec!["/b.txt: AccessDenied kms:Decrypt"]);
+        let summary = json!({"FilesTransferred": 3, "FilesVerified": 2, "FilesFailed": {"Transfer": 1, "Verify": 1}});
+        assert_eq!(summary_counts(&summary), (3, 2, 2));
+    }
+
+    #[test]
+    fn the_report_folder_follows_the_task_and_execution_ids() {
+        let place = ReportPlace {
+            bucket: "r",
+            region: "us-east-1",
+            prefix: Some("reports"),
+            task_arn: "arn:aws:datasync:us-east-1:1:task/task-1",
+            execution_arn: "arn:aws:datasync:us-east-1:1:task/task-1/execution/exec-2",
+        };
+        assert_eq!(
+            folder(&place, "Summary-Reports"),
+            "reports/Summary-Reports/task-1/exec-2/"
+        );
+    }
+}
