@@ -420,6 +420,7 @@ class TaskExecution:
         return result
 
     def describe(self) -> dict[str, Any]:
+        enhanced = self.task_mode == "ENHANCED"
         with self.lock:
             out: dict[str, Any] = {
                 "TaskExecutionArn": self.arn,
@@ -429,12 +430,14 @@ class TaskExecution:
                 "Includes": copy.deepcopy(self.includes) if self.includes else None,
                 "ManifestConfig": copy.deepcopy(self.manifest_config),
                 "StartTime": self.start_time,
-                **self.counters,
+                **{k: v for k, v in self.counters.items() if enhanced or k != "FilesPrepared"},
                 "Result": self._result_now(),
                 "TaskReportConfig": copy.deepcopy(self.task_report_config),
                 "TaskMode": self.task_mode,
-                "FilesListed": dict(self.files_listed),
-                "FilesFailed": dict(self.files_failed),
+                # FilesListed, FilesFailed and FilesPrepared "apply only to Enhanced mode tasks"
+                # (DescribeTaskExecution); AWS's Basic mode example has none of them.
+                "FilesListed": dict(self.files_listed) if enhanced else None,
+                "FilesFailed": dict(self.files_failed) if enhanced else None,
                 "ReportResult": dict(self.report_result) if self.report_result else None,
                 "LaunchTime": self.launch_time,
                 "EndTime": self.end_time,

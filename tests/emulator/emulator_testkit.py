@@ -172,3 +172,52 @@ def put_policy(account: Account, bucket: str, statements: list[dict[str, Any]], 
                version: str = "2012-10-17") -> None:
     account.client("s3", region).put_bucket_policy(
         Bucket=bucket, Policy=json.dumps({"Version": version, "Statement": statements}))
+
+
+def report_config(account: Account, level: str = "ERRORS_ONLY") -> dict[str, Any]:
+    """A STANDARD TaskReportConfig into a new bucket of ``account`` (written by a new role of it)."""
+    return {"Destination": {"S3": {"S3BucketArn": f"arn:aws:s3:::{account.bucket()}",
+                                   "BucketAccessRoleArn": account.role()}},
+            "OutputType": "STANDARD", "ReportLevel": level}
+
+
+def report_documents(account: Account, execution: dict[str, Any]) -> dict[str, Any]:
+    """The report documents of an ended execution (it must have a TaskReportConfig): "Summary" and the
+    detailed lists by kind ("Transferred", "Verified", "Deleted", "Skipped"); waits for ReportResult."""
+    arn = execution["TaskExecutionArn"]
+    answer = wait_for("the report", lambda: (lambda r: r if r.get("Status") not in (None, "PENDING") else None)(
+        account.ds.describe_task_execution(TaskExecutionArn=arn).get("ReportResult", {})))
+    assert answer == {"Status": "SUCCESS"}, answer
+    bucket = execution["TaskReportConfig"]["Destination"]["S3"]["S3BucketArn"].rsplit(":", 1)[1]
+    parts = arn.split("/")
+    task_id, exec_id = parts[1], parts[3]
+    documents: dict[str, Any] = {}
+    for obj in account.s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+        if f"/{task_id}/{exec_id}/" not in obj["Key"]:
+            continue
+        body = json.loads(account.s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+        if obj["Key"].endswith(".summary-v1.json"):
+            documents["Summary"] = body
+        else:
+            documents.update({k: v for k, v in body.items() if k != "TaskExecutionArn"})
+    return documents
+
+
+def run_reported(account: Account, task: str, level: str = "ERRORS_ONLY",
+                 **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run ``task`` to its end with a STANDARD task report (StartTaskExecution's TaskReportConfig):
+    (DescribeTaskExecution's answer, the report documents as ``report_documents`` gives them)."""
+    result = run(account.ds, task, TaskReportConfig=report_config(account, level), **kwargs)
+    return result, report_documents(account, result)
+
+
+def failures(documents: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(list, RelativePath, ErrorCode, ErrorDetail) of every FAILED entry of a report's detailed lists."""
+    out = []
+    for kind in ("Skipped", "Transferred", "Deleted", "Verified"):
+        status = {"Skipped": "SkippedStatus", "Transferred": "TransferStatus", "Deleted": "DeleteStatus",
+                  "Verified": "VerifyStatus"}[kind]
+        for entry in documents.get(kind, []):
+            if entry.get(status) == "FAILED":
+                out.append((kind, entry["RelativePath"], entry["ErrorCode"], entry["ErrorDetail"]))
+    return out

@@ -15,8 +15,9 @@ import pytest
 
 import encryption
 import kms_rules
-from emulator_testkit import (Account, control, ferry_grants, location, put_policy, refused, run, unique_name,
-                              wait_for)
+from emulator_testkit import (Account, control, failures, ferry_grants, location, put_policy, refused, run,
+                              run_reported, unique_name, wait_for)
+from transfer import FILES_SKIPPED_DETAIL
 from policy_eval import Principal
 
 SSE_S3_DEFAULT = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": False,
@@ -72,6 +73,14 @@ def cross_account_task(a: Account, b: Account, destination: str, role: str, obje
     ds = a.ds
     return ds.create_task(SourceLocationArn=location(ds, src, role), DestinationLocationArn=location(ds, destination, role),
                           **options)["TaskArn"]
+
+
+def first_failure(account: Account, task: str) -> tuple[dict[str, Any], tuple[str, str, str, str]]:
+    """Run ``task`` with a task report: (DescribeTaskExecution, the report's first failed entry as
+    ``failures`` gives it)."""
+    result, report = run_reported(account, task)
+    assert result["Status"] == "ERROR", result["Result"]
+    return result, failures(report)[0]
 
 
 def denied(action: str, key_arn: str, why: str) -> str:
@@ -184,20 +193,49 @@ def test_sse_c_writes_blocked_by_default_and_sse_c_objects_unreadable_without_th
 # --- executions: SSE-C ----------------------------------------------------------------------------
 
 
-def test_datasync_cannot_read_sse_c_objects(endpoint: str) -> None:
-    a = Account(endpoint)
-    task, src, dst = a.task({"plain.txt": b"p"})
-    a.s3.put_bucket_encryption(Bucket=src, ServerSideEncryptionConfiguration={"Rules": [
+def unblock_sse_c(account: Account, bucket: str) -> None:
+    account.s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
         {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
          "BlockedEncryptionTypes": {"EncryptionType": ["NONE"]}}]})
+
+
+def test_datasync_cannot_read_sse_c_objects(endpoint: str) -> None:
+    # Basic mode: DataSync's HeadObject of the SSE-C object fails while preparing; the other objects
+    # are copied and the execution ends ERROR with DataSync's "files skipped due to errors".
+    a = Account(endpoint)
+    task, src, dst = a.task({"plain.txt": b"p"})
+    unblock_sse_c(a, src)
     assert run(a.ds, task)["Status"] == "SUCCESS"  # SSE-S3 objects are fine
     sse_c_put(a, src, "secret.bin")
-    result = run(a.ds, task)
-    assert result["Status"] == "ERROR" and result["Result"]["ErrorCode"] == "InvalidRequest"
-    detail = result["Result"]["ErrorDetail"]
-    assert (f"the object s3://{src}/secret.bin is encrypted with SSE-C (customer-provided key), which DataSync "
-            "does not support") in detail
+    a.s3.put_object(Bucket=src, Key="later.txt", Body=b"l")
+    result, report = run_reported(a, task)
+    assert result["Status"] == "ERROR", result["Result"]
+    assert (result["Result"]["ErrorCode"], result["Result"]["ErrorDetail"]) == ("FilesFailed", FILES_SKIPPED_DETAIL)
+    assert result["Result"]["PrepareStatus"] == "ERROR" and result["Result"]["TransferStatus"] == "SUCCESS"
+    assert "FilesFailed" not in result  # "Applies only to Enhanced mode tasks"
+    assert result["FilesTransferred"] == 1 and result["EstimatedFilesToTransfer"] == 1
+    assert a.s3.get_object(Bucket=dst, Key="later.txt")["Body"].read() == b"l"
     assert "Contents" not in a.s3.list_objects_v2(Bucket=dst, Prefix="secret")
+    assert failures(report) == [("Skipped", "/secret.bin", "InvalidRequest", encryption.SSE_C_UNREADABLE)]
+    assert report["Summary"]["FilesFailed"] == {"Prepare": 1, "Transfer": 0, "Verify": 0, "Delete": 0}
+
+
+def test_enhanced_mode_sse_c_object_fails_alone(endpoint: str) -> None:
+    a = Account(endpoint)
+    task, src, dst = a.task({"a.txt": b"a", "b.txt": b"b"}, TaskMode="ENHANCED")
+    unblock_sse_c(a, src)
+    sse_c_put(a, src, "secret.bin")
+    result, report = run_reported(a, task, level="SUCCESSES_AND_ERRORS")
+    assert result["Status"] == "ERROR", result["Result"]
+    assert (result["Result"]["ErrorCode"], result["Result"]["ErrorDetail"]) == (
+        "InvalidRequest", encryption.SSE_C_UNREADABLE)
+    assert result["FilesFailed"] == {"Prepare": 1, "Transfer": 0, "Verify": 0, "Delete": 0}
+    assert result["FilesTransferred"] == 2 and result["FilesVerified"] == 2 and result["FilesPrepared"] == 2
+    assert sorted(o["Key"] for o in a.s3.list_objects_v2(Bucket=dst)["Contents"]) == ["a.txt", "b.txt"]
+    assert failures(report) == [("Skipped", "/secret.bin", "InvalidRequest", encryption.SSE_C_UNREADABLE)]
+    assert {e["RelativePath"]: e["TransferStatus"] for e in report["Transferred"]} == {
+        "/a.txt": "SUCCESS", "/b.txt": "SUCCESS"}
+    assert report["Summary"]["FilesFailed"]["Prepare"] == 1 and report["Summary"]["FilesTransferred"] == 2
 
 
 def test_destination_policy_requiring_sse_c_refuses_datasync_writes(endpoint: str) -> None:
@@ -210,10 +248,12 @@ def test_destination_policy_requiring_sse_c_refuses_datasync_writes(endpoint: st
                              "Condition": {"Null": {"s3:x-amz-server-side-encryption-customer-algorithm": null}}}])
 
     deny_put_when("true")  # a write without SSE-C headers is denied: DataSync sends none
-    result = run(a.ds, task)
-    assert result["Status"] == "ERROR" and result["Result"]["ErrorCode"] == "AccessDenied"
+    result, report = run_reported(a, task)
+    assert result["Status"] == "ERROR" and result["Result"]["TransferStatus"] == "ERROR"
+    (kind, path, code, detail), = [f for f in failures(report) if f[0] == "Transferred"]
+    assert (kind, path, code) == ("Transferred", "/one.txt", "AccessDenied")
     assert (f"s3:PutObject on resource: \"arn:aws:s3:::{dst}/one.txt\" with an explicit deny in a resource-based "
-            "policy") in result["Result"]["ErrorDetail"]
+            "policy") in detail
     deny_put_when("false")  # denying SSE-C writes does not touch DataSync's
     assert run(a.ds, task)["Status"] == "SUCCESS"
 
@@ -229,11 +269,11 @@ def test_same_account_sse_kms_source_needs_decrypt(endpoint: str) -> None:
     role = a.role()
     task = a.ds.create_task(SourceLocationArn=location(a.ds, src, role),
                             DestinationLocationArn=location(a.ds, dst, role))["TaskArn"]
-    result = run(a.ds, task)
-    assert result["Status"] == "ERROR" and result["Result"]["ErrorCode"] == "AccessDenied"
-    detail = result["Result"]["ErrorDetail"]
-    assert detail.startswith(f"DataSync could not read s3://{src}/doc.txt: the object is encrypted with SSE-KMS "
-                             "and KMS answered AccessDeniedException: User: ")
+    result, report = run_reported(a, task)
+    assert result["Status"] == "ERROR" and result["Result"]["TransferStatus"] == "ERROR"
+    (kind, path, code, detail), = [f for f in failures(report) if f[0] == "Transferred"]
+    assert (kind, path, code) == ("Transferred", "/doc.txt", "AccessDenied")
+    assert detail.startswith("User: ")  # KMS's own message, as AWS's task report example shows it
     assert denied("kms:Decrypt", key, "because no identity-based policy allows the kms:Decrypt action") in detail
     allow_kms(a, role, key, ["kms:Decrypt"])
     result = run(a.ds, task)
@@ -242,8 +282,48 @@ def test_same_account_sse_kms_source_needs_decrypt(endpoint: str) -> None:
     # A disabled key refuses whatever the policies say.
     a.client("kms").disable_key(KeyId=key.rsplit("/", 1)[1])  # (moto answers 500 for an ARN here)
     a.s3.put_object(Bucket=src, Key="doc.txt", Body=b"changed")
-    detail = run(a.ds, task)["Result"]["ErrorDetail"]
-    assert f"KMS answered DisabledException: {key} is disabled." in detail
+    assert failures(run_reported(a, task)[1])[0] == (
+        "Transferred", "/doc.txt", "AccessDenied", f"DisabledException: {key} is disabled.")
+
+
+def test_enhanced_mode_kms_denied_object_fails_alone(endpoint: str) -> None:
+    # One object is SSE-KMS with a key the role may not use, the others are plain: only that object
+    # fails (its GetObject, while transferring: HeadObject needs no kms:Decrypt).
+    a = Account(endpoint)
+    key = new_key(a)
+    task, src, dst = a.task({"plain1.txt": b"1", "plain2.txt": b"2"}, TaskMode="ENHANCED")
+    a.s3.put_object(Bucket=src, Key="locked.txt", Body=b"locked", ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    result, report = run_reported(a, task)
+    assert result["Status"] == "ERROR", result["Result"]
+    assert result["FilesFailed"] == {"Prepare": 0, "Transfer": 1, "Verify": 0, "Delete": 0}
+    assert result["FilesTransferred"] == 2 and result["FilesVerified"] == 2
+    assert result["Result"]["PrepareStatus"] == "SUCCESS" and result["Result"]["TransferStatus"] == "ERROR"
+    assert result["Result"]["ErrorCode"] == "AccessDenied"
+    assert denied("kms:Decrypt", key, "because no identity-based policy allows the kms:Decrypt action") in (
+        result["Result"]["ErrorDetail"])
+    assert sorted(o["Key"] for o in a.s3.list_objects_v2(Bucket=dst)["Contents"]) == ["plain1.txt", "plain2.txt"]
+    (kind, path, code, detail), = failures(report)  # ERRORS_ONLY: only the failure is listed
+    assert (kind, path, code, detail) == ("Transferred", "/locked.txt", "AccessDenied", result["Result"]["ErrorDetail"])
+    assert set(report) == {"Summary", "Transferred"}
+    assert report["Summary"]["FilesFailed"]["Transfer"] == 1
+
+
+def test_basic_mode_kms_denied_object_fails_alone(endpoint: str) -> None:
+    a = Account(endpoint)
+    key = new_key(a)
+    task, src, dst = a.task({"plain1.txt": b"1", "plain2.txt": b"2"})
+    a.s3.put_object(Bucket=src, Key="locked.txt", Body=b"locked", ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+    result, report = run_reported(a, task)
+    assert result["Status"] == "ERROR", result["Result"]
+    assert (result["Result"]["ErrorCode"], result["Result"]["ErrorDetail"]) == ("FilesFailed", FILES_SKIPPED_DETAIL)
+    assert "FilesFailed" not in result and "FilesPrepared" not in result and "FilesListed" not in result
+    assert result["FilesTransferred"] == 2 and result["FilesVerified"] == 2
+    assert sorted(o["Key"] for o in a.s3.list_objects_v2(Bucket=dst)["Contents"]) == ["plain1.txt", "plain2.txt"]
+    # Basic mode verifies everything (POINT_IN_TIME_CONSISTENT): the object that failed to transfer fails
+    # verification too (its source cannot be read).
+    assert [f[:3] for f in failures(report)] == [("Transferred", "/locked.txt", "AccessDenied"),
+                                                 ("Verified", "/locked.txt", "AccessDenied")]
+    assert report["Summary"]["FilesFailed"] == {"Prepare": 0, "Transfer": 1, "Verify": 1, "Delete": 0}
 
 
 def test_same_account_key_policy_naming_the_role_needs_no_iam_grant(endpoint: str) -> None:
@@ -269,11 +349,10 @@ def test_cross_account_sse_kms_destination_needs_key_policy_and_role_policy(endp
 
     # Only the role's policy allows the key: B's key policy does not name A.
     allow_kms(a, role, key, ["kms:GenerateDataKey", "kms:Decrypt"])
-    result = run(a.ds, task)
-    assert result["Status"] == "ERROR" and result["Result"]["ErrorCode"] == "AccessDenied"
-    detail = result["Result"]["ErrorDetail"]
-    assert detail.startswith(f"DataSync could not write s3://{dst}/f.txt: the bucket's default encryption is "
-                             "SSE-KMS and KMS answered AccessDeniedException: User: ")
+    result, (kind, path, code, detail) = first_failure(a, task)
+    assert (kind, path, code) == ("Transferred", "/f.txt", "AccessDenied")
+    assert result["Result"]["TransferStatus"] == "ERROR"
+    assert detail.startswith("User: ")
     assert denied("kms:GenerateDataKey", key, "because no resource-based policy allows the kms:GenerateDataKey "
                   "action") in detail
     assert "Contents" not in b.s3.list_objects_v2(Bucket=dst)
@@ -282,16 +361,16 @@ def test_cross_account_sse_kms_destination_needs_key_policy_and_role_policy(endp
     kms_b.put_key_policy(KeyId=key, PolicyName="default", Policy=key_policy(
         root_statement(b.id), role_statement(role, ["kms:GenerateDataKey", "kms:Decrypt"])))
     a.client("iam").delete_role_policy(RoleName=role.rsplit("/", 1)[1], PolicyName="kms")
-    detail = run(a.ds, task)["Result"]["ErrorDetail"]
+    detail = first_failure(a, task)[1][3]
     assert denied("kms:GenerateDataKey", key, "because no identity-based policy allows the kms:GenerateDataKey "
                   "action") in detail
 
     # Both, but only GenerateDataKey: the write succeeds, verification cannot read it back.
     allow_kms(a, role, key, ["kms:GenerateDataKey"])
-    result = run(a.ds, task)
-    assert result["Status"] == "ERROR" and result["Result"]["VerifyStatus"] == "ERROR"
-    assert denied("kms:Decrypt", key, "because no identity-based policy allows the kms:Decrypt action") in (
-        result["Result"]["ErrorDetail"])
+    result, (kind, path, code, detail) = first_failure(a, task)
+    assert result["Result"]["TransferStatus"] == "SUCCESS" and result["Result"]["VerifyStatus"] == "ERROR"
+    assert (kind, path, code) == ("Verified", "/f.txt", "AccessDenied")
+    assert denied("kms:Decrypt", key, "because no identity-based policy allows the kms:Decrypt action") in detail
     allow_kms(a, role, key, ["kms:GenerateDataKey", "kms:Decrypt"])
     result = run(a.ds, task)
     assert result["Status"] == "SUCCESS", result["Result"]
@@ -313,9 +392,8 @@ def test_cross_account_bucket_with_alias_or_key_id_resolves_in_the_roles_account
             (alias, f"NotFoundException: Alias arn:aws:kms:us-east-1:{a.id}:{alias} is not found."),
             (key_id, f"NotFoundException: Key 'arn:aws:kms:us-east-1:{a.id}:key/{key_id}' does not exist")):
         dst = sse_kms_bucket(b, configured)
-        result = run(a.ds, cross_account_task(a, b, dst, role, {"f.txt": b"f"}))
-        assert result["Status"] == "ERROR" and result["Result"]["ErrorCode"] == "AccessDenied"
-        assert result["Result"]["ErrorDetail"].endswith(f"KMS answered {answer}")
+        failure = first_failure(a, cross_account_task(a, b, dst, role, {"f.txt": b"f"}))[1]
+        assert failure == ("Transferred", "/f.txt", "AccessDenied", answer)
     # The same key by its ARN works.
     assert run(a.ds, cross_account_task(a, b, sse_kms_bucket(b, key), role, {"f.txt": b"f"}))["Status"] == "SUCCESS"
 
@@ -327,7 +405,7 @@ def test_cross_account_aws_managed_key_cannot_be_used(endpoint: str) -> None:
     dst = b.bucket()
     b.s3.put_bucket_encryption(Bucket=dst, ServerSideEncryptionConfiguration={"Rules": [
         {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})  # aws/s3 of the bucket owner
-    detail = run(a.ds, cross_account_task(a, b, dst, role, {"f.txt": b"f"}))["Result"]["ErrorDetail"]
+    detail = first_failure(a, cross_account_task(a, b, dst, role, {"f.txt": b"f"}))[1][3]
     assert f"on resource: arn:aws:kms:us-east-1:{b.id}:key/" in detail
     assert "because no resource-based policy allows the kms:GenerateDataKey action" in detail
     # In its own account the AWS managed key works through S3 for every principal.

@@ -17,9 +17,10 @@ from typing import Any, Callable
 import pytest
 
 import policy_eval  # (pure evaluation logic, tested directly)
-from emulator_testkit import (DATASYNC_TRUST, Account, control, ferry_grants, location, put_policy,
-                              refused, run, unique_name, wait_for)
+from emulator_testkit import (DATASYNC_TRUST, Account, control, failures, ferry_grants, location, put_policy,
+                              refused, run, run_reported, unique_name, wait_for)
 from policy_eval import Principal, Request
+from transfer import FILES_SKIPPED_DETAIL
 
 ASSUME_ROLE_FAILED = "Unable to assume role. Reason: Access denied when calling sts:AssumeRole"
 
@@ -248,10 +249,16 @@ def test_execution_needs_object_grants(endpoint: str) -> None:
     task = ds.create_task(SourceLocationArn=source, DestinationLocationArn=destination,
                           Options={"PreserveDeletedFiles": "REMOVE"})["TaskArn"]
 
-    result = run(ds, task)
+    # Each refusal fails its object only; the execution goes through all phases and ends ERROR
+    # (Basic mode: DataSync's "files skipped due to errors").
+    result, report = run_reported(a, task)
     assert result["Status"] == "ERROR" and result["Result"]["TransferStatus"] == "ERROR"
-    assert result["Result"]["ErrorCode"] == "AccessDenied"
-    detail = result["Result"]["ErrorDetail"]
+    assert (result["Result"]["ErrorCode"], result["Result"]["ErrorDetail"]) == ("FilesFailed", FILES_SKIPPED_DETAIL)
+    assert result["Result"]["VerifyStatus"] == "ERROR"  # POINT_IN_TIME_CONSISTENT: one.txt is not at the destination
+    refusals = {(kind, path): (code, detail) for kind, path, code, detail in failures(report)}
+    assert set(refusals) == {("Transferred", "/one.txt"), ("Deleted", "/stale.txt"), ("Verified", "/one.txt")}
+    code, detail = refusals[("Transferred", "/one.txt")]
+    assert code == "AccessDenied"
     assert f"not authorized to perform: s3:PutObject on resource: \"arn:aws:s3:::{dst}/out/one.txt\"" in detail
     assert "because no resource-based policy allows the s3:PutObject action" in detail
     assert "Contents" not in s3b.list_objects_v2(Bucket=dst, Prefix="out/one")  # nothing written
@@ -259,9 +266,11 @@ def test_execution_needs_object_grants(endpoint: str) -> None:
     # Writing allowed, deleting not: the REMOVE of the stale object fails.
     put_policy(b, dst, [tls_only(dst)] + ferry_grants(dst, role, a.role_arn, bucket_level + [
         "s3:PutObject", "s3:PutObjectTagging"]))
-    result = run(ds, task)
+    result, report = run_reported(a, task)
     assert result["Status"] == "ERROR"
-    assert "s3:DeleteObject" in result["Result"]["ErrorDetail"]
+    (kind, path, code, detail), = failures(report)
+    assert (kind, path, code) == ("Deleted", "/stale.txt", "AccessDenied") and "s3:DeleteObject" in detail
+    assert s3b.get_object(Bucket=dst, Key="out/one.txt")["Body"].read() == b"one"  # the copy went through
     put_policy(b, dst, [tls_only(dst)] + ferry_grants(dst, role, a.role_arn))
     result = run(ds, task)
     assert result["Status"] == "SUCCESS", result["Result"]
@@ -282,12 +291,49 @@ def test_execution_needs_the_roles_source_grants(endpoint: str) -> None:
     ds = a.client("datasync")
     task = ds.create_task(SourceLocationArn=location(ds, src, role, Subdirectory="media"),
                           DestinationLocationArn=location(ds, dst, role))["TaskArn"]
-    result = run(ds, task)  # ObjectTags PRESERVE (the default) reads the tags too
+    result, report = run_reported(a, task)  # ObjectTags PRESERVE (the default) reads the tags too
     assert result["Status"] == "ERROR"
-    assert f"s3:GetObjectTagging on resource: \"arn:aws:s3:::{src}/media/a.txt\"" in result["Result"]["ErrorDetail"]
-    assert "because no identity-based policy allows the s3:GetObjectTagging action" in result["Result"]["ErrorDetail"]
+    code, detail = failures(report)[0][2:]
+    assert code == "AccessDenied"
+    assert f"s3:GetObjectTagging on resource: \"arn:aws:s3:::{src}/media/a.txt\"" in detail
+    assert "because no identity-based policy allows the s3:GetObjectTagging action" in detail
     result = run(ds, task, OverrideOptions={"ObjectTags": "NONE"})
     assert result["Status"] == "SUCCESS", result["Result"]
+
+
+def test_enhanced_mode_object_denied_by_bucket_policy_fails_alone(endpoint: str) -> None:
+    # The source bucket policy denies the role one object: its HeadObject (s3:GetObject) fails while
+    # preparing, the other objects are copied.
+    a = Account(endpoint)
+    task, src, dst = a.task({"ok/1.txt": b"1", "ok/2.txt": b"2", "private.txt": b"p"}, TaskMode="ENHANCED")
+    role = a.ds.describe_location_s3(LocationArn=a.last_locations[0])["S3Config"]["BucketAccessRoleArn"]
+    put_policy(a, src, [{"Effect": "Deny", "Principal": {"AWS": role}, "Action": "s3:GetObject",
+                         "Resource": f"arn:aws:s3:::{src}/private.txt"}])
+    result, report = run_reported(a, task)
+    assert result["Status"] == "ERROR", result["Result"]
+    assert result["FilesFailed"] == {"Prepare": 1, "Transfer": 0, "Verify": 0, "Delete": 0}
+    assert result["FilesPrepared"] == 2 and result["FilesTransferred"] == 2 and result["FilesListed"]["AtSource"] == 3
+    assert result["Result"]["ErrorCode"] == "AccessDenied"
+    assert (f"s3:GetObject on resource: \"arn:aws:s3:::{src}/private.txt\" with an explicit deny in a "
+            "resource-based policy") in result["Result"]["ErrorDetail"]
+    assert sorted(o["Key"] for o in a.s3.list_objects_v2(Bucket=dst)["Contents"]) == ["ok/1.txt", "ok/2.txt"]
+    assert failures(report) == [("Skipped", "/private.txt", "AccessDenied", result["Result"]["ErrorDetail"])]
+
+
+def test_location_problem_still_ends_the_execution_at_once(endpoint: str) -> None:
+    # s3:ListBucket refused on the whole source: the execution ends ERROR while preparing, nothing
+    # is counted per object (Enhanced mode shows the zero FilesFailed).
+    a = Account(endpoint)
+    task, src, dst = a.task({"a.txt": b"a"}, TaskMode="ENHANCED")
+    role = a.ds.describe_location_s3(LocationArn=a.last_locations[0])["S3Config"]["BucketAccessRoleArn"]
+    put_policy(a, src, [{"Effect": "Deny", "Principal": {"AWS": role}, "Action": "s3:ListBucket",
+                         "Resource": f"arn:aws:s3:::{src}"}])
+    result = run(a.ds, task)
+    assert result["Status"] == "ERROR" and result["Result"]["ErrorCode"] == "AccessDenied"
+    assert result["Result"]["PrepareStatus"] == "ERROR" and result["Result"]["TransferStatus"] == "PENDING"
+    assert f"s3:ListBucket on resource: \"arn:aws:s3:::{src}\"" in result["Result"]["ErrorDetail"]
+    assert result["FilesFailed"] == {"Prepare": 0, "Transfer": 0, "Verify": 0, "Delete": 0}
+    assert result["FilesTransferred"] == 0 and "Contents" not in a.s3.list_objects_v2(Bucket=dst)
 
 
 # --- IAM eventual consistency ------------------------------------------------------------------

@@ -20,9 +20,12 @@ This module owns what happens after StartTaskExecution:
 The execution object it drives is ``datasync_ext.TaskExecution``; this module
 only touches its ``lock``, ``cancel_event``, ``status``, time fields, ``counters``,
 ``result``, ``files_failed`` and ``report_items`` (per-object outcomes for task
-reports: an object that vanished from the source after PREPARING, or could not
-be written, is a failed object; the execution then ends in ERROR with
-``FilesFailed``).
+reports). Problems of a location (its role cannot be assumed, its bucket is missing,
+s3:ListBucket is refused) end the execution at once (``LocationProblem``). Problems of
+one object (``ObjectProblem``: S3 or KMS refuses it, it is SSE-C, it vanished, it does
+not verify) fail that object only, in the phase where DataSync meets them (Prepare:
+its HeadObject; Transfer: GetObject/PutObject; Verify; Delete); the other objects are
+still copied, and the execution ends ERROR once all phases ran.
 
 ``CLOCK`` is the emulated wall clock that schedules follow (``clockSpeed`` and
 ``clockTime`` in ``SETTINGS``).
@@ -290,52 +293,46 @@ def resolve_endpoint(location: Any, side: str) -> Endpoint:
 def require(endpoint: Endpoint, action: str, key: str | None, doing: str,
             request_keys: dict[str, str] | None = None) -> None:
     """The location's role must be allowed the S3 action (its IAM policies and, for a
-    bucket of another account, the bucket policy); otherwise the execution fails.
-    ``request_keys``: condition keys of this request only (PutObject's encryption headers)."""
+    bucket of another account, the bucket policy). A refused bucket action (``key`` None:
+    s3:ListBucket) ends the execution (LocationProblem); a refused object action fails
+    that object only (ObjectProblem, with S3's AccessDenied message as a task report
+    shows it). ``request_keys``: condition keys of this request only (PutObject's
+    encryption headers)."""
     if endpoint.session is None:
         return
     resource = endpoint.bucket_arn if key is None else f"{endpoint.bucket_arn}/{key}"
     decision = rules.role_s3_decision(endpoint.session, action, resource, endpoint.bucket, request_keys)
     if not decision:
-        raise LocationProblem(
-            "AccessDenied",
-            f"DataSync could not {doing}: S3 answered AccessDenied: "
-            f"{rules.denied_text(endpoint.session.principal, action, resource, decision)}",
-        )
+        text = rules.denied_text(endpoint.session.principal, action, resource, decision)
+        if key is None:
+            raise LocationProblem("AccessDenied", f"DataSync could not {doing}: S3 answered AccessDenied: {text}")
+        raise ObjectProblem("AccessDenied", text)
 
 
-def require_kms(endpoint: Endpoint, action: str, key_id: str | None, key: str, doing: str) -> Any:
+def require_kms(endpoint: Endpoint, action: str, key_id: str | None, key: str) -> Any:
     """S3 calls KMS ``action`` for the location's role on the object ``key`` (kms:Decrypt to read
-    an SSE-KMS object, kms:GenerateDataKey to write one); a refusal fails the execution.
-    Returns the KMS key (moto's)."""
+    an SSE-KMS object, kms:GenerateDataKey to write one); a refusal fails that object
+    (ObjectProblem ``AccessDenied``: KMS's AccessDeniedException message as AWS's task report
+    example shows it; other KMS answers keep their exception name in front). Returns the KMS
+    key (moto's)."""
     bucket = endpoint.backend.buckets[endpoint.bucket]
     access_ = kms_rules.role_key_access(endpoint.session, action, key_id, bucket.region_name,
                                         bucket.account_id, f"{endpoint.bucket_arn}/{key}")
     if access_.error:
         code, message = access_.error
-        raise LocationProblem(
-            "AccessDenied",
-            f"DataSync could not {doing}: the object is encrypted with SSE-KMS and KMS answered {code}: {message}"
-            if action == "kms:Decrypt" else
-            f"DataSync could not {doing}: the bucket's default encryption is SSE-KMS and KMS answered "
-            f"{code}: {message}",
-        )
+        raise ObjectProblem("AccessDenied", message if code == "AccessDeniedException" else f"{code}: {message}")
     return access_.key
 
 
-def require_readable(endpoint: Endpoint, key: str, stored: Any, doing: str) -> None:
+def require_readable(endpoint: Endpoint, key: str, stored: Any) -> None:
     """What S3 asks beyond s3:GetObject to hand an object's data to DataSync: SSE-C objects are
-    refused (DataSync sends no customer key), SSE-KMS objects need kms:Decrypt on their key."""
+    refused (DataSync sends no customer key: S3's InvalidRequest), SSE-KMS objects need
+    kms:Decrypt on their key. Either fails that object only (ObjectProblem)."""
     algorithm, key_id = encryption.object_encryption(stored)
     if algorithm == encryption.SSE_C:
-        raise LocationProblem(
-            "InvalidRequest",
-            f"DataSync could not {doing}: the object s3://{endpoint.bucket}/{key} is encrypted with SSE-C "
-            "(customer-provided key), which DataSync does not support. S3 answered InvalidRequest: "
-            f"{encryption.SSE_C_UNREADABLE}",
-        )
+        raise ObjectProblem("InvalidRequest", encryption.SSE_C_UNREADABLE)
     if algorithm in kms_rules.KMS_ALGORITHMS:
-        require_kms(endpoint, "kms:Decrypt", key_id, key, doing)
+        require_kms(endpoint, "kms:Decrypt", key_id, key)
 
 
 @dataclass
@@ -349,6 +346,9 @@ class Plan:
     bytes_to_copy: int = 0
     source_objects: dict[str, Any] = field(default_factory=dict)
     destination_objects: dict[str, Any] = field(default_factory=dict)
+    # Source objects whose metadata DataSync could not read while preparing (their HeadObject
+    # failed): relative path -> the problem. They are neither transferred nor skipped.
+    unreadable: dict[str, "ObjectProblem"] = field(default_factory=dict)
 
 
 def _same_object(a: Any, b: Any) -> bool:
@@ -363,6 +363,11 @@ def make_plan(source: Endpoint, destination: Endpoint, options: dict[str, Any],
     plan.source_objects, plan.destination_objects = src, dst
     plan.listed_at_source = len(src)
     for rel in sorted(src):
+        try:
+            head_source(source, rel, src[rel])
+        except ObjectProblem as problem:
+            plan.unreadable[rel] = problem
+            continue
         existing = dst.get(rel)
         if existing is None:
             plan.to_copy.append(rel)
@@ -381,12 +386,23 @@ def make_plan(source: Endpoint, destination: Endpoint, options: dict[str, Any],
     return plan
 
 
+def head_source(source: Endpoint, rel: str, stored: Any) -> None:
+    """DataSync's HeadObject of a source object while preparing (AWS: HEAD requests "retrieve object
+    metadata during a task's preparing and verifying phases"). S3 authorizes HeadObject as
+    s3:GetObject and answers an SSE-C object only to a request carrying its key, which DataSync
+    does not send; either refusal fails that object (ObjectProblem)."""
+    name = source.prefix + rel[1:]
+    require(source, "s3:GetObject", name, f"read the metadata of s3://{source.bucket}/{name}")
+    if encryption.object_encryption(stored)[0] == encryption.SSE_C:
+        raise ObjectProblem("InvalidRequest", encryption.SSE_C_UNREADABLE)
+
+
 def copy_one(source: Endpoint, destination: Endpoint, rel: str, src_key: Any, options: dict[str, Any]) -> int:
     """Copy one object; returns its size."""
     dest_name = destination.prefix + rel[1:]
     src_name = source.prefix + rel[1:]
     require(source, "s3:GetObject", src_name, f"read s3://{source.bucket}/{src_name}")
-    require_readable(source, src_name, src_key, f"read s3://{source.bucket}/{src_name}")
+    require_readable(source, src_name, src_key)
     copy_tags = options.get("ObjectTags", "PRESERVE") == "PRESERVE"
     tags = source.backend.tagger.get_tag_dict_for_resource(src_key.arn) if copy_tags else {}
     if copy_tags:
@@ -400,8 +416,7 @@ def copy_one(source: Endpoint, destination: Endpoint, rel: str, src_key: Any, op
     algorithm, key_id, bucket_key = encryption.bucket_default(destination.backend.buckets[destination.bucket])
     sse: dict[str, Any] = {"encryption": algorithm}
     if algorithm in kms_rules.KMS_ALGORITHMS:
-        kms_key = require_kms(destination, "kms:GenerateDataKey", key_id, dest_name,
-                              f"write s3://{destination.bucket}/{dest_name}")
+        kms_key = require_kms(destination, "kms:GenerateDataKey", key_id, dest_name)
         sse.update(kms_key_id=kms_key.arn, bucket_key_enabled=bucket_key)
     storage = _STORAGE_CLASSES.get(destination.storage_class or "STANDARD", "STANDARD")
     new_key = destination.backend.put_object(
@@ -429,6 +444,14 @@ def delete_one(destination: Endpoint, rel: str) -> None:
 
 
 # --- the execution thread -----------------------------------------------------------
+
+# Result.ErrorDetail of a Basic mode execution that failed some objects (AWS's texts:
+# https://docs.aws.amazon.com/datasync/latest/userguide/troubleshooting-task-verification.html).
+FILES_SKIPPED_DETAIL = ("Transfer and verification completed. Selected files transferred except for files skipped "
+                        "due to errors. If no skipped files are listed in Cloud Watch Logs, please contact AWS Support "
+                        "for further assistance.")
+VERIFY_MISMATCH_DETAIL = ("Transfer and verification completed. Verification detected mismatches. Files with "
+                          "mismatches are listed in Cloud Watch Logs")
 
 
 def _ms(seconds: float) -> int:
@@ -496,6 +519,25 @@ class ExecutionRunner(threading.Thread):
                     break
         self._finish("ERROR", "Cancelled", "Task execution was cancelled by the user.")
 
+    def _files_failed_error(self, failed: dict[str, int], items: dict[str, list[dict[str, Any]]]) -> tuple[str, str]:
+        """Result.ErrorCode and ErrorDetail of an execution that went through but failed some objects.
+
+        Basic mode: DataSync's documented texts (troubleshooting-task-verification), "...Selected
+        files transferred except for files skipped due to errors..." when objects failed to
+        transfer or delete, "...Verification detected mismatches..." when only verification
+        failed; the code ``FilesFailed`` is the emulator's. Enhanced mode: the first failed
+        object's ErrorCode and ErrorDetail (AWS shows an Enhanced execution ending with the
+        object's own error, "Verification failed due to a difference in metadata")."""
+        if self.ex.task_mode == "ENHANCED":
+            for kind, status in (("Skipped", "SkippedStatus"), ("Transferred", "TransferStatus"),
+                                 ("Deleted", "DeleteStatus"), ("Verified", "VerifyStatus")):
+                for entry in items.get(kind, []):
+                    if entry.get(status) == "FAILED":
+                        return entry["ErrorCode"], entry["ErrorDetail"]
+        if failed["Prepare"] or failed["Transfer"] or failed["Delete"]:
+            return "FilesFailed", FILES_SKIPPED_DETAIL
+        return "FilesFailed", VERIFY_MISMATCH_DETAIL
+
     # -- the phases
 
     def run(self) -> None:
@@ -529,9 +571,21 @@ class ExecutionRunner(threading.Thread):
                 }
             if not self._wait():
                 return self._cancelled()
-            self._result(PrepareStatus="SUCCESS", PrepareDuration=_ms(time.monotonic() - prepare_start))
+            failed: dict[str, int] = {"Prepare": len(plan.unreadable), "Transfer": 0, "Verify": 0, "Delete": 0}
+            with self.ex.lock:
+                self.ex.files_failed.update(failed)
+            self._result(PrepareStatus="ERROR" if plan.unreadable else "SUCCESS",
+                         PrepareDuration=_ms(time.monotonic() - prepare_start))
 
             items = self.ex.report_items
+            for rel, problem in sorted(plan.unreadable.items()):
+                # "DataSync skips a file, object, or directory in your source location because it can't
+                # read it" (task reports): a skipped entry with an error.
+                items["Skipped"].append({
+                    "RelativePath": rel, "SrcMetadata": object_metadata(plan.source_objects.get(rel)),
+                    "SkippedTimestamp": _now_iso(), "SkippedStatus": "FAILED",
+                    "ErrorCode": problem.code, "ErrorDetail": problem.detail,
+                })
             for rel in plan.skipped_paths:
                 items["Skipped"].append({
                     "RelativePath": rel, "SrcMetadata": object_metadata(plan.source_objects.get(rel)),
@@ -544,7 +598,6 @@ class ExecutionRunner(threading.Thread):
             steps = self.TRANSFER_STEPS
             chunks = [plan.to_copy[i::steps] for i in range(steps)]
             copied: list[str] = []
-            failed: dict[str, int] = {"Transfer": 0, "Verify": 0, "Delete": 0}
             for index, chunk in enumerate(chunks):
                 for rel in chunk:
                     entry: dict[str, Any] = {
@@ -604,7 +657,10 @@ class ExecutionRunner(threading.Thread):
             verify_start = time.monotonic()
             verify_mode = options.get("VerifyMode")
             if verify_mode == "POINT_IN_TIME_CONSISTENT":
-                to_verify = sorted(set(copied) | {r for r in plan.source_objects if r not in plan.to_copy})
+                # Everything in scope, objects that failed to transfer included (AWS: only "verify only
+                # transferred data" leaves out "files or objects that fail to transfer"); objects that
+                # failed while preparing are left out.
+                to_verify = sorted(r for r in plan.source_objects if r not in plan.unreadable)
             elif verify_mode == "ONLY_FILES_TRANSFERRED":
                 to_verify = copied
             else:
@@ -612,20 +668,26 @@ class ExecutionRunner(threading.Thread):
             verified = 0
             for rel in to_verify:
                 src_key, dst_key = current_object(source, rel), current_object(destination, rel)
-                # Verifying reads both sides' data: encrypted objects must be readable by the roles.
-                for side, stored in ((source, src_key), (destination, dst_key)):
-                    if stored is not None:
-                        name = side.prefix + rel[1:]
-                        require_readable(side, name, stored, f"verify s3://{side.bucket}/{name}")
+                if src_key is None and dst_key is None:
+                    continue  # gone from both sides since PREPARING: nothing to compare
                 entry = {"RelativePath": rel, "SrcMetadata": object_metadata(src_key),
                          "DstMetadata": object_metadata(dst_key), "VerifyTimestamp": _now_iso()}
-                if src_key is not None and dst_key is not None and _same_object(src_key, dst_key):
-                    entry["VerifyStatus"] = "SUCCESS"
-                    verified += 1
-                else:
-                    entry.update(VerifyStatus="FAILED", ErrorCode="VerificationFailed",
-                                 ErrorDetail="The destination object differs from the source object.")
+                try:
+                    # Verifying reads both sides' data: encrypted objects must be readable by the roles.
+                    for side, stored in ((source, src_key), (destination, dst_key)):
+                        if stored is not None:
+                            require_readable(side, side.prefix + rel[1:], stored)
+                except ObjectProblem as problem:
+                    entry.update(VerifyStatus="FAILED", ErrorCode=problem.code, ErrorDetail=problem.detail)
                     failed["Verify"] += 1
+                else:
+                    if src_key is not None and dst_key is not None and _same_object(src_key, dst_key):
+                        entry["VerifyStatus"] = "SUCCESS"
+                        verified += 1
+                    else:
+                        entry.update(VerifyStatus="FAILED", ErrorCode="VerificationFailed",
+                                     ErrorDetail="The destination object differs from the source object.")
+                        failed["Verify"] += 1
                 items["Verified"].append(entry)
             if not self._wait():
                 return self._cancelled()
@@ -635,12 +697,7 @@ class ExecutionRunner(threading.Thread):
             self._result(VerifyStatus="SUCCESS" if failed["Verify"] == 0 else "ERROR",
                          VerifyDuration=_ms(time.monotonic() - verify_start))
             if any(failed.values()):
-                return self._finish(
-                    "ERROR", "FilesFailed",
-                    "Transfer and verification completed. Selected files transferred except for files "
-                    f"skipped due to errors ({failed['Transfer']} not transferred, {failed['Verify']} not "
-                    f"verified, {failed['Delete']} not deleted).",
-                )
+                return self._finish("ERROR", *self._files_failed_error(failed, items))
             self._finish("SUCCESS")
         except LocationProblem as problem:
             self._result(**{f"{phase}Status": "ERROR"})
