@@ -167,6 +167,9 @@ pub struct Context {
     pub watch_namespace: Option<String>,
     /// When each transfer was last checked and polled.
     pub memory: Memory,
+    /// Turns at AWS work, `config.max_concurrent_reconciles` at a time (fair: first come, first
+    /// served); `None`: no limit.
+    pub slots: Option<tokio::sync::Semaphore>,
 }
 
 /// The event action for a change: the reason and the last segment of the first ARN in the note
@@ -184,6 +187,26 @@ pub fn event_action(reason: &str, note: &str) -> String {
 }
 
 impl Context {
+    /// The semaphore for `max_concurrent_reconciles` (0: no limit).
+    pub fn slots_for(config: &ControllerConfig) -> Option<tokio::sync::Semaphore> {
+        (config.max_concurrent_reconciles > 0)
+            .then(|| tokio::sync::Semaphore::new(usize::from(config.max_concurrent_reconciles)))
+    }
+
+    /// Runs a reconcile's AWS work when its turn comes (waiting costs no AWS call and little
+    /// memory), and drops it if it takes longer than `config.reconcile_timeout` (a hung call
+    /// must not hold a turn forever; every step can be interrupted, as by a crash).
+    pub async fn limited<T>(&self, work: impl Future<Output = crate::error::Result<T>>) -> crate::error::Result<T> {
+        let _turn = match &self.slots {
+            Some(slots) => slots.acquire().await.ok(),
+            None => None,
+        };
+        let limit = self.config.reconcile_timeout;
+        tokio::time::timeout(limit, work)
+            .await
+            .unwrap_or(Err(crate::error::Error::Timeout(limit)))
+    }
+
     /// Publishes a Kubernetes event about `obj` (action = reason); failures are only logged.
     pub async fn publish(&self, obj: &CrossAccountTransfer, type_: EventType, reason: &str, note: String) {
         self.publish_action(obj, type_, reason, reason, note).await;

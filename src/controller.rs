@@ -60,8 +60,11 @@ pub async fn run(
         namespace = namespace.as_deref().unwrap_or("(all)"),
         "controller started"
     );
+    // No limit in kube's runner: it keeps due objects in a hash set while at its limit and
+    // takes them in hash order, so under steady load some objects never got their turn (1,000
+    // transfers with a limit of 16 stalled). `Context::limited` bounds the work instead, first
+    // come first served.
     Controller::new(api, watcher::Config::default())
-        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.config.max_concurrent_reconciles))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -88,19 +91,13 @@ async fn reconcile(guard: Arc<DeserializeGuard<CrossAccountTransfer>>, ctx: Arc<
         let started = Instant::now();
         let deleting = obj.metadata.deletion_timestamp.is_some();
         let uid = obj.uid().unwrap_or_default();
-        let work = async {
-            if deleting {
-                ctx.memory.forget(&uid);
-                ctx.memory.set_running(&uid, false);
-                (cleanup_transfer(obj, &ctx).await, "cleanup")
-            } else {
-                apply(obj, &ctx).await
-            }
+        let (result, kind) = if deleting {
+            ctx.memory.forget(&uid);
+            ctx.memory.set_running(&uid, false);
+            (ctx.limited(cleanup_transfer(obj, &ctx)).await, "cleanup")
+        } else {
+            apply(obj, &ctx).await
         };
-        let limit = ctx.config.reconcile_timeout;
-        let (result, kind) = tokio::time::timeout(limit, work)
-            .await
-            .unwrap_or((Err(Error::Timeout(limit)), "timeout"));
         if result.is_err() {
             ctx.memory.forget(&uid);
         }
@@ -217,7 +214,7 @@ async fn apply(obj: &CrossAccountTransfer, ctx: &Context) -> (Result<Action>, &'
     match next_step(obj, ctx.memory.get(&uid).as_ref(), now, &config) {
         Next::Wait(after) => return (Ok(Action::requeue(after)), "idle"),
         Next::Poll => {
-            let result = poll(obj, ctx).await;
+            let result = ctx.limited(poll(obj, ctx)).await;
             if result.is_ok()
                 && let Some(mut seen) = ctx.memory.get(&uid)
             {
@@ -228,7 +225,7 @@ async fn apply(obj: &CrossAccountTransfer, ctx: &Context) -> (Result<Action>, &'
         }
         Next::Full => {}
     }
-    let result = full_check(obj, ctx).await;
+    let result = ctx.limited(full_check(obj, ctx)).await;
     if result.is_ok() {
         ctx.memory.set(
             &uid,

@@ -151,21 +151,23 @@ pub async fn run(args: RunArgs) -> i32 {
             instance: Some(identity.clone()),
         },
     );
+    let config = ControllerConfig {
+        poll_interval: args.poll_interval,
+        resync_interval: args.resync_interval,
+        propagation_window: args.propagation_window,
+        external_retry: args.external_retry,
+        stalled_retry: args.stalled_retry,
+        max_concurrent_reconciles: args.max_concurrent_reconciles,
+        reconcile_timeout: args.reconcile_timeout,
+        poll_rate: args.poll_rate,
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         aws,
         recorder,
         metrics,
-        config: ControllerConfig {
-            poll_interval: args.poll_interval,
-            resync_interval: args.resync_interval,
-            propagation_window: args.propagation_window,
-            external_retry: args.external_retry,
-            stalled_retry: args.stalled_retry,
-            max_concurrent_reconciles: args.max_concurrent_reconciles,
-            reconcile_timeout: args.reconcile_timeout,
-            poll_rate: args.poll_rate,
-        },
+        slots: Context::slots_for(&config),
+        config,
         buckets: Default::default(),
         watch_namespace: args.namespace.clone(),
         memory: Default::default(),
