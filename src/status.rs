@@ -8,7 +8,8 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::api::{
-    CrossAccountTransfer, CrossAccountTransferStatus, ExecutionStatus, FIELD_MANAGER, Phase, RUN_ANNOTATION, condition,
+    CrossAccountTransfer, CrossAccountTransferStatus, ExecutionStatus, FIELD_MANAGER, Phase, RUN_ANNOTATION,
+    ReportSummary, condition,
 };
 use crate::context::Context;
 use crate::error::Result;
@@ -147,10 +148,11 @@ pub fn summarize(obj: &CrossAccountTransfer, status: &mut CrossAccountTransferSt
                 false,
                 true,
                 format!(
-                    "execution {} failed: {}: {}; fix the cause, then set the annotation {RUN_ANNOTATION} to a new value (or change the spec) to run again",
+                    "execution {} failed: {}: {}{}; fix the cause, then set the annotation {RUN_ANNOTATION} to a new value (or change the spec) to run again",
                     e.arn,
-                    e.error_code.unwrap_or_default(),
-                    e.error_detail.unwrap_or_default()
+                    e.error_code.clone().unwrap_or_default(),
+                    e.error_detail.clone().unwrap_or_default(),
+                    e.report.as_ref().map(ReportSummary::note).unwrap_or_default()
                 ),
             )
         }

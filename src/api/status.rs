@@ -179,6 +179,17 @@ pub struct DestinationStatus {
     pub required_key_policy: Option<String>,
 }
 
+impl ReportSummary {
+    /// Where the report is and which objects failed, to append to a message (pure).
+    pub fn note(&self) -> String {
+        let mut note = format!("; report {}: {} failed", self.location, self.failed);
+        if !self.failed_objects.is_empty() {
+            note.push_str(&format!(" (e.g. {})", self.failed_objects.join("; ")));
+        }
+        note
+    }
+}
+
 /// How a bucket encrypts new objects, as S3 reports its default encryption.
 #[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]

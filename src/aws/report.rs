@@ -93,17 +93,18 @@ pub fn failed_entries(list: &Value) -> Vec<String> {
                 .as_object()
                 .is_some_and(|e| e.iter().any(|(k, v)| k.ends_with("Status") && v == "FAILED"));
             if failed {
-                let text = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or_default();
-                out.push(
-                    format!(
-                        "{}: {} {}",
-                        text("RelativePath"),
-                        text("ErrorCode"),
-                        text("ErrorDetail")
-                    )
-                    .trim_end()
-                    .to_string(),
-                );
+                // Enhanced-mode reports say ErrorCode/ErrorDetail, Basic-mode ones
+                // FailureCode/FailureReason.
+                let text = |keys: &[&str]| {
+                    keys.iter()
+                        .find_map(|k| entry.get(*k))
+                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                        .unwrap_or_default()
+                };
+                let path = text(&["RelativePath", "FileName", "Key"]);
+                let code = text(&["ErrorCode", "FailureCode"]);
+                let detail = text(&["ErrorDetail", "FailureReason"]);
+                out.push(format!("{path}: {code} {detail}").trim_end().to_string());
             }
         }
     }
@@ -160,6 +161,9 @@ mod tests {
             {"RelativePath": "/b.txt", "TransferStatus": "FAILED", "ErrorCode": "AccessDenied", "ErrorDetail": "kms:Decrypt"}
         ]});
         assert_eq!(failed_entries(&list), vec!["/b.txt: AccessDenied kms:Decrypt"]);
+        let basic = json!({"Skipped": [{"RelativePath": "/c.txt", "SkippedStatus": "FAILED",
+            "FailureCode": 40974, "FailureReason": "S3 Get Object Failed"}]});
+        assert_eq!(failed_entries(&basic), vec!["/c.txt: 40974 S3 Get Object Failed"]);
         let summary = json!({"FilesTransferred": 3, "FilesVerified": 2, "FilesFailed": {"Transfer": 1, "Verify": 1}});
         assert_eq!(summary_counts(&summary), (3, 2, 2));
     }

@@ -438,17 +438,9 @@ async fn refresh(t: &mut Transfer<'_>, client: &aws_sdk_datasync::Client) -> Res
         next.files_failed = failed;
         if next.succeeded() && failed > 0 {
             let message = format!(
-                "execution {} succeeded but {failed} objects failed{}{}",
+                "execution {} succeeded but {failed} objects failed{}",
                 next.arn,
-                next.report
-                    .as_ref()
-                    .map(|r| format!("; report: {}", r.location))
-                    .unwrap_or_default(),
-                next.report
-                    .as_ref()
-                    .filter(|r| !r.failed_objects.is_empty())
-                    .map(|r| format!("; e.g. {}", r.failed_objects.join("; ")))
-                    .unwrap_or_default(),
+                next.report.as_ref().map(ReportSummary::note).unwrap_or_default()
             );
             tracing::warn!("{message}");
             t.ctx
@@ -470,11 +462,12 @@ async fn refresh(t: &mut Transfer<'_>, client: &aws_sdk_datasync::Client) -> Res
             .await;
         } else {
             let message = format!(
-                "execution {} ended {}: {}: {}",
+                "execution {} ended {}: {}: {}{}",
                 next.arn,
                 next.status,
                 next.error_code.as_deref().unwrap_or("no error code"),
-                next.error_detail.as_deref().unwrap_or("no detail")
+                next.error_detail.as_deref().unwrap_or("no detail"),
+                next.report.as_ref().map(ReportSummary::note).unwrap_or_default()
             );
             tracing::warn!("{message}");
             t.ctx

@@ -282,3 +282,67 @@ async fn a_same_named_bucket_of_a_third_account_is_never_written() {
 fn percent_decode(raw: &str) -> String {
     ferry::policy::decode_iam_document(raw)
 }
+
+#[tokio::test]
+async fn a_report_with_failed_objects_reaches_the_status_the_events_and_ferry_status() {
+    let s = Scenario::new("rep", "us-east-1", "us-east-1").await;
+    let reports = format!("{}-reports", s.src);
+    s.a.bucket(&s.src_region, &reports).await;
+    // One source object is encrypted with a key the transfer does not name: DataSync's role may
+    // not decrypt it, so that object alone fails.
+    let other_key = s.a.kms_key(&s.src_region).await;
+    s.a.s3(&s.src_region)
+        .put_object()
+        .bucket(&s.src)
+        .key("media/locked.bin")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"secret"))
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .ssekms_key_id(&other_key)
+        .send()
+        .await
+        .expect("put the locked object");
+    let _op = s.operator(&[]);
+    s.apply(&s.manifest(
+        "r",
+        json!({"task": {"report": {"bucket": reports, "prefix": "reports/"}}}),
+    ))
+    .await;
+    let obj = s.wait_phase("r", Phase::Failed, CONVERGE).await;
+    let exec = status(&obj).execution.expect("execution");
+    let report = exec.report.clone().expect("the report in status.execution.report");
+    assert!(
+        report.location.starts_with(&format!("s3://{reports}/reports/")),
+        "{}",
+        report.location
+    );
+    assert_eq!(report.failed, 1, "{report:?}");
+    assert_eq!(report.failed_objects.len(), 1, "{report:?}");
+    assert!(report.failed_objects[0].contains("locked.bin"), "{report:?}");
+    assert!(exec.files_failed >= 1, "{exec:?}");
+    // The good objects were copied all the same.
+    assert!(s.destination_keys().await.contains_key("archive/a.jpg"));
+    let warnings: Vec<_> = s.events("r").await.into_iter().filter(|e| e.0 == "Warning").collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|e| e.2.contains(&report.location) && e.2.contains("locked.bin")),
+        "{warnings:?}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["status", "-n", &s.ns])
+        .env("KUBECONFIG", &s.env.kubeconfig)
+        .output()
+        .expect("ferry status");
+    let text = common::succeeded(&out, "ferry status");
+    assert!(
+        text.contains("1 failed") && text.contains(&report.location) && text.contains("locked.bin"),
+        "{text}"
+    );
+
+    // Naming the key lets the role decrypt it: the next run copies everything.
+    s.patch_spec("r", json!({"source": {"kmsKeyArn": other_key}})).await;
+    let obj = s.wait_recovery("r", Phase::Succeeded, CONVERGE).await;
+    assert!(s.destination_keys().await.contains_key("archive/locked.bin"));
+    let exec = status(&obj).execution.expect("execution");
+    assert_eq!(exec.report.map(|r| r.failed), Some(0));
+}
