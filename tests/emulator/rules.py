@@ -256,8 +256,17 @@ def install() -> None:
     _wrap(S3Backend, "put_bucket_policy", _record_bucket_policy, before=_check_policy_size)
     _wrap(S3Backend, "delete_bucket_policy", _record_bucket_policy)
     _wrap(S3Backend, "delete_bucket", _record_bucket_policy)
+    IAMBackend.get_roles = _roles_snapshot  # type: ignore[method-assign]
     _install_setting()
     _install_bucket_permission()
+
+
+def _roles_snapshot(self: Any) -> list[Any]:
+    """moto's ``get_roles`` returns the live ``dict.values()``, which ``get_role`` and
+    ``get_role_by_arn`` walk in Python: a CreateRole on another server thread meanwhile raises
+    "dictionary changed size during iteration", and a role that exists looked missing to
+    DataSync (seen with 1,000 transfers at once). ``list()`` copies the values in one step."""
+    return list(self.roles.values())
 
 
 # --- who is asking -----------------------------------------------------------------------

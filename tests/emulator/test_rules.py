@@ -491,3 +491,38 @@ def test_no_cross_region_transfers_with_opt_in_regions(endpoint: str) -> None:
     assert ds_opt.create_task(SourceLocationArn=cape_town, DestinationLocationArn=cape_town)["TaskArn"]
     oregon = location(a.client("datasync", "us-west-2"), a.bucket("us-west-2"), role)
     assert ds.create_task(SourceLocationArn=oregon, DestinationLocationArn=virginia)["TaskArn"]
+
+
+def test_roles_are_found_while_other_roles_are_created_concurrently() -> None:
+    """A role lookup must not fail because another thread adds a role meanwhile."""
+    import sys
+    import threading
+
+    import rules
+    from moto.iam.models import IAMBackend, iam_backends
+
+    rules.install()
+    backend: IAMBackend = iam_backends["123456789012"]["aws"]
+    trust = '{"Version": "2012-10-17", "Statement": []}'
+    for n in range(2000):
+        backend.create_role(f"filler{n}", trust, "/", None, "", [], None)
+    target = backend.create_role("target", trust, "/", None, "", [], None)
+    stop = threading.Event()
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # let the threads interleave as a busy server's do
+
+    def create() -> None:
+        n = 0
+        while not stop.is_set():
+            backend.create_role(f"r{n}", trust, "/", None, "", [], None)
+            n += 1
+
+    writer = threading.Thread(target=create)
+    writer.start()
+    try:
+        for _ in range(300):
+            assert backend.get_role_by_arn(target.arn) is target
+    finally:
+        stop.set()
+        writer.join()
+        sys.setswitchinterval(switch)
