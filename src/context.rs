@@ -54,11 +54,11 @@ impl Default for ControllerConfig {
     fn default() -> Self {
         Self {
             poll_interval: Duration::from_secs(15),
-            resync_interval: Duration::from_secs(40 * 60),
+            resync_interval: Duration::from_secs(50 * 60),
             propagation_window: Duration::from_secs(120),
             external_retry: Duration::from_secs(30),
             stalled_retry: Duration::from_secs(300),
-            max_concurrent_reconciles: 0,
+            max_concurrent_reconciles: 16,
             reconcile_timeout: Duration::from_secs(300),
             poll_rate: 10.0,
         }
@@ -193,16 +193,22 @@ impl Context {
             .then(|| tokio::sync::Semaphore::new(usize::from(config.max_concurrent_reconciles)))
     }
 
-    /// Runs a reconcile's AWS work when its turn comes (waiting costs no AWS call and little
-    /// memory), and drops it if it takes longer than `config.reconcile_timeout` (a hung call
-    /// must not hold a turn forever; every step can be interrupted, as by a crash).
-    pub async fn limited<T>(&self, work: impl Future<Output = crate::error::Result<T>>) -> crate::error::Result<T> {
+    /// Runs a reconcile's AWS work when its turn comes, and drops it if it takes longer than
+    /// `config.reconcile_timeout` (a hung call must not hold a turn forever; every step can be
+    /// interrupted, as by a crash). The work is built only once the turn has come, on the
+    /// heap: a reconcile waiting for its turn holds a few hundred bytes, not the state of the
+    /// whole pipeline (1,000 waiting transfers would otherwise hold about 100 MiB).
+    pub async fn limited<T, W, F>(&self, work: W) -> crate::error::Result<T>
+    where
+        W: FnOnce() -> F,
+        F: Future<Output = crate::error::Result<T>>,
+    {
         let _turn = match &self.slots {
             Some(slots) => slots.acquire().await.ok(),
             None => None,
         };
         let limit = self.config.reconcile_timeout;
-        tokio::time::timeout(limit, work)
+        tokio::time::timeout(limit, Box::pin(work()))
             .await
             .unwrap_or(Err(crate::error::Error::Timeout(limit)))
     }

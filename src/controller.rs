@@ -94,7 +94,7 @@ async fn reconcile(guard: Arc<DeserializeGuard<CrossAccountTransfer>>, ctx: Arc<
         let (result, kind) = if deleting {
             ctx.memory.forget(&uid);
             ctx.memory.set_running(&uid, false);
-            (ctx.limited(cleanup_transfer(obj, &ctx)).await, "cleanup")
+            (ctx.limited(|| cleanup_transfer(obj, &ctx)).await, "cleanup")
         } else {
             apply(obj, &ctx).await
         };
@@ -214,7 +214,7 @@ async fn apply(obj: &CrossAccountTransfer, ctx: &Context) -> (Result<Action>, &'
     match next_step(obj, ctx.memory.get(&uid).as_ref(), now, &config) {
         Next::Wait(after) => return (Ok(Action::requeue(after)), "idle"),
         Next::Poll => {
-            let result = ctx.limited(poll(obj, ctx)).await;
+            let result = ctx.limited(|| poll(obj, ctx)).await;
             if result.is_ok()
                 && let Some(mut seen) = ctx.memory.get(&uid)
             {
@@ -225,7 +225,7 @@ async fn apply(obj: &CrossAccountTransfer, ctx: &Context) -> (Result<Action>, &'
         }
         Next::Full => {}
     }
-    let result = ctx.limited(full_check(obj, ctx)).await;
+    let result = ctx.limited(|| full_check(obj, ctx)).await;
     if result.is_ok() {
         ctx.memory.set(
             &uid,
@@ -467,7 +467,7 @@ mod tests {
         );
         // The drift check comes on its interval, running or not.
         assert_eq!(
-            next_step(&running, Some(&seen), t0 + Duration::from_secs(45 * 60), &config),
+            next_step(&running, Some(&seen), t0 + config.resync_interval.mul_f64(1.1), &config),
             Next::Full
         );
         // A spec change, a new run request: everything at once.

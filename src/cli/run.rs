@@ -44,9 +44,9 @@ pub struct RunArgs {
     /// This replica's identity (default: the pod name, else host name and process id).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
-    /// How many transfers are reconciled at once; 0: no limit (the default: a limit of 16 stalled
-    /// a fleet of 1,000 in the benchmark, not yet understood).
-    #[arg(long, env = "FERRY_MAX_CONCURRENT_RECONCILES", default_value_t = 0)]
+    /// How many transfers do AWS work at once, first come first served (0: no limit). A
+    /// transfer waiting for its turn holds almost no memory; one at work holds its AWS requests.
+    #[arg(long, env = "FERRY_MAX_CONCURRENT_RECONCILES", default_value_t = 16)]
     pub max_concurrent_reconciles: u16,
     /// DescribeTaskExecution calls per second all polls together may spend: with more running
     /// executions than this times the poll interval, each is polled less often.
@@ -63,8 +63,9 @@ pub struct RunArgs {
     #[arg(long, env = "FERRY_POLL_INTERVAL", default_value = "15s", value_parser = parse_duration)]
     pub poll_interval: Duration,
     /// How often a transfer is checked for drift (every step; spread by ±10% per transfer).
-    /// 40 minutes: a settled transfer costs about 10 AWS calls an hour.
-    #[arg(long, env = "FERRY_RESYNC_INTERVAL", default_value = "40m", value_parser = parse_duration)]
+    /// 50 minutes: a settled transfer costs about 11 AWS calls an hour (9 reads per check; 10
+    /// with a KMS-encrypted destination).
+    #[arg(long, env = "FERRY_RESYNC_INTERVAL", default_value = "50m", value_parser = parse_duration)]
     pub resync_interval: Duration,
     /// How long after a permission change access errors count as IAM propagation.
     #[arg(long, env = "FERRY_PROPAGATION_WINDOW", default_value = "2m", value_parser = parse_duration)]
