@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::api::{AccessMode, CrossAccountTransfer, RunPolicy};
 use crate::desired::{Desired, Identities};
 use crate::naming::TransferId;
-use crate::policy::{Grant, KEY_SID, PolicyChange, grant, shared_principals};
+use crate::policy::{Grant, KEY_SID, PolicyChange, grant, key_policy_with, shared_principals};
 
 /// Options shared by `plan` and `policy`.
 #[derive(Args, Debug, Clone)]
@@ -43,6 +43,10 @@ pub struct PolicyArgs {
     /// Never ask the cluster; compute from the manifest and the options only.
     #[arg(long)]
     pub offline: bool,
+    /// Print the policy of the destination bucket's KMS key instead (`destination.kmsKeyArn`,
+    /// External mode): Ferry's statement merged into `--existing`, the key's current policy.
+    #[arg(long)]
+    pub key_policy: bool,
 }
 
 /// Reads the CrossAccountTransfer documents of a manifest file (other kinds are skipped).
@@ -316,14 +320,38 @@ pub fn merged_policy(required: &str, existing: Option<&str>) -> Result<String, S
     }
 }
 
-async fn published_policy(obj: &CrossAccountTransfer) -> Option<String> {
+async fn published_policy(obj: &CrossAccountTransfer, key: bool) -> Option<String> {
     let client = kube::Client::try_default().await.ok()?;
     let ns = obj
         .namespace()
         .unwrap_or_else(|| client.default_namespace().to_string());
     let api: kube::Api<CrossAccountTransfer> = kube::Api::namespaced(client, &ns);
     let live = api.get_opt(&obj.name_any()).await.ok()??;
-    live.status?.destination?.required_bucket_policy
+    let destination = live.status?.destination?;
+    if key {
+        destination.required_key_policy
+    } else {
+        destination.required_bucket_policy
+    }
+}
+
+/// Ferry's key statement merged into a key's current policy (or on its own), by Sid.
+pub fn merged_key_policy(required: &str, existing: Option<&str>) -> Result<String, String> {
+    let doc: Value = serde_json::from_str(required).map_err(|e| format!("the required key policy is not JSON: {e}"))?;
+    let role = doc["Statement"][0]["Principal"]["AWS"][0]
+        .as_str()
+        .ok_or("the required key policy names no role")?
+        .to_string();
+    let Some(existing) = existing else {
+        return Ok(required.to_string());
+    };
+    match key_policy_with(existing, Some(&role), None).map_err(|e| format!("--existing: {e}"))? {
+        Some(doc) => {
+            let v: Value = serde_json::from_str(&doc).map_err(|e| e.to_string())?;
+            Ok(pretty(&v))
+        }
+        None => Ok(existing.to_string()),
+    }
 }
 
 /// Runs `ferry policy`.
@@ -350,7 +378,7 @@ pub async fn policy(args: &PolicyArgs) -> i32 {
         let published = if args.offline {
             None
         } else {
-            published_policy(obj).await
+            published_policy(obj, args.key_policy).await
         };
         let required = match published {
             Some(p) => p,
@@ -365,12 +393,29 @@ pub async fn policy(args: &PolicyArgs) -> i32 {
                     return 1;
                 }
                 let who = identity(obj, m);
-                Desired::build(&obj.spec, &who.id, &who.who)
-                    .destination_bucket
-                    .required_policy()
+                let desired = Desired::build(&obj.spec, &who.id, &who.who);
+                if args.key_policy {
+                    match desired.keys.required_key_policy(&desired.role.arn) {
+                        Some(doc) => doc,
+                        None => {
+                            eprintln!(
+                                "ferry policy --key-policy: {}: no destination.kmsKeyArn, so no key policy to change",
+                                obj.name_any()
+                            );
+                            return 1;
+                        }
+                    }
+                } else {
+                    desired.destination_bucket.required_policy()
+                }
             }
         };
-        match merged_policy(&required, current.as_deref()) {
+        let merged = if args.key_policy {
+            merged_key_policy(&required, current.as_deref())
+        } else {
+            merged_policy(&required, current.as_deref())
+        };
+        match merged {
             Ok(doc) => current = Some(doc),
             Err(e) => {
                 eprintln!("ferry policy: {e}");
@@ -402,6 +447,36 @@ mod tests {
             creator_arn: Some("arn:aws:iam::111111111111:role/ops/ferry".into()),
             uid: None,
         }
+    }
+
+    #[test]
+    fn the_key_policy_statement_is_merged_by_sid() {
+        let mut overrides = crate::fixtures::external();
+        crate::fixtures::merge(
+            &mut overrides,
+            &serde_json::json!({"destination": {"kmsKeyArn": "arn:aws:kms:us-east-1:222222222222:key/k-1"}}),
+        );
+        let t = crate::fixtures::transfer(overrides);
+        let who = identity(&t, &args());
+        let desired = Desired::build(&t.spec, &who.id, &who.who);
+        let required = desired
+            .keys
+            .required_key_policy(&desired.role.arn)
+            .expect("a key statement");
+        let existing = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::222222222222:root"},"Action":"kms:*","Resource":"*"}]}"#;
+        let merged: Value =
+            serde_json::from_str(&merged_key_policy(&required, Some(existing)).expect("merged")).expect("json");
+        let statements = merged["Statement"].as_array().expect("statements");
+        assert_eq!(statements.len(), 2);
+        assert_eq!(statements[0]["Sid"], "Enable IAM User Permissions");
+        assert_eq!(statements[1]["Sid"], KEY_SID);
+        assert_eq!(statements[1]["Principal"]["AWS"], serde_json::json!([desired.role.arn]));
+        let text = render_plan(&t, &args());
+        assert!(
+            text.contains("key policy of arn:aws:kms:us-east-1:222222222222:key/k-1"),
+            "{text}"
+        );
+        assert!(text.contains("kms:GenerateDataKey"), "{text}");
     }
 
     #[test]

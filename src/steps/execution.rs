@@ -635,6 +635,24 @@ mod tests {
             ..before.clone()
         };
         assert_eq!(steady(&before, listed_more).percent_done, 60);
+        // Enhanced mode's counters only grow within one execution.
+        let counted = ExecutionStatus {
+            files_listed: Some(40),
+            files_prepared: Some(30),
+            files_failed: 2,
+            ..before.clone()
+        };
+        let lagging = ExecutionStatus {
+            files_listed: Some(35),
+            files_prepared: None,
+            files_failed: 1,
+            ..before.clone()
+        };
+        let next = steady(&counted, lagging);
+        assert_eq!(
+            (next.files_listed, next.files_prepared, next.files_failed),
+            (Some(40), Some(30), 2)
+        );
         let other = ExecutionStatus {
             arn: "f".into(),
             percent_done: 10,
