@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 
 use crate::api::CrossAccountTransfer;
@@ -155,8 +155,12 @@ pub struct Context {
     pub client: Client,
     /// AWS identities and clients.
     pub aws: Aws,
-    /// Event recorder.
+    /// Event recorder for Warnings: a warning that repeats becomes one event series. It keeps
+    /// every event it published for six minutes to count repeats.
     pub recorder: Recorder,
+    /// Who publishes events (for Normal events, which never repeat: published without that
+    /// cache, so a fleet's thousands of one-off changes do not sit in memory).
+    pub reporter: Reporter,
     /// Metrics.
     pub metrics: SharedMetrics,
     /// Timing knobs.
@@ -242,7 +246,15 @@ impl Context {
             action: action.to_string(),
             secondary: None,
         };
-        if let Err(err) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+        let regarding = obj.object_ref(&());
+        let published = if type_ == EventType::Normal {
+            Recorder::new(self.client.clone(), self.reporter.clone())
+                .publish(&event, &regarding)
+                .await
+        } else {
+            self.recorder.publish(&event, &regarding).await
+        };
+        if let Err(err) = published {
             tracing::warn!(error = %err, "could not publish event {reason}");
         }
     }

@@ -12,7 +12,7 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, info, info_span, warn};
@@ -64,7 +64,19 @@ pub async fn run(
     // takes them in hash order, so under steady load some objects never got their turn (1,000
     // transfers with a limit of 16 stalled). `Context::limited` bounds the work instead, first
     // come first served.
-    Controller::new(api, watcher::Config::default())
+    // The cache keeps every transfer; their managedFields (a few KiB each, as nested JSON maps
+    // in memory) are never read by Ferry, so they are dropped as the objects arrive.
+    let (reader, writer) = reflector::store();
+    let objects = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|guard: &mut DeserializeGuard<CrossAccountTransfer>| {
+            if let Ok(obj) = &mut guard.0 {
+                obj.metadata.managed_fields = None;
+            }
+        })
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(objects, reader)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

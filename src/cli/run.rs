@@ -145,13 +145,11 @@ pub async fn run(args: RunArgs) -> i32 {
         metrics.clone(),
     )
     .await;
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "ferry".into(),
-            instance: Some(identity.clone()),
-        },
-    );
+    let reporter = Reporter {
+        controller: "ferry".into(),
+        instance: Some(identity.clone()),
+    };
+    let recorder = Recorder::new(client.clone(), reporter.clone());
     let config = ControllerConfig {
         poll_interval: args.poll_interval,
         resync_interval: args.resync_interval,
@@ -166,6 +164,7 @@ pub async fn run(args: RunArgs) -> i32 {
         client: client.clone(),
         aws,
         recorder,
+        reporter,
         metrics,
         slots: Context::slots_for(&config),
         config,
