@@ -442,15 +442,7 @@ async fn refresh(t: &mut Transfer<'_>, client: &aws_sdk_datasync::Client) -> Res
                 next.arn,
                 next.report.as_ref().map(ReportSummary::note).unwrap_or_default()
             );
-            tracing::warn!("{message}");
-            t.ctx
-                .publish(
-                    t.obj,
-                    kube::runtime::events::EventType::Warning,
-                    "ObjectsFailed",
-                    message,
-                )
-                .await;
+            warn(t, "ObjectsFailed", message).await;
         } else if next.succeeded() {
             t.changed(
                 "ExecutionSucceeded",
@@ -469,19 +461,19 @@ async fn refresh(t: &mut Transfer<'_>, client: &aws_sdk_datasync::Client) -> Res
                 next.error_detail.as_deref().unwrap_or("no detail"),
                 next.report.as_ref().map(ReportSummary::note).unwrap_or_default()
             );
-            tracing::warn!("{message}");
-            t.ctx
-                .publish(
-                    t.obj,
-                    kube::runtime::events::EventType::Warning,
-                    "ExecutionFailed",
-                    message,
-                )
-                .await;
+            warn(t, "ExecutionFailed", message).await;
         }
     }
     t.status.execution = Some(next);
     Ok(())
+}
+
+/// Logs and publishes a Warning event about the transfer.
+async fn warn(t: &Transfer<'_>, reason: &str, message: String) {
+    tracing::warn!(reason, "{message}");
+    t.ctx
+        .publish(t.obj, kube::runtime::events::EventType::Warning, reason, message)
+        .await;
 }
 
 /// The task report of a finished execution, when the spec asks for one. A report DataSync has
