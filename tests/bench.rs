@@ -144,15 +144,18 @@ fn default_resync_interval() -> Option<Duration> {
 }
 
 /// The resync interval the benchmark's operators run with (`FERRY_BENCH_RESYNC_SECS`, default
-/// 120 s): the default (40 min) would make one drift check per transfer take 40 minutes to
-/// observe. The idle window covers one drift check of every transfer (the checks are spread by
-/// ±10%), and the idle figures are scaled to an hour at the operator's default interval.
+/// 600 s): the default (50 min) would make one drift check per transfer take 50 minutes to
+/// observe. It must exceed the time a fleet takes to converge (1,000 transfers: about 5.5 min)
+/// and one round of drift checks (1,000 × 2 IAM reads at IAM's budget of 10 a second: 200 s),
+/// or drift checks fall into the convergence and the no-op probe and rounds overlap (at 120 s
+/// they did). The idle window covers one drift check of every transfer (the checks are spread
+/// by ±10%), and the idle figures are scaled to an hour at the operator's default interval.
 fn bench_resync() -> Duration {
     Duration::from_secs(
         std::env::var("FERRY_BENCH_RESYNC_SECS")
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(120),
+            .unwrap_or(600),
     )
 }
 
