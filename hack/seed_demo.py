@@ -123,6 +123,10 @@ def seed(emu: Emulator) -> None:
             {"Sid": "CreateLocationsOnTheBuckets", "Effect": "Allow",
              "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
              "Resource": [f"arn:aws:s3:::{SOURCE_BUCKET}", f"arn:aws:s3:::{DESTINATION_BUCKET}"]},
+            {"Sid": "ReadTheSourceEncryption", "Effect": "Allow", "Action": "s3:GetEncryptionConfiguration",
+             "Resource": f"arn:aws:s3:::{SOURCE_BUCKET}"},
+            {"Sid": "ResolveSourceKeyAliases", "Effect": "Allow", "Action": "kms:DescribeKey",
+             "Resource": f"arn:aws:kms:*:{ACCOUNT_A}:key/*"},
             {"Sid": "AssumeTheRolesNamedInTransfers", "Effect": "Allow", "Action": "sts:AssumeRole",
              "Resource": [f"arn:aws:iam::{ACCOUNT_B}:role/{BUCKET_ADMIN_ROLE}"]},
         ]),
@@ -157,6 +161,7 @@ def seed(emu: Emulator) -> None:
             "Action": [
                 "s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
                 "s3:GetBucketOwnershipControls", "s3:PutBucketOwnershipControls",
+                "s3:GetEncryptionConfiguration",
             ],
             "Resource": f"arn:aws:s3:::{DESTINATION_BUCKET}",
         }]),
