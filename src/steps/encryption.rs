@@ -24,7 +24,7 @@ pub const SSE_S3: &str = "AES256";
 
 /// A bucket's default encryption as S3 answers it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Default {
+pub struct DefaultEncryption {
     /// `AES256`, `aws:kms` or `aws:kms:dsse`.
     pub algorithm: String,
     /// `KMSMasterKeyID` as configured: a key ARN, key id, alias name or alias ARN; `None` for
@@ -32,7 +32,7 @@ pub struct Default {
     pub key_id: Option<String>,
 }
 
-impl Default {
+impl DefaultEncryption {
     /// Whether objects are encrypted with KMS.
     pub fn kms(&self) -> bool {
         self.algorithm.starts_with("aws:kms")
@@ -51,7 +51,7 @@ pub enum DestinationKey {
 }
 
 /// The key a cross-account writer uses for a destination bucket's default encryption (pure).
-pub fn destination_key(bucket: &str, found: &Default) -> DestinationKey {
+pub fn destination_key(bucket: &str, found: &DefaultEncryption) -> DestinationKey {
     if !found.kms() {
         return DestinationKey::None;
     }
@@ -68,14 +68,14 @@ pub fn destination_key(bucket: &str, found: &Default) -> DestinationKey {
 
 /// Reads a bucket's default encryption. A bucket without a configuration encrypts with SSE-S3
 /// (S3's default for every bucket since January 2023).
-pub async fn read(account: &Account, region: &str, bucket: &str) -> std::result::Result<Default, Failure> {
+pub async fn read(account: &Account, region: &str, bucket: &str) -> std::result::Result<DefaultEncryption, Failure> {
     match account.s3(region).get_bucket_encryption().bucket(bucket).send().await {
         Ok(out) => {
             let rule = out
                 .server_side_encryption_configuration()
                 .and_then(|c| c.rules().first())
                 .and_then(|r| r.apply_server_side_encryption_by_default());
-            Ok(Default {
+            Ok(DefaultEncryption {
                 algorithm: rule.map_or(SSE_S3.to_string(), |r| r.sse_algorithm().as_str().to_string()),
                 key_id: rule.and_then(|r| r.kms_master_key_id()).map(str::to_string),
             })
@@ -83,7 +83,7 @@ pub async fn read(account: &Account, region: &str, bucket: &str) -> std::result:
         Err(e) => {
             let failure = classify(&e);
             if failure.code == "ServerSideEncryptionConfigurationNotFoundError" {
-                Ok(Default {
+                Ok(DefaultEncryption {
                     algorithm: SSE_S3.into(),
                     key_id: None,
                 })
@@ -312,8 +312,8 @@ fn key_region(key: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn kms(key: Option<&str>) -> Default {
-        Default {
+    fn kms(key: Option<&str>) -> DefaultEncryption {
+        DefaultEncryption {
             algorithm: "aws:kms".into(),
             key_id: key.map(str::to_string),
         }
@@ -323,7 +323,7 @@ mod tests {
     fn a_destination_key_must_be_a_customer_managed_key_named_by_arn() {
         let arn = "arn:aws:kms:us-east-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab";
         assert_eq!(destination_key("b", &kms(Some(arn))), DestinationKey::Key(arn.into()));
-        let sse_s3 = Default {
+        let sse_s3 = DefaultEncryption {
             algorithm: SSE_S3.into(),
             key_id: None,
         };
