@@ -346,3 +346,48 @@ async fn a_report_with_failed_objects_reaches_the_status_the_events_and_ferry_st
     let exec = status(&obj).execution.expect("execution");
     assert_eq!(exec.report.map(|r| r.failed), Some(0));
 }
+
+#[tokio::test]
+async fn a_destination_key_of_a_third_account_is_published_not_edited() {
+    let s = Scenario::new("kms3", "us-east-1", "us-east-1").await;
+    // Account B's bucket encrypts with a key of account C (a central key account).
+    let c = account(s.env, &random_account_id(), "/", "key-admin").await;
+    let key = c.kms_key(&s.dst_region).await;
+    s.b.encrypt_bucket(&s.dst_region, &s.dst, &key).await;
+    let original = c.key_policy(&key).await;
+    let _op = s.operator(&[]);
+    s.apply(&s.manifest("k", json!({}))).await;
+    // Ferry cannot edit C's key: the copy fails on the key, and the statement C must add is
+    // published.
+    let obj = s.wait_phase("k", Phase::Failed, CONVERGE).await;
+    let st = status(&obj);
+    let dest = st.destination.clone().expect("destination");
+    assert_eq!(dest.key_arn, None, "Ferry edited a key of another account");
+    let required = dest.required_key_policy.expect("the key statement is published");
+    assert_eq!(
+        parse(&c.key_policy(&key).await),
+        parse(&original),
+        "C's key policy changed"
+    );
+    let exec = st.execution.expect("execution");
+    assert!(
+        exec.error_detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("kms:GenerateDataKey")
+            || exec.report.is_some(),
+        "{exec:?}"
+    );
+
+    // C's administrator adds the statement; the next run copies under C's key.
+    let stmt = parse(&required)["Statement"][0].clone();
+    c.put_key_policy(&key, &with_statement(&original, stmt)).await;
+    s.annotate("k", "ferry.dev/run", "again").await;
+    s.wait_recovery("k", Phase::Succeeded, CONVERGE).await;
+    assert_eq!(
+        s.b.object_key_id(&s.dst_region, &s.dst, "archive/a.jpg")
+            .await
+            .as_deref(),
+        Some(key.as_str())
+    );
+}
