@@ -628,6 +628,53 @@ mod tests {
     }
 
     #[test]
+    fn key_policy_statement_is_shared_and_foreign_statements_stay_exact() {
+        let root = json!({"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::222222222222:root"}, "Action": "kms:*", "Resource": "*"});
+        let original = json!({"Version": "2012-10-17", "Statement": [root]}).to_string();
+        let one = key_policy_with(&original, Some(&role(1)), None)
+            .unwrap()
+            .expect("a write");
+        let two = key_policy_with(&one, Some(&role(2)), None).unwrap().expect("a write");
+        // Adding a role that is there already writes nothing.
+        assert_eq!(key_policy_with(&two, Some(&role(1)), None).unwrap(), None);
+        let doc: Value = serde_json::from_str(&two).unwrap();
+        assert_eq!(
+            doc["Statement"][0], root,
+            "the account's statement is kept first, exactly"
+        );
+        assert_eq!(doc["Statement"][1]["Sid"], KEY_SID);
+        assert_eq!(doc["Statement"][1]["Principal"]["AWS"], json!([role(1), role(2)]));
+        // The first to leave takes only its role; the last takes the statement.
+        let left = key_policy_with(&two, None, Some(&role(1))).unwrap().expect("a write");
+        let left_doc: Value = serde_json::from_str(&left).unwrap();
+        assert_eq!(left_doc["Statement"][1]["Principal"]["AWS"], json!([role(2)]));
+        let gone = key_policy_with(&left, None, Some(&role(2))).unwrap().expect("a write");
+        assert_eq!(
+            serde_json::from_str::<Value>(&gone).unwrap(),
+            serde_json::from_str::<Value>(&original).unwrap()
+        );
+        assert!(key_policy_with("not json", Some(&role(1)), None).is_err());
+    }
+
+    #[test]
+    fn a_policy_requiring_sse_c_uploads_is_recognised() {
+        let deny = |action: Value, condition: Value| {
+            json!({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": action,
+                "Resource": "arn:aws:s3:::b/*", "Condition": condition}]})
+            .to_string()
+        };
+        let null = json!({"Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "true"}});
+        assert!(requires_sse_c(Some(&deny(json!("s3:PutObject"), null.clone()))));
+        assert!(requires_sse_c(Some(&deny(json!(["s3:GetObject", "s3:*"]), null))));
+        // A policy that asks for SSE-KMS (or none at all) is not an SSE-C requirement.
+        let kms = json!({"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}});
+        assert!(!requires_sse_c(Some(&deny(json!("s3:PutObject"), kms))));
+        assert!(!requires_sse_c(None));
+        assert!(!requires_sse_c(Some("not json")));
+    }
+
+    #[test]
     fn trust_policy_has_confused_deputy_conditions() {
         let doc = trust_policy(&inputs());
         let st = &doc["Statement"][0];

@@ -8,7 +8,6 @@ use super::encryption;
 use super::ownership::{self, Restore, restore_action};
 use super::retired::{Kind, delete_location, delete_role, delete_task, kind};
 use super::transfer::Transfer;
-use crate::api::CrossAccountTransfer;
 use crate::api::{AccessMode, DestinationStatus};
 use crate::aws::Account;
 use crate::aws::datasync::{list_locations, list_tasks};
@@ -123,26 +122,6 @@ pub async fn run(t: &mut Transfer<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Whether another transfer of this cluster, not being deleted, sends its data into `bucket`
-/// with the same DataSync role: then the role stays a principal of the bucket's policy. Only a
-/// role given by `dataSyncRole.arn` can be shared; a managed role is this transfer's alone.
-async fn role_shared(t: &Transfer<'_>, bucket: &str) -> Result<bool> {
-    let Some(role) = t.spec.data_sync_role.arn.as_deref() else {
-        return Ok(false);
-    };
-    let api: kube::Api<CrossAccountTransfer> = match &t.ctx.watch_namespace {
-        Some(ns) => kube::Api::namespaced(t.ctx.client.clone(), ns),
-        None => kube::Api::all(t.ctx.client.clone()),
-    };
-    let others = api.list(&kube::api::ListParams::default()).await?;
-    Ok(others.items.iter().any(|o| {
-        o.metadata.uid != t.obj.metadata.uid
-            && o.metadata.deletion_timestamp.is_none()
-            && o.spec.destination.bucket == bucket
-            && o.spec.data_sync_role.arn.as_deref() == Some(role)
-    }))
-}
-
 /// Takes this transfer out of a destination bucket, under the bucket's lock: its principals out
 /// of Ferry's shared statements (every other statement kept exactly), and — when no other
 /// transfer's role is left in them — the bucket's Object Ownership back as Ferry first found it.
@@ -158,16 +137,12 @@ async fn release_bucket(t: &Transfer<'_>, b: &Account, dest: &DestinationStatus)
         Err(f) if f.kind == crate::aws::FailureKind::NotFound => return Ok(()),
         Err(f) => return Err(t.aws_error(&f, account_b, "s3:GetBucketPolicy", &resource)),
     };
-    let role_arn = t
-        .status
-        .role
-        .as_ref()
-        .map_or_else(|| t.desired.role.arn.clone(), |r| r.arn.clone());
+    let role_arn = t.role_arn_in_use();
     let creator = dest
         .creator_arn
         .clone()
         .unwrap_or_else(|| t.desired.destination_bucket.creator_arn.clone());
-    let keep_role = role_shared(t, bucket).await?;
+    let keep_role = t.role_shared(|o| o.spec.destination.bucket == bucket).await?;
     let revoked = revoke(
         current.as_deref(),
         &resource,

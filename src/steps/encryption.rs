@@ -12,7 +12,9 @@
 //! the AWS managed key `aws/s3` cannot be used from another account at all.
 
 use super::transfer::Transfer;
-use crate::api::{AccessMode, BucketEncryption, DestinationStatus, EncryptionStatus, is_kms_key_arn};
+use crate::api::{
+    AccessMode, BucketEncryption, CrossAccountTransfer, DestinationStatus, EncryptionStatus, is_kms_key_arn,
+};
 use crate::aws::{Account, Failure, classify};
 use crate::desired::{Desired, Identities, Keys};
 use crate::error::{Error, Result};
@@ -264,11 +266,19 @@ pub async fn ensure_key_policy(t: &mut Transfer<'_>) -> Result<()> {
 /// when no role is left; every other statement is kept exactly). A key that is gone counts as
 /// released.
 pub async fn release_key(t: &Transfer<'_>, b: &Account, key: &str) -> Result<()> {
-    let role_arn = t
-        .status
-        .role
-        .as_ref()
-        .map_or_else(|| t.desired.role.arn.clone(), |r| r.arn.clone());
+    let role_arn = t.role_arn_in_use();
+    // Another transfer writing with the same key and the same role (`dataSyncRole.arn`) still
+    // needs the role in the key policy.
+    let uses_key = |o: &CrossAccountTransfer| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.destination.as_ref())
+            .and_then(|d| d.key_arn.as_deref())
+            == Some(key)
+    };
+    if t.role_shared(uses_key).await? {
+        return Ok(());
+    }
     let account_b = t.spec.destination.account_id.as_str();
     let _turn = t.ctx.buckets.lock(key).await;
     let kms = b.kms(key_region(key));

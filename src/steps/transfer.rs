@@ -213,6 +213,35 @@ impl<'a> Transfer<'a> {
         );
     }
 
+    /// The DataSync role this transfer uses: the one recorded in the status, else the desired one.
+    pub fn role_arn_in_use(&self) -> String {
+        self.status
+            .role
+            .as_ref()
+            .map_or_else(|| self.desired.role.arn.clone(), |r| r.arn.clone())
+    }
+
+    /// Whether another transfer of this cluster, not being deleted, uses the same DataSync role
+    /// and matches `also` (sends into the same bucket, writes with the same key): then the role
+    /// stays a principal where that other transfer needs it. Only a role given by
+    /// `dataSyncRole.arn` can be shared; a managed role is this transfer's alone.
+    pub async fn role_shared(&self, also: impl Fn(&CrossAccountTransfer) -> bool) -> Result<bool> {
+        let Some(role) = self.spec.data_sync_role.arn.as_deref() else {
+            return Ok(false);
+        };
+        let api: kube::Api<CrossAccountTransfer> = match &self.ctx.watch_namespace {
+            Some(ns) => kube::Api::namespaced(self.ctx.client.clone(), ns),
+            None => kube::Api::all(self.ctx.client.clone()),
+        };
+        let others = api.list(&kube::api::ListParams::default()).await?;
+        Ok(others.items.iter().any(|o| {
+            o.metadata.uid != self.obj.metadata.uid
+                && o.metadata.deletion_timestamp.is_none()
+                && o.spec.data_sync_role.arn.as_deref() == Some(role)
+                && also(o)
+        }))
+    }
+
     /// Polling interval while an execution runs.
     pub fn poll_interval(&self) -> Duration {
         self.ctx.config.poll_interval

@@ -27,6 +27,16 @@ fn with(patch: Value) -> Value {
 fn corpus() -> Vec<(&'static str, Value, &'static str)> {
     vec![
         (
+            "a KMS key named by alias",
+            with(json!({"destination": {"kmsKeyArn": "alias/archive"}})),
+            "kmsKeyArn must be the key's full ARN",
+        ),
+        (
+            "a KMS alias ARN",
+            with(json!({"source": {"kmsKeyArn": "arn:aws:kms:us-east-1:111111111111:alias/data"}})),
+            "spec.source.kmsKeyArn",
+        ),
+        (
             "bucket with capitals and underscore",
             with(json!({"source": {"bucket": "Bad_Bucket"}})),
             "spec.source.bucket",
@@ -359,6 +369,13 @@ fn accepted() -> Vec<(&'static str, Value)> {
         (
             "an opt-in Region on both sides",
             with(json!({"source": {"region": "af-south-1"}, "destination": {"region": "af-south-1"}})),
+        ),
+        (
+            "KMS key ARNs on both sides",
+            with(
+                json!({"source": {"kmsKeyArn": "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+                        "destination": {"kmsKeyArn": "arn:aws:kms:us-east-1:222222222222:key/mrk-1234abcd12ab34cd56ef1234567890ab"}}),
+            ),
         ),
         (
             "China on both sides",
