@@ -96,6 +96,32 @@ pub async fn read(account: &Account, region: &str, bucket: &str) -> std::result:
     }
 }
 
+/// The algorithm recorded when Ferry may not read a bucket's encryption.
+pub const UNREAD: &str = "unknown (s3:GetEncryptionConfiguration denied)";
+
+/// [`read`], but a refusal leaves the encryption unknown instead of stopping the transfer: an
+/// operator whose policy predates encryption support keeps working with the spec's keys.
+async fn read_or_unknown(
+    account: &Account,
+    region: &str,
+    bucket: &str,
+) -> std::result::Result<DefaultEncryption, Failure> {
+    match read(account, region, bucket).await {
+        Err(f) if f.kind == crate::aws::FailureKind::AccessDenied => {
+            tracing::warn!(
+                bucket,
+                "may not read the default encryption ({}): using the spec's kmsKeyArn only",
+                f.message
+            );
+            Ok(DefaultEncryption {
+                algorithm: UNREAD.into(),
+                key_id: None,
+            })
+        }
+        other => other,
+    }
+}
+
 /// Reads both buckets' encryption, builds the desired state with the keys found, and records
 /// them in the status.
 pub async fn observe(t: &mut Transfer<'_>) -> Result<()> {
@@ -104,7 +130,7 @@ pub async fn observe(t: &mut Transfer<'_>) -> Result<()> {
     let account_a = t.account_a_id().to_string();
 
     let source_arn = bucket_arn(&spec.source.region, &spec.source.bucket);
-    let found = read(&t.account_a, &spec.source.region, &spec.source.bucket)
+    let found = read_or_unknown(&t.account_a, &spec.source.region, &spec.source.bucket)
         .await
         .map_err(|f| t.aws_error(&f, &account_a, "s3:GetEncryptionConfiguration", &source_arn))?;
     let source_key = match found.key_id.as_deref().filter(|_| found.kms()) {
@@ -127,7 +153,7 @@ pub async fn observe(t: &mut Transfer<'_>) -> Result<()> {
     let destination = match (&spec.destination.access.mode, t.account_b().cloned()) {
         (AccessMode::AssumeRole, Some(b)) => {
             let (bucket, region) = (&spec.destination.bucket, &spec.destination.region);
-            let found = read(&b, region, bucket).await.map_err(|f| {
+            let found = read_or_unknown(&b, region, bucket).await.map_err(|f| {
                 t.aws_error(
                     &f,
                     &spec.destination.account_id,

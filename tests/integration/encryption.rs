@@ -391,3 +391,22 @@ async fn a_destination_key_of_a_third_account_is_published_not_edited() {
         Some(key.as_str())
     );
 }
+
+#[tokio::test]
+async fn an_operator_that_may_not_read_encryption_carries_on_with_the_specs_keys() {
+    let s = Scenario::new("noenc", "us-east-1", "us-east-1").await;
+    let _denied = common::aws::fault(
+        s.env,
+        json!({"service": "s3", "operation": "GetBucketEncryption", "kind": "denied", "account": s.a.id,
+               "bucket": s.src, "probability": 1.0}),
+    );
+    let _op = s.operator(&[]);
+    s.apply(&s.manifest("n", json!({}))).await;
+    let obj = s.wait_phase("n", Phase::Succeeded, CONVERGE).await;
+    let source = status(&obj)
+        .encryption
+        .and_then(|e| e.source)
+        .expect("source encryption");
+    assert_eq!(source.algorithm, ferry::steps::encryption::UNREAD);
+    assert_eq!(source.key_arn, None);
+}
