@@ -318,7 +318,7 @@ fn admitted_spec() -> impl Strategy<Value = Value> {
         (prop::sample::select(REGIONS), prop::sample::select(REGIONS), storage),
         (any::<bool>(), prop::option::of("[A-Za-z0-9+=,.@_-]{1,64}"), schedule()),
         task,
-        (any::<bool>(), any::<bool>(), any::<bool>()),
+        (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
     )
         .prop_map(
             |(
@@ -326,7 +326,7 @@ fn admitted_spec() -> impl Strategy<Value = Value> {
                 (src_region, dst_region, storage),
                 (assume, role_name, schedule),
                 (mode, verify, overwrite, transfer, deleted, tags, includes, excludes, log_level, report, log),
-                (manual, retain, suspend),
+                (manual, retain, suspend, kms),
             )| {
                 let (src_region, dst_region) = if partition(src_region) == partition(dst_region) {
                     (src_region, dst_region)
@@ -389,6 +389,14 @@ fn admitted_spec() -> impl Strategy<Value = Value> {
                 }
                 if let Some(name) = role_name {
                     spec["dataSyncRole"] = json!({"name": name});
+                }
+                if kms {
+                    // Multi-Region key ids are the longest KMS makes (mrk- and 32 hex digits).
+                    let key = |account: &str, region: &str| {
+                        format!("arn:{p}:kms:{region}:{account}:key/mrk-{}", "0123456789abcdef".repeat(2))
+                    };
+                    spec["source"]["kmsKeyArn"] = json!(key("111111111111", src_region));
+                    spec["destination"]["kmsKeyArn"] = json!(key("222222222222", dst_region));
                 }
                 strip_nulls(&mut spec);
                 spec
