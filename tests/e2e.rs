@@ -32,12 +32,8 @@ const CONVERGE: Duration = Duration::from_secs(180);
 
 /// helm without a cluster (template, package), its caches in a scratch folder.
 fn helm_offline(args: &[&str]) -> Output {
-    let home = repo().join("target/ferry-helm-offline");
-    Command::new(common::bin("helm"))
+    common::helm_at(&repo().join("target/ferry-helm-offline"))
         .args(args)
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_DATA_HOME", home.join("data"))
         .output()
         .expect("run helm")
 }
@@ -694,19 +690,7 @@ async fn the_charts_optional_parts_render_and_validate() {
         "--set",
         "probes.host=127.0.0.1",
     ]);
-    let path = env.dir.join(format!("optional-{}.yaml", suffix()));
-    std::fs::write(&path, succeeded(&rendered, "helm template")).expect("write");
-    let text = succeeded(
-        &env.kubectl(&[
-            "apply",
-            "--dry-run=server",
-            "-n",
-            &ns,
-            "-f",
-            &path.display().to_string(),
-        ]),
-        "kubectl apply --dry-run=server",
-    );
+    let text = env.dry_run_apply(&ns, &succeeded(&rendered, "helm template"));
     for object in [
         "networkpolicy.networking.k8s.io/ferry",
         "configmap/ferry-dashboard",

@@ -223,21 +223,34 @@ struct Pki {
     sa_public: String,
 }
 
-fn pki() -> Pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    };
+/// helm with its cache, configuration and data under `home` (never the user's).
+pub fn helm_at(home: &Path) -> Command {
+    let mut cmd = Command::new(bin("helm"));
+    cmd.env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"));
+    cmd
+}
+
+/// A self-signed CA for tests: its certificate and the issuer that signs with it.
+pub fn test_ca(common_name: &str) -> (rcgen::Certificate, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "ferry-test-ca");
+    ca_params.distinguished_name.push(DnType::CommonName, common_name);
     ca_params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
     let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
-    let issuer = Issuer::new(ca_params, ca_key);
+    (ca_cert, Issuer::new(ca_params, ca_key))
+}
+
+fn pki() -> Pki {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+    let (ca_cert, issuer) = test_ca("ferry-test-ca");
 
     let serving_key = KeyPair::generate().expect("serving key");
     let mut serving = CertificateParams::new(vec![
@@ -519,15 +532,22 @@ impl TestEnv {
             .expect("run kubectl")
     }
 
+    /// Server-side dry-run of `manifests` in namespace `ns` (through a file, as a user would
+    /// apply them); kubectl's output, or a panic saying why the API server refused.
+    pub fn dry_run_apply(&self, ns: &str, manifests: &str) -> String {
+        let path = self.dir.join(format!("dry-run-{}.yaml", suffix()));
+        std::fs::write(&path, manifests).expect("write manifests");
+        succeeded(
+            &self.kubectl(&["apply", "--dry-run=server", "-n", ns, "-f", &path.display().to_string()]),
+            "kubectl apply --dry-run=server",
+        )
+    }
+
     /// Runs helm against the test API server, with its caches in the scratch folder.
     pub fn helm(&self, args: &[&str]) -> std::process::Output {
-        let home = self.dir.join("helm");
-        Command::new(bin("helm"))
+        helm_at(&self.dir.join("helm"))
             .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
             .args(args)
-            .env("HELM_CACHE_HOME", home.join("cache"))
-            .env("HELM_CONFIG_HOME", home.join("config"))
-            .env("HELM_DATA_HOME", home.join("data"))
             .output()
             .expect("run helm")
     }

@@ -137,22 +137,8 @@ pub fn env() -> &'static TestEnv {
 }
 
 fn make_pki(dir: &Path) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    };
-    let ca_key = KeyPair::generate().expect("kubelet client CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "ferry-test-kubelet-client-ca");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
-    let issuer = Issuer::new(ca_params, ca_key);
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+    let (ca_cert, issuer) = super::test_ca("ferry-test-kubelet-client-ca");
     let key = KeyPair::generate().expect("client key");
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
     params
@@ -735,25 +721,22 @@ syncFrequency: 5s
             .arg("--v=1"),
         &dir.join("kubelet.log"),
     );
-    let scheduler = spawn(
-        Command::new(bin("kube-scheduler"))
-            .arg(format!("--kubeconfig={}", env.kubeconfig.display()))
-            .arg(format!("--authentication-kubeconfig={}", env.kubeconfig.display()))
-            .arg(format!("--authorization-kubeconfig={}", env.kubeconfig.display()))
+    // The scheduler and the controller manager: the cluster's kubeconfig for everything, a
+    // loopback port of their own, no leader election.
+    let component = |name: &str| {
+        let mut cmd = Command::new(bin(name));
+        let kubeconfig = env.kubeconfig.display();
+        cmd.arg(format!("--kubeconfig={kubeconfig}"))
+            .arg(format!("--authentication-kubeconfig={kubeconfig}"))
+            .arg(format!("--authorization-kubeconfig={kubeconfig}"))
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--secure-port={}", free_port()))
-            .arg("--leader-elect=false")
-            .arg("--v=1"),
-        &dir.join("scheduler.log"),
-    );
+            .arg("--leader-elect=false");
+        cmd
+    };
+    let scheduler = spawn(component("kube-scheduler").arg("--v=1"), &dir.join("scheduler.log"));
     let controller_manager = spawn(
-        Command::new(bin("kube-controller-manager"))
-            .arg(format!("--kubeconfig={}", env.kubeconfig.display()))
-            .arg(format!("--authentication-kubeconfig={}", env.kubeconfig.display()))
-            .arg(format!("--authorization-kubeconfig={}", env.kubeconfig.display()))
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--secure-port={}", free_port()))
-            .arg("--leader-elect=false")
+        component("kube-controller-manager")
             .arg(format!("--root-ca-file={}", env.dir.join("ca.crt").display()))
             .arg(format!(
                 "--service-account-private-key-file={}",

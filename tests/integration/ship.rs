@@ -61,17 +61,7 @@ async fn helm_template_passes_a_server_side_dry_run() {
         args.extend(extra);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let manifests = succeeded(&env.helm(&refs), "helm template");
-        let path = env.dir.join(format!("rendered-{}.yaml", common::suffix()));
-        std::fs::write(&path, &manifests).expect("write rendered chart");
-        let out = env.kubectl(&[
-            "apply",
-            "--dry-run=server",
-            "-n",
-            &ns,
-            "-f",
-            &path.display().to_string(),
-        ]);
-        let text = succeeded(&out, "kubectl apply --dry-run=server");
+        let text = env.dry_run_apply(&ns, &manifests);
         for kind in [
             "deployment.apps/ferry",
             "serviceaccount/ferry",
