@@ -499,3 +499,36 @@ pub fn calls(env: &TestEnv, query: &str) -> Vec<serde_json::Value> {
     let parsed: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("calls answer: {answer}"));
     parsed["calls"].as_array().cloned().unwrap_or_default()
 }
+
+/// Starts an execution of `task` directly (as its DataSync schedule would, without Ferry) and
+/// waits until it ends, SUCCESS or ERROR; its last description.
+pub async fn run_task(
+    ds: &aws_sdk_datasync::Client,
+    task: &str,
+    timeout: std::time::Duration,
+) -> aws_sdk_datasync::operation::describe_task_execution::DescribeTaskExecutionOutput {
+    let exec = ds
+        .start_task_execution()
+        .task_arn(task)
+        .send()
+        .await
+        .expect("start the task")
+        .task_execution_arn
+        .expect("execution arn");
+    super::wait_for("the execution to end", timeout, || {
+        let (ds, exec) = (ds.clone(), exec.clone());
+        async move {
+            let out = ds
+                .describe_task_execution()
+                .task_execution_arn(&exec)
+                .send()
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            match out.status().map(|s| s.as_str()) {
+                Some("SUCCESS" | "ERROR") => Ok(out),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await
+}

@@ -238,31 +238,7 @@ async fn a_same_named_bucket_of_a_third_account_is_never_written() {
 
     // The task runs (as its schedule would, without Ferry): the role's policy keeps DataSync
     // out of a bucket Account B does not own.
-    let ds = s.a.datasync(&s.dst_region);
-    let exec = ds
-        .start_task_execution()
-        .task_arn(&task)
-        .send()
-        .await
-        .expect("start")
-        .task_execution_arn
-        .expect("execution arn");
-    let ended = common::wait_for("the execution to end", CONVERGE, || {
-        let (ds, exec) = (ds.clone(), exec.clone());
-        async move {
-            let out = ds
-                .describe_task_execution()
-                .task_execution_arn(&exec)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            match out.status().map(|s| s.as_str().to_string()) {
-                Some(st) if st == "SUCCESS" || st == "ERROR" => Ok(out),
-                other => Err(format!("{other:?}")),
-            }
-        }
-    })
-    .await;
+    let ended = common::aws::run_task(&s.a.datasync(&s.dst_region), &task, CONVERGE).await;
     assert_eq!(ended.status().map(|s| s.as_str()), Some("ERROR"));
     let detail = ended
         .result()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_datasync::types::{FilterRule, FilterType, S3Config, TagListEntry};
 use common::aws::{account, emulator_call, random_account_id};
-use common::{env, suffix, wait_for};
+use common::{env, suffix};
 use ferry::api::CrossAccountTransfer;
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -326,32 +326,8 @@ async fn emulator_copies_across_accounts_and_regions() {
         .expect("task in the destination region with a source location of another region")
         .task_arn
         .expect("arn");
-    let exec = ds
-        .start_task_execution()
-        .task_arn(&task)
-        .send()
-        .await
-        .expect("start")
-        .task_execution_arn
-        .expect("arn");
-    let out = wait_for("the execution to finish", Duration::from_secs(60), || {
-        let ds = ds.clone();
-        let exec = exec.clone();
-        async move {
-            let out = ds
-                .describe_task_execution()
-                .task_execution_arn(&exec)
-                .send()
-                .await
-                .map_err(|e| format!("{e:?}"))?;
-            match out.status().map(|s| s.as_str().to_string()).as_deref() {
-                Some("SUCCESS") => Ok(out),
-                Some("ERROR") => panic!("execution failed: {:?}", out.result()),
-                other => Err(format!("{other:?}")),
-            }
-        }
-    })
-    .await;
+    let out = common::aws::run_task(&ds, &task, Duration::from_secs(60)).await;
+    assert_eq!(out.status().map(|s| s.as_str()), Some("SUCCESS"), "{:?}", out.result());
     let keys = b.keys("us-west-2", &dst, "").await;
     let expected: Vec<(String, i64)> = vec![("copy/a.txt".into(), 5), ("copy/sub/b.txt".into(), 6)];
     assert_eq!(keys.into_iter().collect::<Vec<_>>(), expected);
