@@ -202,10 +202,11 @@ impl Context {
     /// interrupted, as by a crash). The work is built only once the turn has come, on the
     /// heap: a reconcile waiting for its turn holds a few hundred bytes, not the state of the
     /// whole pipeline (1,000 waiting transfers would otherwise hold about 100 MiB).
-    pub async fn limited<T, W, F>(&self, work: W) -> crate::error::Result<T>
+    pub async fn limited<T, E, W, F>(&self, work: W) -> std::result::Result<T, E>
     where
         W: FnOnce() -> F,
-        F: Future<Output = crate::error::Result<T>>,
+        F: Future<Output = std::result::Result<T, E>>,
+        E: From<crate::error::Error>,
     {
         let _turn = match &self.slots {
             Some(slots) => slots.acquire().await.ok(),
@@ -214,7 +215,7 @@ impl Context {
         let limit = self.config.reconcile_timeout;
         tokio::time::timeout(limit, Box::pin(work()))
             .await
-            .unwrap_or(Err(crate::error::Error::Timeout(limit)))
+            .unwrap_or_else(|_| Err(crate::error::Error::Timeout(limit).into()))
     }
 
     /// Publishes a Kubernetes event about `obj` (action = reason); failures are only logged.

@@ -110,25 +110,57 @@ async fn reconcile(guard: Arc<DeserializeGuard<CrossAccountTransfer>>, ctx: Arc<
         } else {
             apply(obj, &ctx).await
         };
-        if result.is_err() {
-            ctx.memory.forget(&uid);
-        }
         ctx.metrics.reconciled(kind, result.is_ok(), started.elapsed());
-        if let Err(err) = &result {
-            ctx.metrics.error(err.reason());
-            match err {
-                Error::IamPropagation { .. } => info!("{err}"),
-                _ => {
-                    warn!(reason = err.reason(), "{err}");
-                    ctx.publish(obj, EventType::Warning, err.reason(), err.to_string())
-                        .await;
+        match result {
+            Ok(action) => Ok(action),
+            Err(Failure { error, announced }) => {
+                ctx.memory.forget(&uid);
+                ctx.metrics.error(error.reason());
+                if !announced {
+                    announce(&ctx, obj, &error).await;
                 }
+                Err(error)
             }
         }
-        result
     }
     .instrument(span)
     .await
+}
+
+/// A failed reconcile, and whether its failure was announced already (logged, and published as
+/// a Warning event). A status that shows a failure is written only after the failure's event
+/// exists, so whoever reads the failure in the status finds the event too.
+struct Failure {
+    error: Error,
+    announced: bool,
+}
+
+impl Failure {
+    /// A failure that was just announced (its status is written next).
+    fn announced(error: Error) -> Self {
+        Self { error, announced: true }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Self {
+            error,
+            announced: false,
+        }
+    }
+}
+
+/// Logs a failure and publishes its Warning event; IAM propagation, which fixes itself within
+/// seconds, is only logged.
+async fn announce(ctx: &Context, obj: &CrossAccountTransfer, err: &Error) {
+    if let Error::IamPropagation { .. } = err {
+        info!("{err}");
+    } else {
+        warn!(reason = err.reason(), "{err}");
+        ctx.publish(obj, EventType::Warning, err.reason(), err.to_string())
+            .await;
+    }
 }
 
 fn error_policy(_obj: Arc<DeserializeGuard<CrossAccountTransfer>>, err: &Error, ctx: Arc<Context>) -> Action {
@@ -179,7 +211,7 @@ pub fn next_step(obj: &CrossAccountTransfer, seen: Option<&Seen>, now: Instant, 
     let status = obj.status.as_ref().unwrap_or(&empty);
     if seen.generation != generation
         || seen.token != token
-        || status.observed_generation != Some(generation)
+        || !obj.status_is_current()
         || obj
             .spec
             .pending_run(generation, token.as_deref(), status.last_run.as_ref())
@@ -208,7 +240,7 @@ pub fn next_step(obj: &CrossAccountTransfer, seen: Option<&Seen>, now: Instant, 
     Next::Wait(check_at - now)
 }
 
-async fn apply(obj: &CrossAccountTransfer, ctx: &Context) -> (Result<Action>, &'static str) {
+async fn apply(obj: &CrossAccountTransfer, ctx: &Context) -> (Result<Action, Failure>, &'static str) {
     if !obj.finalizers().iter().any(|f| f == FINALIZER) {
         let mut finalizers = obj.finalizers().to_vec();
         finalizers.push(FINALIZER.to_string());
@@ -216,7 +248,8 @@ async fn apply(obj: &CrossAccountTransfer, ctx: &Context) -> (Result<Action>, &'
         return (
             patch_finalizers(ctx, obj, finalizers)
                 .await
-                .map(|()| Action::await_change()),
+                .map(|()| Action::await_change())
+                .map_err(Failure::from),
             "apply",
         );
     }
@@ -253,7 +286,7 @@ async fn apply(obj: &CrossAccountTransfer, ctx: &Context) -> (Result<Action>, &'
 }
 
 /// One poll of the running execution: `DescribeTaskExecution`, then the status.
-async fn poll(obj: &CrossAccountTransfer, ctx: &Context) -> Result<Action> {
+async fn poll(obj: &CrossAccountTransfer, ctx: &Context) -> Result<Action, Failure> {
     let status = obj.status.clone().unwrap_or_default();
     let mut transfer = match Transfer::new(ctx, obj, status.clone()).await {
         Ok(t) => t,
@@ -275,16 +308,16 @@ async fn poll(obj: &CrossAccountTransfer, ctx: &Context) -> Result<Action> {
 }
 
 /// Every step, in order, then the status.
-async fn full_check(obj: &CrossAccountTransfer, ctx: &Context) -> Result<Action> {
+async fn full_check(obj: &CrossAccountTransfer, ctx: &Context) -> Result<Action, Failure> {
     let problems = obj.spec.validate();
     if !problems.is_empty() {
         let err = Error::InvalidSpec(problems.join("; "));
         return finish(ctx, obj, obj.status.clone().unwrap_or_default(), Err(err)).await;
     }
-    // A spec not reconciled yet is InProgress at once (GitOps tools wait on this), not after
-    // the whole pipeline ran.
+    // A spec or run request not reconciled yet is InProgress at once (GitOps tools and
+    // `kubectl wait` wait on this), not after the whole pipeline ran.
     let mut status = obj.status.clone().unwrap_or_default();
-    if status.observed_generation != obj.metadata.generation {
+    if !obj.status_is_current() {
         summarize(obj, &mut status, &Outcome::InProgress);
         status::write(ctx, obj, &status).await?;
     }
@@ -321,7 +354,10 @@ async fn finish(
     obj: &CrossAccountTransfer,
     mut status: CrossAccountTransferStatus,
     progress: Result<Progress>,
-) -> Result<Action> {
+) -> Result<Action, Failure> {
+    if let Err(err) = &progress {
+        announce(ctx, obj, err).await;
+    }
     let outcome = match &progress {
         Ok(Progress::Provisioned) => Outcome::Provisioned,
         Ok(Progress::AwaitingDestination) => Outcome::AwaitingDestination,
@@ -338,10 +374,11 @@ async fn finish(
         status.execution.as_ref().is_some_and(ExecutionStatus::is_running) || status.phase == Some(Phase::Transferring);
     ctx.memory.set_running(&uid, running);
     let config = ctx.config.for_fleet(ctx.memory.running());
-    Ok(Action::requeue(requeue_after(progress?, &uid, &status, &config)))
+    let progress = progress.map_err(Failure::announced)?;
+    Ok(Action::requeue(requeue_after(progress, &uid, &status, &config)))
 }
 
-async fn cleanup_transfer(obj: &CrossAccountTransfer, ctx: &Context) -> Result<Action> {
+async fn cleanup_transfer(obj: &CrossAccountTransfer, ctx: &Context) -> Result<Action, Failure> {
     if !obj.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
     }
@@ -357,6 +394,7 @@ async fn cleanup_transfer(obj: &CrossAccountTransfer, ctx: &Context) -> Result<A
     } else {
         let mut transfer = Transfer::new(ctx, obj, obj.status.clone().unwrap_or_default()).await?;
         if let Err(err) = cleanup::run(&mut transfer).await {
+            announce(ctx, obj, &err).await;
             let mut status = std::mem::take(&mut transfer.status);
             let outcome = Outcome::Failed {
                 reason: err.reason().to_string(),
@@ -366,7 +404,7 @@ async fn cleanup_transfer(obj: &CrossAccountTransfer, ctx: &Context) -> Result<A
             summarize(obj, &mut status, &outcome);
             // The status write is best effort: the object is on its way out.
             let _ = status::write(ctx, obj, &status).await;
-            return Err(err);
+            return Err(Failure::announced(err));
         }
         ctx.publish(
             obj,
