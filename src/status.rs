@@ -195,6 +195,7 @@ pub fn summarize(obj: &CrossAccountTransfer, status: &mut CrossAccountTransferSt
     };
     status.phase = Some(phase);
     status.observed_generation = Some(generation);
+    status.observed_run_token = token.map(str::to_string);
     let conds = &mut status.conditions;
     let tf = |b: bool| if b { "True" } else { "False" };
     set_condition(conds, condition::READY, tf(ready), &reason, &message, generation);

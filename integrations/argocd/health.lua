@@ -7,6 +7,7 @@
 -- It reads the status contract of the Ferry operator:
 --   spec.suspend or phase Suspended            -> Suspended
 --   no status, or observedGeneration behind    -> Progressing (waiting for the controller)
+--   ferry.dev/run not yet observedRunToken     -> Progressing (the run request is unanswered)
 --   condition Stalled=True                     -> Degraded (retrying cannot fix it)
 --   condition Ready=True                       -> Healthy
 --   anything else                              -> Progressing, with the Ready (or
@@ -115,6 +116,19 @@ if observed == nil or (generation ~= nil and observed < generation) then
   else
     hs.message = "waiting for the controller"
   end
+  return hs
+end
+
+-- A new ferry.dev/run value the controller has not answered yet: the phase is still the
+-- previous run's (status.observedRunToken is the value the status describes).
+local annotations = metadata.annotations
+local token = nil
+if type(annotations) == "table" then
+  token = text(annotations["ferry.dev/run"])
+end
+if token ~= nil and text(status.observedRunToken) ~= token then
+  hs.status = "Progressing"
+  hs.message = "waiting for the controller to answer the run request ferry.dev/run=" .. token
   return hs
 end
 

@@ -711,6 +711,26 @@ aws_names! {
     }
 }
 
+impl CrossAccountTransfer {
+    /// The `ferry.dev/run` annotation's value.
+    pub fn run_token(&self) -> Option<&str> {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(RUN_ANNOTATION))
+            .map(String::as_str)
+    }
+
+    /// Whether the status describes this object as it is now (pure): its spec generation and
+    /// its run request (the `ferry.dev/run` value) were both observed. Until then a `Succeeded`
+    /// phase is the previous run's.
+    pub fn status_is_current(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| {
+            s.observed_generation == self.metadata.generation && s.observed_run_token.as_deref() == self.run_token()
+        })
+    }
+}
+
 impl CrossAccountTransferSpec {
     /// The run this spec and the `ferry.dev/run` annotation ask for that has not been started
     /// yet (pure). `OnChange`: one run per spec generation. Both policies: a new annotation value

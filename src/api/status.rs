@@ -13,6 +13,11 @@ pub struct CrossAccountTransferStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
+    /// The `ferry.dev/run` annotation value this status describes, as `observedGeneration` is
+    /// for the spec: until it equals the annotation, the phase is about the previous request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_run_token: Option<String>,
+
     /// Summary for humans and printer columns: Pending, Provisioning, AwaitingDestination, Ready,
     /// Transferring, Succeeded, Failed or Suspended.
     #[serde(default, skip_serializing_if = "Option::is_none")]

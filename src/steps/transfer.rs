@@ -186,7 +186,11 @@ impl<'a> Transfer<'a> {
     }
 
     /// Writes the status now: called right after every AWS create so a crash never loses an ARN.
+    /// The summary is brought up to date first (in progress: the pipeline has not finished), so
+    /// the status never pairs a new run request or a new execution with the previous run's
+    /// `Succeeded`.
     pub async fn persist(&mut self) -> Result<()> {
+        status::summarize(self.obj, &mut self.status, &status::Outcome::InProgress);
         status::write(self.ctx, self.obj, &self.status).await
     }
 

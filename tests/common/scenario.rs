@@ -124,7 +124,9 @@ impl Scenario {
             async move {
                 let obj = api.get(name).await.map_err(|e| e.to_string())?;
                 let status = obj.status.clone().unwrap_or_default();
-                let current = status.observed_generation == obj.metadata.generation;
+                // The status must answer this spec and this run request: right after a new
+                // `ferry.dev/run` value, a `Succeeded` phase is still the previous run's.
+                let current = obj.status_is_current();
                 if status.phase == Some(phase) && current {
                     return Ok(obj);
                 }
