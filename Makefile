@@ -10,8 +10,17 @@ export GOTOOLCHAIN := local
 
 PREFIX ?= $(HOME)/.local
 
-.PHONY: all build install testenv test unit lint fmt crds demo bench clean-testenv \
-	image pause-image node-packages e2e-prereqs e2e chart install.yaml manifests
+.PHONY: all build install testenv tools demo-tools venv host-packages test test-build unit lint fmt crds \
+	demo bench stress clean-testenv image test-image pause-image node-packages e2e-prereqs e2e chart \
+	install.yaml manifests
+
+# The Go-built tools each entry point needs (tests/tools/build.sh): the demo only the control
+# plane; the tests also helm, the GitOps checkers and the e2e node's kubelet, scheduler,
+# controller manager and sandbox process.
+DEMO_TOOLS := etcd kube-apiserver kubectl
+# The Debian packages the images and the e2e node need (hack/host-packages.sh), installed in one
+# apt-get run: two at once would fight over dpkg's lock.
+HOST_PACKAGES := podman runc containerd containernetworking-plugins
 
 all: build
 
@@ -25,32 +34,64 @@ install:
 	ln -sf ferry $(PREFIX)/bin/kubectl-ferry
 	@echo "installed $(PREFIX)/bin/ferry and $(PREFIX)/bin/kubectl-ferry (kubectl ferry ...)"
 
-## testenv: build etcd, kube-apiserver, kubectl, helm and the GitOps checkers, and the emulator venv
-testenv:
+## testenv: build etcd, kube-apiserver, kubectl, helm, the GitOps checkers and the e2e node's
+## tools, and the emulator venv
+testenv: tools venv
+
+tools:
 	@bash tests/tools/build.sh
+
+demo-tools:
+	@bash tests/tools/build.sh $(DEMO_TOOLS)
+
+venv:
 	@bash tests/emulator/setup.sh >/dev/null && echo "emulator venv: .cache/venv"
 
+host-packages:
+	@bash hack/host-packages.sh $(HOST_PACKAGES)
+
 ## test: every test — unit, emulator, integration on a real API server and the AWS emulator,
-## and the e2e tests (tests/e2e.rs: the image and the chart on a real node)
-test: testenv e2e-prereqs
-	$(CARGO) test --locked --no-run
+## and the e2e tests (tests/e2e.rs: the image and the chart on a real node). The Go tools, the
+## venv and the Debian packages are made while cargo builds (cargo's long single-crate phases
+## leave a core free); the two cargo builds (tests, then the e2e image) run one after the other.
+test:
+	@$(MAKE) --no-print-directory -j4 tools venv host-packages test-build
 	.cache/venv/bin/python -m pytest -q tests/emulator
 	$(CARGO) test --locked -- --test-threads=$(TEST_THREADS)
 
-## image: the operator's OCI image, built offline with podman (static binary + CA bundle,
-## user 65532, FROM scratch), tagged with the crate version; saved in .cache/images/
+# The test binaries, then the e2e image (unoptimized static binary) and the sandbox image
+# (their packages come from the host-packages job; hack/host-packages.sh takes turns).
+test-build:
+	$(CARGO) test --locked --no-run
+	@PROFILE=test-image bash hack/image.sh
+	@bash hack/image.sh pause
+
+## stress: the integration binary STRESS_RUNS times in a row (default 10) at
+## --test-threads=STRESS_THREADS (default 8) while a CPU hog keeps both cores busy; stops at the
+## first red run and prints each run's result (hack/stress.sh)
+stress: testenv
+	$(CARGO) test --locked --test integration --no-run
+	@bash hack/stress.sh
+
+## image: the operator's OCI image, built offline with podman (static release binary + CA
+## bundle, user 65532, FROM scratch), tagged with the crate version; saved in .cache/images/
 image:
 	@bash hack/image.sh
+
+## test-image: the same image with an unoptimized binary (cargo profile test-image), as the
+## e2e tests run it
+test-image:
+	@PROFILE=test-image bash hack/image.sh
 
 ## pause-image: the test node's sandbox image (ferry.test/pause:1)
 pause-image:
 	@bash hack/image.sh pause
 
-## node-packages: Debian's containerd, runc and CNI plugins for the test node (installed once)
-node-packages:
-	@bash hack/host-packages.sh containerd runc containernetworking-plugins
+## node-packages: Debian's podman, runc, containerd and CNI plugins for the images and the test
+## node (installed once)
+node-packages: host-packages
 
-e2e-prereqs: node-packages pause-image image
+e2e-prereqs: host-packages test-image pause-image
 
 ## e2e: only the e2e tests (tests/e2e.rs): the image, with the chart, on a real node
 e2e: testenv e2e-prereqs
@@ -86,9 +127,10 @@ crds:
 	cp crds/ferry.dev_crossaccounttransfers.yaml charts/ferry/crds/ferry.dev_crossaccounttransfers.yaml
 	@bash hack/manifests.sh
 
-## demo: the whole transfer, end to end, on a local control plane and the AWS emulator
-demo: testenv
-	$(CARGO) build --locked
+## demo: the whole transfer, end to end, on a local control plane and the AWS emulator; builds
+## only what it needs (the control plane's three tools and the venv while cargo builds ferry)
+demo:
+	@$(MAKE) --no-print-directory -j3 demo-tools venv build
 	@bash hack/demo.sh
 
 ## bench: benchmarks, reported in BENCHMARKS.md

@@ -10,11 +10,23 @@
 set -euo pipefail
 (( $# > 0 )) || { echo "usage: $0 PACKAGE..." >&2; exit 2; }
 
-missing=()
-for p in "$@"; do
-  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-  [[ "$status" == "install ok installed" ]] || missing+=("$p")
-done
+# Sets `missing` to those of the arguments that are not installed.
+find_missing() {
+  missing=()
+  local p status
+  for p in "$@"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [[ "$status" == "install ok installed" ]] || missing+=("$p")
+  done
+}
+
+find_missing "$@"
+(( ${#missing[@]} > 0 )) || exit 0
+# One install at a time on this machine (make -j runs several callers; dpkg has one lock and
+# apt-get fails at once when another holds it): wait for the other, then look again.
+exec 9>"${TMPDIR:-/tmp}/ferry-host-packages.lock"
+flock 9
+find_missing "$@"
 (( ${#missing[@]} > 0 )) || exit 0
 
 sudo=()

@@ -11,7 +11,8 @@
 # `ctr images import` loads on the test node). podman's storage lives in .cache/podman.
 #
 # Environment: IMAGE (repository, default ghcr.io/ferry-dev/ferry), TAG (default: the crate
-# version from Cargo.toml).
+# version from Cargo.toml), PROFILE (the cargo profile of the binary: release, the default and
+# what `make image` ships; `make test` builds the e2e image with test-image, unoptimized).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -51,14 +52,15 @@ case "$what" in
   ferry)
     ref="${IMAGE:-ghcr.io/ferry-dev/ferry}:${TAG:-$version}"
     start=$SECONDS
+    profile=${PROFILE:-release}
     RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$root/target/static" \
-      cargo build --release --locked --bin ferry --target x86_64-unknown-linux-gnu
-    bin="$root/target/static/x86_64-unknown-linux-gnu/release/ferry"
+      cargo build --profile "$profile" --locked --bin ferry --target x86_64-unknown-linux-gnu
+    bin="$root/target/static/x86_64-unknown-linux-gnu/$profile/ferry"
     # Static indeed: no program interpreter, no shared libraries.
     if readelf -l "$bin" 2>/dev/null | grep -q 'Requesting program interpreter'; then
       echo "image.sh: $bin is dynamically linked" >&2; exit 1
     fi
-    echo "static binary built in $((SECONDS - start)) s"
+    echo "static binary ($profile profile) built in $((SECONDS - start)) s"
     mkdir -p "$ctx/out"
     cp "$bin" "$ctx/out/ferry"
     # Symbols are of no use in the image (a third of the binary); the Dockerfile strips too.
