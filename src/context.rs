@@ -36,6 +36,9 @@ pub struct ControllerConfig {
     /// DataSync's default budget): with many executions running, each is polled less often so
     /// polls never crowd out the rest.
     pub poll_rate: f64,
+    /// The IAM permissions boundary (a managed policy ARN) of every role Ferry creates: the most
+    /// any DataSync role may do, whatever its inline policy says. `None`: no boundary.
+    pub role_permissions_boundary: Option<String>,
 }
 
 impl ControllerConfig {
@@ -61,6 +64,7 @@ impl Default for ControllerConfig {
             max_concurrent_reconciles: 16,
             reconcile_timeout: Duration::from_secs(300),
             poll_rate: 10.0,
+            role_permissions_boundary: None,
         }
     }
 }
@@ -95,16 +99,58 @@ pub struct Seen {
     pub checked_at: std::time::Instant,
     /// When the running execution was last polled.
     pub polled_at: std::time::Instant,
+    /// The last reconcile failed: the next full check is due then (its error's retry delay), not
+    /// at the watch event of the status that reported the failure. A create whose answer never
+    /// came must not be searched for, and sent again, before AWS could have done it.
+    pub retry_at: Option<std::time::Instant>,
 }
 
-/// [`Seen`] per transfer uid, and which transfers have an execution running.
+/// [`Seen`] per transfer uid, which transfers have an execution running, and the
+/// `resourceVersion` of Ferry's last status write of each.
 #[derive(Default)]
 pub struct Memory {
     seen: std::sync::Mutex<std::collections::HashMap<String, Seen>>,
     running: std::sync::Mutex<std::collections::HashSet<String>>,
+    written: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+/// Whether a copy of a transfer with `cached` as its `resourceVersion` may be older than Ferry's
+/// own last status write, `written` (pure): any other version may be (versions are opaque, not
+/// ordered), so only the very version Ferry wrote, or no write yet, is known to be current enough.
+pub fn outdated(cached: Option<&str>, written: Option<&str>) -> bool {
+    written.is_some_and(|w| cached != Some(w))
 }
 
 impl Memory {
+    /// Records the `resourceVersion` the API server gave Ferry's status write of a transfer.
+    pub fn wrote(&self, uid: &str, resource_version: &str) {
+        self.written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(uid.to_string(), resource_version.to_string());
+    }
+
+    /// Whether this copy of a transfer (from the watch cache) may predate Ferry's last status
+    /// write of it; see [`outdated`].
+    pub fn outdated(&self, obj: &CrossAccountTransfer) -> bool {
+        let uid = obj.metadata.uid.as_deref().unwrap_or_default();
+        let written = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        outdated(
+            obj.metadata.resource_version.as_deref(),
+            written.get(uid).map(String::as_str),
+        )
+    }
+
+    /// Drops everything remembered of a transfer that is gone.
+    pub fn gone(&self, uid: &str) {
+        self.forget(uid);
+        self.set_running(uid, false);
+        self.written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(uid);
+    }
+
     /// Records whether a transfer has an execution running (or about to start).
     pub fn set_running(&self, uid: &str, running: bool) {
         let mut set = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -140,7 +186,23 @@ impl Memory {
             .insert(uid.to_string(), seen);
     }
 
-    /// Forgets a transfer (deleted, or its last reconcile failed: the next one checks all).
+    /// Records a failed reconcile of generation `generation` with run token `token`: the next
+    /// full check comes after `retry` (or when the spec or the token changes).
+    pub fn failed(&self, uid: &str, generation: i64, token: Option<String>, retry: std::time::Duration) {
+        let now = std::time::Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let previous = seen.get(uid);
+        let entry = Seen {
+            generation,
+            token,
+            checked_at: previous.map_or(now, |s| s.checked_at),
+            polled_at: previous.map_or(now, |s| s.polled_at),
+            retry_at: Some(now + retry),
+        };
+        seen.insert(uid.to_string(), entry);
+    }
+
+    /// Forgets when a transfer was checked (deleted: the next reconcile checks all).
     pub fn forget(&self, uid: &str) {
         self.seen
             .lock()
@@ -263,7 +325,19 @@ impl Context {
 
 #[cfg(test)]
 mod tests {
-    use super::{ControllerConfig, event_action};
+    use super::{ControllerConfig, event_action, outdated};
+
+    #[test]
+    fn only_the_version_ferry_wrote_last_is_known_to_be_current() {
+        // Nothing written yet (a restart, a new transfer): the cache is all there is.
+        assert!(!outdated(Some("7"), None));
+        // The watch delivered Ferry's own write.
+        assert!(!outdated(Some("7"), Some("7")));
+        // An older copy, or a newer one (versions are opaque): read the object itself.
+        assert!(outdated(Some("5"), Some("7")));
+        assert!(outdated(Some("9"), Some("7")));
+        assert!(outdated(None, Some("7")));
+    }
 
     #[test]
     fn polls_of_a_busy_fleet_spread_to_stay_within_the_poll_rate() {

@@ -98,6 +98,23 @@ async fn reconcile(guard: Arc<DeserializeGuard<CrossAccountTransfer>>, ctx: Arc<
             return Ok(Action::await_change());
         }
     };
+    // The watch cache may not have Ferry's own last status write yet (a busy API server
+    // delivers events late, and a requeue comes on a timer): a reconcile of that older copy
+    // would start a run or create a task a second time, or write back an outdated status.
+    let fresh;
+    let obj = if ctx.memory.outdated(obj) {
+        let api: Api<CrossAccountTransfer> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+        match api.get_opt(&obj.name_any()).await {
+            Ok(Some(current)) => {
+                fresh = current;
+                &fresh
+            }
+            Ok(None) => return Ok(Action::await_change()),
+            Err(err) => return Err(Error::from(err)),
+        }
+    } else {
+        obj
+    };
     let span = info_span!("reconcile", resource = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()), generation = obj.metadata.generation.unwrap_or_default());
     async move {
         let started = Instant::now();
@@ -114,7 +131,12 @@ async fn reconcile(guard: Arc<DeserializeGuard<CrossAccountTransfer>>, ctx: Arc<
         match result {
             Ok(action) => Ok(action),
             Err(Failure { error, announced }) => {
-                ctx.memory.forget(&uid);
+                // Until the error's retry delay, nothing (not even the watch event of the status
+                // that reports the failure) reconciles the transfer again, unless it changes.
+                let retry = error.retry_after(ctx.config.stalled_retry).unwrap_or(AWAIT_CHANGE);
+                let token = obj.annotations().get(RUN_ANNOTATION).cloned();
+                ctx.memory
+                    .failed(&uid, obj.metadata.generation.unwrap_or_default(), token, retry);
                 ctx.metrics.error(error.reason());
                 if !announced {
                     announce(&ctx, obj, &error).await;
@@ -126,6 +148,10 @@ async fn reconcile(guard: Arc<DeserializeGuard<CrossAccountTransfer>>, ctx: Arc<
     .instrument(span)
     .await
 }
+
+/// How long a transfer whose error only a change can fix (an invalid spec) waits: until it
+/// changes, in effect.
+const AWAIT_CHANGE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A failed reconcile, and whether its failure was announced already (logged, and published as
 /// a Warning event). A status that shows a failure is written only after the failure's event
@@ -209,9 +235,17 @@ pub fn next_step(obj: &CrossAccountTransfer, seen: Option<&Seen>, now: Instant, 
     let token = obj.annotations().get(RUN_ANNOTATION).cloned();
     let empty = CrossAccountTransferStatus::default();
     let status = obj.status.as_ref().unwrap_or(&empty);
-    if seen.generation != generation
-        || seen.token != token
-        || !obj.status_is_current()
+    if seen.generation != generation || seen.token != token {
+        return Next::Full;
+    }
+    if let Some(retry_at) = seen.retry_at {
+        return if now >= retry_at {
+            Next::Full
+        } else {
+            Next::Wait(retry_at - now)
+        };
+    }
+    if !obj.status_is_current()
         || obj
             .spec
             .pending_run(generation, token.as_deref(), status.last_run.as_ref())
@@ -279,6 +313,7 @@ async fn apply(obj: &CrossAccountTransfer, ctx: &Context) -> (Result<Action, Fai
                 token: obj.annotations().get(RUN_ANNOTATION).cloned(),
                 checked_at: now,
                 polled_at: now,
+                retry_at: None,
             },
         );
     }
@@ -416,6 +451,7 @@ async fn cleanup_transfer(obj: &CrossAccountTransfer, ctx: &Context) -> Result<A
     }
     let finalizers: Vec<String> = obj.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
     patch_finalizers(ctx, obj, finalizers).await?;
+    ctx.memory.gone(&obj.uid().unwrap_or_default());
     ctx.metrics.forget_transfer(&namespace, &name);
     Ok(Action::await_change())
 }
@@ -496,6 +532,7 @@ mod tests {
             token: None,
             checked_at: t0,
             polled_at: t0,
+            retry_at: None,
         };
         let settled = observed(json!({}), status(Some("SUCCESS"), Phase::Succeeded));
         let running = observed(json!({}), status(Some("TRANSFERRING"), Phase::Transferring));
@@ -531,5 +568,43 @@ mod tests {
             .get_or_insert_with(Default::default)
             .insert(RUN_ANNOTATION.into(), "again".into());
         assert_eq!(next_step(&asked, Some(&seen), t0, &config), Next::Full);
+    }
+
+    #[test]
+    fn a_failed_reconcile_waits_for_its_retry_unless_the_transfer_changes() {
+        let config = ControllerConfig::default();
+        let t0 = Instant::now();
+        let failed = Seen {
+            generation: 2,
+            token: None,
+            checked_at: t0,
+            polled_at: t0,
+            retry_at: Some(t0 + Duration::from_secs(10)),
+        };
+        // The run it failed to start is still pending, and its failure status was just written:
+        // still nothing before the retry (a create whose answer never came may yet be done).
+        let pending = observed(json!({}), status(Some("SUCCESS"), Phase::Transferring));
+        let mut pending = pending;
+        pending
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(RUN_ANNOTATION.into(), "again".into());
+        let seen = Seen {
+            token: Some("again".into()),
+            ..failed.clone()
+        };
+        assert_eq!(
+            next_step(&pending, Some(&seen), t0 + Duration::from_secs(1), &config),
+            Next::Wait(Duration::from_secs(9))
+        );
+        assert_eq!(
+            next_step(&pending, Some(&seen), t0 + Duration::from_secs(10), &config),
+            Next::Full
+        );
+        // A change is looked at at once.
+        let mut changed = pending.clone();
+        changed.metadata.generation = Some(3);
+        assert_eq!(next_step(&changed, Some(&seen), t0, &config), Next::Full);
     }
 }

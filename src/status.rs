@@ -225,12 +225,16 @@ pub async fn write(ctx: &Context, obj: &CrossAccountTransfer, status: &CrossAcco
         "kind": "CrossAccountTransfer",
         "status": status,
     });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    let written = api
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    if let (Some(uid), Some(version)) = (obj.uid(), written.resource_version()) {
+        ctx.memory.wrote(&uid, &version);
+    }
     Ok(())
 }
 

@@ -3,9 +3,44 @@
 
 use aws_sdk_datasync::Client;
 use aws_sdk_datasync::types::{LocationFilter, LocationFilterName, Operator, TagListEntry};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::{Failure, FailureKind};
 use crate::naming::TransferId;
+
+/// The configuration of a DataSync create (`CreateLocationS3`, `CreateTask`,
+/// `StartTaskExecution`): sent once, never retried by the SDK. DataSync takes no idempotency
+/// token, so the SDK's retry after an answer that came too late (a read timeout, a dropped
+/// connection, a 5xx after the work was done) created a second location or task, or started a
+/// second execution for one run request. Instead the create intent recorded in the status stays,
+/// and the next reconcile (10 s later, `Error::retry_after`) searches for what the first attempt
+/// made before it creates anything.
+pub fn sent_once() -> aws_sdk_datasync::config::Builder {
+    aws_sdk_datasync::config::Builder::default().retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+}
+
+/// Sends a DataSync create built with [`sent_once`], and sends it again (up to three times in
+/// all, 1 s and then 2 s later) only when DataSync answered that it throttled it: that answer
+/// says the request was refused, not done. Any other failure is returned at once.
+pub async fn create<T, E, F, Fut>(mut send: F) -> Result<T, SdkError<E, Response>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, Response>>>,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let mut attempt = 1;
+    loop {
+        match send().await {
+            Err(err) if attempt < 3 && super::classify(&err).kind == FailureKind::Throttled => {
+                tokio::time::sleep(std::time::Duration::from_secs(attempt)).await;
+                attempt += 1;
+            }
+            answer => return answer,
+        }
+    }
+}
 
 /// DataSync tag entries for Ferry's tags plus `extra`.
 pub fn tag_entries(id: &TransferId, extra: &[(&str, &str)]) -> Vec<TagListEntry> {

@@ -32,6 +32,8 @@ pub struct AwsSettings {
     pub session_name: String,
     /// Requests per second per service and credentials, over [`budget::DEFAULT_RATES`].
     pub rates: Vec<(String, f64)>,
+    /// How long an endpoint may take to answer once a request is sent (`--aws-read-timeout`).
+    pub read_timeout: Duration,
 }
 
 /// The identity behind one set of credentials.
@@ -105,8 +107,6 @@ pub struct Aws {
 const IDENTITY_TTL: Duration = Duration::from_secs(600);
 /// How long connecting to an AWS endpoint may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long an AWS endpoint may take to answer once the request is sent.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Aws {
     /// Loads the default credential chain (IRSA, EKS Pod Identity, environment, IMDS).
@@ -123,7 +123,7 @@ impl Aws {
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
                     .connect_timeout(CONNECT_TIMEOUT)
-                    .read_timeout(READ_TIMEOUT)
+                    .read_timeout(settings.read_timeout)
                     .build(),
             );
         if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {

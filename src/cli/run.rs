@@ -55,6 +55,15 @@ pub struct RunArgs {
     /// How long one reconcile may take before it is dropped and tried again.
     #[arg(long, env = "FERRY_RECONCILE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
     pub reconcile_timeout: Duration,
+    /// IAM permissions boundary (a managed policy ARN) put on every DataSync role Ferry creates,
+    /// and put back when it is changed or removed: a role can never do more than it allows,
+    /// whatever its inline policy says. Empty: none.
+    #[arg(long, env = "FERRY_ROLE_PERMISSIONS_BOUNDARY", value_parser = parse_policy_arn)]
+    pub role_permissions_boundary: Option<String>,
+    /// How long an AWS endpoint may take to answer a request once it is sent; a call without an
+    /// answer by then fails (a create is then searched for, never sent twice).
+    #[arg(long, env = "FERRY_AWS_READ_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub aws_read_timeout: Duration,
     /// Request budget: AWS calls per second per service and credentials, over the defaults
     /// datasync=20,s3=50,iam=10,sts=20 (throttling answers lower it for a minute).
     #[arg(long, env = "FERRY_AWS_RATE_LIMITS", default_value = "", value_parser = crate::aws::budget::parse_rates)]
@@ -82,6 +91,26 @@ pub struct RunArgs {
     /// Use path-style S3 addressing (for S3-compatible endpoints on `localhost`).
     #[arg(long, env = "FERRY_S3_FORCE_PATH_STYLE", default_value_t = false, action = clap::ArgAction::Set)]
     pub s3_force_path_style: bool,
+}
+
+/// Checks `--role-permissions-boundary`: the ARN of a managed policy (customer managed,
+/// `arn:aws:iam::123456789012:policy/...`, or AWS managed, `arn:aws:iam::aws:policy/...`).
+fn parse_policy_arn(text: &str) -> Result<String, String> {
+    let parts: Vec<&str> = text.splitn(6, ':').collect();
+    let account_ok = |a: &str| a == "aws" || (a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()));
+    match parts.as_slice() {
+        ["arn", partition, "iam", "", account, resource]
+            if partition.starts_with("aws")
+                && account_ok(account)
+                && resource.starts_with("policy/")
+                && resource.len() > 7 =>
+        {
+            Ok(text.to_string())
+        }
+        _ => Err(format!(
+            "`{text}` is not the ARN of an IAM managed policy: write e.g. arn:aws:iam::111111111111:policy/ferry-datasync-boundary"
+        )),
+    }
 }
 
 fn default_identity() -> String {
@@ -141,6 +170,7 @@ pub async fn run(args: RunArgs) -> i32 {
             force_path_style: args.s3_force_path_style,
             session_name: "ferry-operator".into(),
             rates: args.aws_rate_limits.0.clone(),
+            read_timeout: args.aws_read_timeout,
         },
         metrics.clone(),
     )
@@ -159,6 +189,7 @@ pub async fn run(args: RunArgs) -> i32 {
         max_concurrent_reconciles: args.max_concurrent_reconciles,
         reconcile_timeout: args.reconcile_timeout,
         poll_rate: args.poll_rate,
+        role_permissions_boundary: args.role_permissions_boundary.clone(),
     };
     let ctx = Arc::new(Context {
         client: client.clone(),

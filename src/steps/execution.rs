@@ -13,7 +13,7 @@ use crate::api::{
     CrossAccountTransferStatus, ExecutionStatus, ExecutionSummary, RUN_ANNOTATION, ReportSummary, RunPolicy,
     RunRequest, condition, is_running_status,
 };
-use crate::aws::datasync::{list_executions, tag_entries, tags};
+use crate::aws::datasync::{create, list_executions, sent_once, tag_entries, tags};
 use crate::aws::report::ReportPlace;
 use crate::aws::{FailureKind, classify};
 use crate::error::Result;
@@ -358,11 +358,11 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     {
         let key = run_key(t.id(), &request);
         t.creating(EXECUTION_INTENT).await?;
-        let out = client
+        let start = client
             .start_task_execution()
             .task_arn(&task_arn)
-            .set_tags(Some(tag_entries(t.id(), &[(TAG_RUN, key.as_str())])))
-            .send()
+            .set_tags(Some(tag_entries(t.id(), &[(TAG_RUN, key.as_str())])));
+        let out = create(|| start.clone().customize().config_override(sent_once()).send())
             .await
             .map_err(|e| t.sdk_error(&e, &account, "datasync:StartTaskExecution", &task_arn))?;
         let arn = out.task_execution_arn().unwrap_or_default().to_string();

@@ -7,7 +7,7 @@ use aws_sdk_datasync::types::{S3Config, S3StorageClass};
 
 use super::transfer::{Progress, Transfer};
 use crate::api::{AccessMode, condition};
-use crate::aws::datasync::{list_locations, same_uri, tag_entries};
+use crate::aws::datasync::{create, list_locations, same_uri, sent_once, tag_entries};
 use crate::aws::{FailureKind, classify};
 use crate::desired::{DesiredLocation, Side};
 use crate::error::{Error, Result};
@@ -176,8 +176,7 @@ async fn ensure_one(t: &mut Transfer<'_>, want: &DesiredLocation) -> Result<()> 
     if let Some(class) = &want.storage_class {
         request = request.s3_storage_class(S3StorageClass::from(class.as_str()));
     }
-    let out = request
-        .send()
+    let out = create(|| request.clone().customize().config_override(sent_once()).send())
         .await
         .map_err(|e| t.sdk_error(&e, &account, "datasync:CreateLocationS3", &want.uri))?;
     let arn = out.location_arn().unwrap_or_default().to_string();

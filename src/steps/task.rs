@@ -14,7 +14,7 @@ use kube::runtime::events::EventType;
 
 use super::transfer::Transfer;
 use crate::api::{RUN_ANNOTATION, ScheduleState, condition};
-use crate::aws::datasync::{list_tasks, tag_entries};
+use crate::aws::datasync::{create, list_tasks, sent_once, tag_entries};
 use crate::aws::{FailureKind, classify};
 use crate::desired::{ReportSettings, TaskSettings};
 use crate::error::Result;
@@ -381,8 +381,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     if want.schedule.is_some() {
         request = request.schedule(schedule(&want)?);
     }
-    let out = request
-        .send()
+    let out = create(|| request.clone().customize().config_override(sent_once()).send())
         .await
         .map_err(|e| t.sdk_error(&e, &account, "datasync:CreateTask", &want.name))?;
     let arn = out.task_arn().unwrap_or_default().to_string();

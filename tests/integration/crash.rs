@@ -1,14 +1,16 @@
 //! Crash safety: the operator is aborted right after each AWS create (the process dies
-//! before it can write the new ARN to the status), then restarted. Nothing may be created
-//! twice: exactly one role, one location per side, one task and one execution, and the
+//! before it can write the new ARN to the status), then restarted; and each DataSync create is
+//! answered only after the operator's call timed out, though AWS did the work. Nothing may be
+//! created twice: exactly one role, one location per side, one task and one execution, and the
 //! transfer converges.
 
 use crate::common;
 
 use std::time::Duration;
 
+use common::aws::{calls, fault};
 use common::scenario::Scenario;
-use ferry::api::Phase;
+use ferry::api::{CrossAccountTransferStatus, Phase};
 use serde_json::json;
 
 async fn crash_after(operation: &str) {
@@ -29,8 +31,35 @@ async fn crash_after(operation: &str) {
 
     let _restarted = s.operator(&[]);
     let obj = s.wait_phase("c", Phase::Succeeded, Duration::from_secs(120)).await;
-    let status = obj.status.expect("status");
+    exactly_once(&s, "c", &obj.status.expect("status")).await;
+}
 
+/// The first `operation` call is answered 4 s after it came, when the operator (2 s read
+/// timeout) has given up on it; AWS made the resource or started the run all the same. Before
+/// Ferry sent its DataSync creates once, the SDK's retry made a second one. `sent`: how many
+/// `operation` calls a transfer makes when each is sent once.
+async fn answered_late(operation: &str, sent: usize) {
+    let s = Scenario::new("late", "us-east-1", "us-west-2").await;
+    let late = fault(
+        s.env,
+        json!({"service": "datasync", "operation": operation, "kind": "slow", "delaySeconds": 4,
+               "account": s.a.id, "count": 1}),
+    );
+    let _op = s.operator(&[("FERRY_AWS_READ_TIMEOUT", "2s")]);
+    s.apply(&s.manifest("l", json!({}))).await;
+    let obj = s.wait_phase("l", Phase::Succeeded, Duration::from_secs(120)).await;
+    // A rule with a count is gone once used up: the late answer was given.
+    assert_eq!(late.fired(), 0, "the late answer was given");
+    assert_eq!(
+        calls(s.env, &format!("account={}&operation={operation}", s.a.id)).len(),
+        sent,
+        "each {operation} sent once: the one answered late was found, not sent again"
+    );
+    exactly_once(&s, "l", &obj.status.expect("status")).await;
+}
+
+/// Exactly one of everything Ferry makes for transfer `name`, and the copy done.
+async fn exactly_once(s: &Scenario, name: &str, status: &CrossAccountTransferStatus) {
     let ferry_roles: Vec<String> =
         s.a.roles()
             .await
@@ -39,7 +68,7 @@ async fn crash_after(operation: &str) {
             .collect();
     assert_eq!(
         ferry_roles,
-        vec![format!("ferry-{}-c", s.ns)],
+        vec![format!("ferry-{}-{name}", s.ns)],
         "exactly one DataSync role"
     );
     assert_eq!(
@@ -92,4 +121,21 @@ crash_tests! {
     after_create_destination_location => "CreateLocationS3#2",
     after_create_task => "CreateTask",
     after_start_execution => "StartTaskExecution",
+}
+
+macro_rules! late_answer_tests {
+    ($($name:ident => $operation:literal, $sent:literal);+ $(;)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                answered_late($operation, $sent).await;
+            }
+        )+
+    };
+}
+
+late_answer_tests! {
+    a_late_answer_to_create_location_creates_no_second_location => "CreateLocationS3", 2;
+    a_late_answer_to_create_task_creates_no_second_task => "CreateTask", 1;
+    a_late_answer_to_start_execution_starts_no_second_execution => "StartTaskExecution", 1;
 }
