@@ -24,6 +24,8 @@ pub struct ObservedRole {
     pub inline: Option<String>,
     /// Carries this transfer's uid tag.
     pub owned: bool,
+    /// The ARN of its permissions boundary, if it has one.
+    pub boundary: Option<String>,
 }
 
 /// What must be done to the role.
@@ -35,20 +37,25 @@ pub struct RoleChanges {
     pub update_trust: bool,
     /// Put the inline policy (back).
     pub put_inline: bool,
+    /// Put the permissions boundary (back) on a role that exists.
+    pub put_boundary: bool,
 }
 
-/// The pure difference between the role found and the documents wanted.
-pub fn diff(observed: Option<&ObservedRole>, trust: &Value, inline: &Value) -> RoleChanges {
+/// The pure difference between the role found and the documents wanted. A boundary Ferry is
+/// not asked for is left as it is: removing one would widen what the role may do.
+pub fn diff(observed: Option<&ObservedRole>, trust: &Value, inline: &Value, boundary: Option<&str>) -> RoleChanges {
     match observed {
         None => RoleChanges {
             create: true,
             update_trust: false,
             put_inline: true,
+            put_boundary: false,
         },
         Some(role) => RoleChanges {
             create: false,
             update_trust: !role.trust.as_deref().is_some_and(|t| same_document(t, trust)),
             put_inline: !role.inline.as_deref().is_some_and(|p| same_document(p, inline)),
+            put_boundary: boundary.is_some() && role.boundary.as_deref() != boundary,
         },
     }
 }
@@ -69,6 +76,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     let region = t.spec.source.region.clone();
     let account = t.account_a_id().to_string();
     let iam = t.account_a.iam(&region);
+    let boundary = t.ctx.config.role_permissions_boundary.clone();
 
     let resource = format!("role/{name}");
     // A role this transfer never recorded is most likely new: create it straight away and read
@@ -92,6 +100,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
             .role_name(&name)
             .assume_role_policy_document(trust.to_string())
             .description(description)
+            .set_permissions_boundary(boundary.clone())
             .set_tags(Some(tags))
             .send()
             .await;
@@ -123,10 +132,27 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         });
     }
     let changes = if created {
-        diff(None, &trust, &inline)
+        diff(None, &trust, &inline, boundary.as_deref())
     } else {
-        diff(observed.as_ref(), &trust, &inline)
+        diff(observed.as_ref(), &trust, &inline, boundary.as_deref())
     };
+
+    if changes.put_boundary
+        && let Some(boundary) = &boundary
+    {
+        iam.put_role_permissions_boundary()
+            .role_name(&name)
+            .permissions_boundary(boundary)
+            .send()
+            .await
+            .map_err(|e| t.sdk_error(&e, &account, "iam:PutRolePermissionsBoundary", &resource))?;
+        t.permissions_changed();
+        t.changed(
+            "RoleBoundaryRestored",
+            format!("put the permissions boundary {boundary} (back) on {arn}"),
+        )
+        .await;
+    }
 
     if changes.update_trust {
         iam.update_assume_role_policy()
@@ -201,6 +227,10 @@ async fn observe(
         trust: role.assume_role_policy_document().map(decode_iam_document),
         inline,
         owned: t.id().owns(role.tags().iter().map(|tag| (tag.key(), tag.value()))),
+        boundary: role
+            .permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn())
+            .map(str::to_string),
     }))
 }
 
@@ -258,14 +288,16 @@ mod tests {
 
     #[test]
     fn missing_role_is_created_with_its_policy() {
-        let c = diff(None, &json!({}), &json!({}));
+        let c = diff(None, &json!({}), &json!({}), Some("arn:aws:iam::1:policy/b"));
         assert_eq!(
             c,
             RoleChanges {
                 create: true,
                 update_trust: false,
-                put_inline: true
-            }
+                put_inline: true,
+                put_boundary: false,
+            },
+            "a new role gets its boundary with CreateRole"
         );
     }
 
@@ -278,20 +310,45 @@ mod tests {
             trust: Some(trust.to_string()),
             inline: Some(serde_json::to_string_pretty(&inline).unwrap()),
             owned: true,
+            boundary: None,
         };
-        assert_eq!(diff(Some(&same), &trust, &inline), RoleChanges::default());
+        assert_eq!(diff(Some(&same), &trust, &inline, None), RoleChanges::default());
         let drifted = ObservedRole {
             trust: Some(json!({"Version": "2012-10-17", "Statement": []}).to_string()),
             inline: None,
             ..same
         };
         assert_eq!(
-            diff(Some(&drifted), &trust, &inline),
+            diff(Some(&drifted), &trust, &inline, None),
             RoleChanges {
                 create: false,
                 update_trust: true,
-                put_inline: true
+                put_inline: true,
+                put_boundary: false,
             }
+        );
+    }
+
+    #[test]
+    fn the_boundary_is_put_back_but_never_taken_away() {
+        let doc = json!({"Version": "2012-10-17", "Statement": []});
+        let role = |boundary: Option<&str>| ObservedRole {
+            arn: "arn:aws:iam::1:role/r".into(),
+            trust: Some(doc.to_string()),
+            inline: Some(doc.to_string()),
+            owned: true,
+            boundary: boundary.map(str::to_string),
+        };
+        let wanted = Some("arn:aws:iam::1:policy/b");
+        assert!(diff(Some(&role(None)), &doc, &doc, wanted).put_boundary, "missing");
+        assert!(
+            diff(Some(&role(Some("arn:aws:iam::1:policy/other"))), &doc, &doc, wanted).put_boundary,
+            "changed"
+        );
+        assert!(!diff(Some(&role(wanted)), &doc, &doc, wanted).put_boundary, "in place");
+        assert!(
+            !diff(Some(&role(Some("arn:aws:iam::1:policy/other"))), &doc, &doc, None).put_boundary,
+            "without --role-permissions-boundary a boundary stays"
         );
     }
 }

@@ -424,7 +424,9 @@ async fn access_errors_right_after_a_permission_change_are_retried_quietly() {
 #[tokio::test]
 async fn throttling_is_retried_and_counted() {
     let s = Scenario::new("thr", "us-east-1", "us-east-1").await;
-    // Three throttles outlast the SDK's three attempts once: Ferry backs off and tries again.
+    // Three throttles outlast Ferry's three sends of a create once (a throttled create was
+    // refused, so it is sent again; creates are never retried by the SDK): the reconcile backs
+    // off and tries again.
     let _throttle = fault(
         s.env,
         json!({"service": "datasync", "operation": "CreateTask", "kind": "throttle", "account": s.a.id, "count": 3}),
@@ -435,7 +437,7 @@ async fn throttling_is_retried_and_counted() {
     let metrics = op.http("/metrics").expect("metrics");
     assert!(
         metrics
-            .contains("ferry_aws_calls_total{service=\"DataSync\",operation=\"CreateTask\",outcome=\"throttled\"} 1"),
+            .contains("ferry_aws_calls_total{service=\"DataSync\",operation=\"CreateTask\",outcome=\"throttled\"} 3"),
         "{metrics}"
     );
     assert!(
@@ -837,4 +839,100 @@ async fn a_schedule_datasync_disabled_stays_disabled_until_a_run_is_asked_for() 
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_permissions_boundary_caps_every_role_ferry_creates() {
+    let s = Scenario::new("bnd", "us-east-1", "us-east-1").await;
+    let iam = s.a.iam();
+    let allow = |buckets: &[&str]| {
+        let resources: Vec<String> = buckets
+            .iter()
+            .flat_map(|b| [format!("arn:aws:s3:::{b}"), format!("arn:aws:s3:::{b}/*")])
+            .collect();
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": resources}]})
+            .to_string()
+    };
+    // The platform team's boundary first allows the source bucket only.
+    let boundary = iam
+        .create_policy()
+        .policy_name("ferry-datasync-boundary")
+        .policy_document(allow(&[&s.src]))
+        .send()
+        .await
+        .expect("boundary policy")
+        .policy
+        .and_then(|p| p.arn)
+        .expect("policy ARN");
+    let _op = s.operator(&[
+        ("FERRY_ROLE_PERMISSIONS_BOUNDARY", boundary.as_str()),
+        ("FERRY_PROPAGATION_WINDOW", "0s"),
+        ("FERRY_STALLED_RETRY", "2s"),
+        ("FERRY_RESYNC_INTERVAL", "3s"),
+    ]);
+    s.apply(&s.manifest("b", json!({}))).await;
+
+    // Refused: the inline policy grants the destination, the boundary does not.
+    let obj = s.wait_phase("b", Phase::Failed, CONVERGE).await;
+    let stalled = condition(&status(&obj), "Stalled").clone();
+    assert_eq!(stalled.reason, "AccessDenied", "{stalled:?}");
+    assert!(stalled.message.contains(&s.dst), "{}", stalled.message);
+    let role_name = format!("ferry-{}-b", s.ns);
+    let role = iam
+        .get_role()
+        .role_name(&role_name)
+        .send()
+        .await
+        .expect("role")
+        .role
+        .expect("role");
+    assert_eq!(
+        role.permissions_boundary().and_then(|b| b.permissions_boundary_arn()),
+        Some(boundary.as_str()),
+        "created with the boundary"
+    );
+    assert!(s.destination_keys().await.is_empty(), "nothing reached the destination");
+
+    // Accepted: once the boundary allows the destination too, the same role copies.
+    iam.create_policy_version()
+        .policy_arn(&boundary)
+        .policy_document(allow(&[&s.src, &s.dst]))
+        .set_as_default(true)
+        .send()
+        .await
+        .expect("boundary widened");
+    s.wait_recovery("b", Phase::Succeeded, CONVERGE).await;
+    assert_eq!(s.destination_keys().await.len(), 2);
+
+    // A boundary taken off the role is put back at the next drift check.
+    iam.delete_role_permissions_boundary()
+        .role_name(&role_name)
+        .send()
+        .await
+        .expect("boundary removed");
+    wait_for("the boundary to be put back", CONVERGE, || {
+        let iam = iam.clone();
+        let role_name = role_name.clone();
+        let boundary = boundary.clone();
+        async move {
+            let role = iam
+                .get_role()
+                .role_name(&role_name)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let arn = role
+                .role
+                .and_then(|r| r.permissions_boundary)
+                .and_then(|b| b.permissions_boundary_arn);
+            if arn.as_deref() == Some(boundary.as_str()) {
+                Ok(())
+            } else {
+                Err(format!("{arn:?}"))
+            }
+        }
+    })
+    .await;
+    let reasons: Vec<String> = s.events("b").await.into_iter().map(|e| e.1).collect();
+    assert!(reasons.iter().any(|r| r == "RoleBoundaryRestored"), "{reasons:?}");
 }
