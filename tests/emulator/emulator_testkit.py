@@ -67,13 +67,15 @@ class Account:
         return name
 
     def role(self, name: str | None = None, path: str = "/", trust: dict[str, Any] | None = None,
-             policy: dict[str, Any] | None = S3_ALL, region: str = "us-east-1") -> str:
+             policy: dict[str, Any] | None = S3_ALL, region: str = "us-east-1", boundary: str | None = None) -> str:
         """A role (by default one DataSync can assume), allowed ``policy`` by its own inline policy "s3"
-        (``policy=None``: no inline policy); ``name`` defaults to a unique one."""
+        (``policy=None``: no inline policy); ``name`` defaults to a unique one; ``boundary``: the ARN of
+        its permissions boundary (none by default)."""
         iam = self.client("iam", region)
         name = name or unique_name("ds")
-        arn = iam.create_role(RoleName=name, Path=path,
-                              AssumeRolePolicyDocument=json.dumps(trust or DATASYNC_TRUST))["Role"]["Arn"]
+        extra = {"PermissionsBoundary": boundary} if boundary else {}
+        arn = iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=json.dumps(trust or DATASYNC_TRUST),
+                              **extra)["Role"]["Arn"]
         if policy is not None:
             iam.put_role_policy(RoleName=name, PolicyName="s3", PolicyDocument=json.dumps(policy))
         return arn
@@ -92,6 +94,12 @@ class Account:
 
     def executions(self, task: str) -> list[dict[str, Any]]:
         return self.ds.list_task_executions(TaskArn=task)["TaskExecutions"]
+
+    def managed_policy(self, statements: list[dict[str, Any]], region: str = "us-east-1") -> str:
+        """The ARN of a new customer managed policy of this account with ``statements``."""
+        return self.client("iam", region).create_policy(
+            PolicyName=unique_name("pol"),
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))["Policy"]["Arn"]
 
 
 def location(ds: Any, bucket: str, role: str, **kwargs: Any) -> str:

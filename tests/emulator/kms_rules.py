@@ -16,7 +16,8 @@ names, whatever its conditions). This module owns
 * ``decide``: KMS's decision for a principal, an action and a key (the key
   policy is the key's resource policy; a statement for the account root only
   delegates to IAM policies; across accounts the key policy and the
-  principal's IAM policies must both allow);
+  principal's IAM policies must both allow; a role's permissions boundary
+  limits all but a key-policy grant to the role session itself);
 * ``resolve``: which key a ``KMSMasterKeyID`` or an object's key id names (a key
   ARN names itself; a bare key id or an alias resolves in the *requester's*
   account; none means the AWS managed key ``aws/s3`` of the bucket owner);
@@ -190,7 +191,8 @@ def context(principal: Principal, key_account: str, via_service: str | None = No
 
 
 def decide(principal: Principal, identity_policies: list[Any] | None, action: str, key_arn: str,
-           key_account: str, key_policy: Any, condition_keys: dict[str, Any]) -> Decision:
+           key_account: str, key_policy: Any, condition_keys: dict[str, Any],
+           boundary: list[Any] | None = None) -> Decision:
     """KMS's answer for ``action`` on a key ("Determining access to a KMS key").
 
     The key policy is the key's resource policy. A statement that names the
@@ -199,7 +201,11 @@ def decide(principal: Principal, identity_policies: list[Any] | None, action: st
     so the principal's IAM policies must allow the action on the key ARN too.
     Across accounts both the key policy and the IAM policies must allow. An
     explicit Deny anywhere wins. ``identity_policies`` None: an identity the
-    emulator does not know, taken as allowed everything (see README)."""
+    emulator does not know, taken as allowed everything (see README).
+    ``boundary``: the documents of the principal's permissions boundary (None: it has none)."""
+    if boundary is not None:
+        return _decide_bounded(principal, identity_policies, action, key_arn, key_account, key_policy,
+                               condition_keys, boundary)
     request = Request(principal, action, key_arn, condition_keys)
     documents = [key_policy] if key_policy is not None else []
     named = policy_eval.evaluate(documents, request, resource_policy=True)
@@ -222,6 +228,52 @@ def decide(principal: Principal, identity_policies: list[Any] | None, action: st
         return Decision(False, f"because no resource-based policy allows the {action} action")
     if identity != ALLOW:
         return Decision(False, f"because no identity-based policy allows the {action} action")
+    return Decision(True, "")
+
+
+def _decide_bounded(principal: Principal, identity_policies: list[Any] | None, action: str, key_arn: str,
+                    key_account: str, key_policy: Any, condition_keys: dict[str, Any],
+                    boundary: list[Any]) -> Decision:
+    """``decide`` for a principal with a permissions boundary. As for any resource policy
+    (``policy_eval._decide_bounded``): only a key-policy statement naming the role session ARN
+    itself allows past the boundary (in the key's account); a statement naming the role ARN or
+    ``*``, and IAM policies enabled by a statement for the account, are limited by the boundary;
+    a key-policy ``Deny`` with ``NotPrincipal`` denies a principal that has a boundary."""
+    request = Request(principal, action, key_arn, condition_keys)
+    documents = [key_policy] if key_policy is not None else []
+    named = policy_eval.evaluate(documents, request, resource_policy=True, bounded=True)
+    itself = Principal(account=None, arns=set(principal.arns), service=principal.service,
+                       partition=principal.partition)
+    direct = policy_eval.evaluate(documents, Request(itself, action, key_arn, condition_keys), resource_policy=True,
+                                  bounded=True)
+    identity = ALLOW if identity_policies is None else policy_eval.evaluate(identity_policies, request,
+                                                                            resource_policy=False)
+    limit = policy_eval.evaluate(boundary, request, resource_policy=False)
+    if named == DENY or direct == DENY:
+        return Decision(False, "with an explicit deny in a resource-based policy")
+    if identity == DENY:
+        return Decision(False, "with an explicit deny in an identity-based policy")
+    if limit == DENY:
+        return Decision(False, "with an explicit deny in a permissions boundary")
+    if principal.account == key_account:
+        sessions = policy_eval.session_arns(principal)
+        if sessions and policy_eval.evaluate(documents, request, resource_policy=True, bounded=True,
+                                             exactly=sessions) == ALLOW:
+            return Decision(True, "")
+        granted = direct == ALLOW or (named == ALLOW and identity == ALLOW)
+        if granted and limit == ALLOW:
+            return Decision(True, "")
+        if granted:
+            return Decision(False, f"because no permissions boundary allows the {action} action")
+        if named == ALLOW:
+            return Decision(False, f"because no identity-based policy allows the {action} action")
+        return Decision(False, f"because no resource-based policy allows the {action} action")
+    if named != ALLOW:
+        return Decision(False, f"because no resource-based policy allows the {action} action")
+    if identity != ALLOW:
+        return Decision(False, f"because no identity-based policy allows the {action} action")
+    if limit != ALLOW:
+        return Decision(False, f"because no permissions boundary allows the {action} action")
     return Decision(True, "")
 
 
@@ -254,7 +306,7 @@ def role_key_access(session: Any, action: str, key_id: str | None, region: str, 
         return KeyAccess(key, key.arn, None)
     keys = context(principal, key.account_id, via_service=f"s3.{region}.amazonaws.com", object_arn=object_arn)
     decision = decide(principal, list(session.view.policies), action, key.arn, key.account_id,
-                      policy_eval.parse(key.policy), keys)
+                      policy_eval.parse(key.policy), keys, session.boundary)
     if not decision:
         return KeyAccess(None, key.arn, ("AccessDeniedException", denied_text(principal, action, key.arn, decision)))
     return KeyAccess(key, key.arn, None)
@@ -328,7 +380,7 @@ def _lockout_problem(response: Any, key_arn: str, key_account: str, policy: str)
     who = _caller(response)
     keys = context(who.principal, key_account)
     decision = decide(who.principal, who.identity_policies, "kms:PutKeyPolicy", key_arn, key_account,
-                      policy_eval.parse(policy), keys)
+                      policy_eval.parse(policy), keys, who.boundary)
     return None if decision else ("MalformedPolicyDocumentException", LOCKOUT)
 
 
@@ -356,7 +408,7 @@ def _authorize(response: Any, action: str, key: Any) -> None:
     who = _caller(response)
     keys = context(who.principal, key.account_id)
     decision = decide(who.principal, who.identity_policies, action, key.arn, key.account_id,
-                      policy_eval.parse(key.policy), keys)
+                      policy_eval.parse(key.policy), keys, who.boundary)
     if not decision:
         raise KmsError("AccessDeniedException", denied_text(who.principal, action, key.arn, decision))
 

@@ -17,13 +17,21 @@ language that AWS documents and that Ferry's documents use:
   (true) and ``Null`` (which tests exactly that);
 * the decision (``decide``): explicit Deny in any policy denies; within one
   account either an identity-based or a resource-based Allow suffices; across
-  accounts both are needed.
+  accounts both are needed;
+* permissions boundaries (``decide``'s ``boundary``): the identity side allows
+  only what the boundary allows too; within one account a resource-based Allow
+  that names the role *session* ARN itself is not limited by the boundary, any
+  other resource-based Allow (the role ARN, the account, ``*``) is; a resource
+  policy's ``Deny`` with ``NotPrincipal`` denies every principal that has a
+  boundary.
 
 Sources (AWS IAM User Guide):
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic_policy-eval-denyallow.html
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic-cross-account.html
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html
+https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html
+https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic_policy-eval-basics.html
 """
 
 from __future__ import annotations
@@ -188,14 +196,30 @@ def _matches_resource(patterns: Iterable[Any], resource: str) -> bool:
     return any(isinstance(p, str) and glob_match(p, resource) for p in patterns)
 
 
-def statement_applies(statement: dict[str, Any], request: Request, resource_policy: bool) -> bool:
-    """Whether a statement covers the request (principal, action, resource, conditions)."""
+def _names_exactly(spec: Any, names: set[str]) -> bool:
+    """Whether a ``Principal`` lists one of ``names`` itself (not ``*``, not an account)."""
+    if not isinstance(spec, dict):
+        return False
+    return any(isinstance(v, str) and v in names for v in as_list(spec.get("AWS")))
+
+
+def statement_applies(statement: dict[str, Any], request: Request, resource_policy: bool,
+                      bounded: bool = False, exactly: set[str] | None = None) -> bool:
+    """Whether a statement covers the request (principal, action, resource, conditions).
+
+    ``bounded``: the principal has a permissions boundary, so a resource-policy ``Deny`` with
+    ``NotPrincipal`` covers it whatever the ``NotPrincipal`` names (AWS's boundaries page).
+    ``exactly``: only a ``Principal`` listing one of these ARNs itself names the principal."""
     if resource_policy:
-        if "Principal" in statement:
+        if exactly is not None:
+            if not _names_exactly(statement.get("Principal"), exactly):
+                return False
+        elif "Principal" in statement:
             if not _names_principal(statement["Principal"], request.principal):
                 return False
         elif "NotPrincipal" in statement:
-            if _names_principal(statement["NotPrincipal"], request.principal):
+            if not (bounded and statement.get("Effect") == DENY) and \
+                    _names_principal(statement["NotPrincipal"], request.principal):
                 return False
         else:
             return False  # a resource-based policy statement without a principal names nobody
@@ -217,13 +241,14 @@ def statement_applies(statement: dict[str, Any], request: Request, resource_poli
     return conditions_hold(statement.get("Condition"), request)
 
 
-def evaluate(documents: Iterable[Any], request: Request, resource_policy: bool) -> str | None:
+def evaluate(documents: Iterable[Any], request: Request, resource_policy: bool, bounded: bool = False,
+             exactly: set[str] | None = None) -> str | None:
     """DENY when a matching statement denies, else ALLOW when one allows, else None
-    (implicit deny)."""
+    (implicit deny). ``bounded`` and ``exactly``: see ``statement_applies``."""
     allowed = False
     for document in documents:
         for statement in statements(document):
-            if not statement_applies(statement, request, resource_policy):
+            if not statement_applies(statement, request, resource_policy, bounded, exactly):
                 continue
             effect = statement.get("Effect")
             if effect == DENY:
@@ -242,12 +267,20 @@ class Decision:
         return self.allowed
 
 
+def session_arns(principal: Principal) -> set[str]:
+    """The role session ARNs (``arn:aws:sts::ID:assumed-role/R/S``) among a principal's names."""
+    return {a for a in principal.arns if ":assumed-role/" in a}
+
+
 def decide(request: Request, identity_policies: list[Any] | None, resource_policy: Any,
-           resource_account: str | None) -> Decision:
+           resource_account: str | None, boundary: list[Any] | None = None) -> Decision:
     """AWS's decision for a request by an IAM principal on a resource.
 
     ``identity_policies`` None means the identity's policies are unknown to the
-    emulator and taken as allowing everything (see README)."""
+    emulator and taken as allowing everything (see README). ``boundary``: the
+    documents of the principal's permissions boundary (None: it has none)."""
+    if boundary is not None:
+        return _decide_bounded(request, identity_policies, resource_policy, resource_account, boundary)
     identity = ALLOW if identity_policies is None else evaluate(identity_policies, request, resource_policy=False)
     resource = evaluate([resource_policy] if resource_policy is not None else [], request, resource_policy=True)
     action = request.action
@@ -262,6 +295,46 @@ def decide(request: Request, identity_policies: list[Any] | None, resource_polic
         return Decision(False, f"because no identity-based policy allows the {action} action")
     if identity != ALLOW:
         return Decision(False, f"because no identity-based policy allows the {action} action")
+    if resource != ALLOW:
+        return Decision(False, f"because no resource-based policy allows the {action} action")
+    return Decision(True, "")
+
+
+def _decide_bounded(request: Request, identity_policies: list[Any] | None, resource_policy: Any,
+                    resource_account: str | None, boundary: list[Any]) -> Decision:
+    """``decide`` for a principal with a permissions boundary (AWS IAM User Guide, "Permissions
+    boundaries for IAM entities" and "Policy evaluation for requests within a single account").
+
+    The identity side allows only what the identity policies *and* the boundary allow; an
+    explicit Deny in either denies. Within one account a resource-based Allow naming the role
+    session ARN itself grants directly to the session, which the boundary does not limit; an
+    Allow naming the role ARN (or the account, or ``*``) is limited by the boundary. Across
+    accounts the identity policies, the boundary and the resource policy must all allow."""
+    identity = ALLOW if identity_policies is None else evaluate(identity_policies, request, resource_policy=False)
+    documents = [resource_policy] if resource_policy is not None else []
+    resource = evaluate(documents, request, resource_policy=True, bounded=True)
+    limit = evaluate(boundary, request, resource_policy=False)
+    action = request.action
+    if resource == DENY:
+        return Decision(False, "with an explicit deny in a resource-based policy")
+    if identity == DENY:
+        return Decision(False, "with an explicit deny in an identity-based policy")
+    if limit == DENY:
+        return Decision(False, "with an explicit deny in a permissions boundary")
+    same_account = resource_account is None or request.principal.account == resource_account
+    if same_account:
+        sessions = session_arns(request.principal)
+        if sessions and evaluate(documents, request, resource_policy=True, bounded=True, exactly=sessions) == ALLOW:
+            return Decision(True, "")
+        if limit == ALLOW and (identity == ALLOW or resource == ALLOW):
+            return Decision(True, "")
+        if identity != ALLOW and resource != ALLOW:
+            return Decision(False, f"because no identity-based policy allows the {action} action")
+        return Decision(False, f"because no permissions boundary allows the {action} action")
+    if identity != ALLOW:
+        return Decision(False, f"because no identity-based policy allows the {action} action")
+    if limit != ALLOW:
+        return Decision(False, f"because no permissions boundary allows the {action} action")
     if resource != ALLOW:
         return Decision(False, f"because no resource-based policy allows the {action} action")
     return Decision(True, "")

@@ -2,12 +2,16 @@
 
 This module owns
 
-* the *history* of every IAM role (trust policy, inline and attached policies)
-  and every bucket policy, with timestamps, recorded by wrapping moto's IAM and
-  S3 backends (``install``), and the *propagation delay*
+* the *history* of every IAM role (trust policy, inline and attached policies,
+  permissions boundary) and every bucket policy, with timestamps, recorded by
+  wrapping moto's IAM and S3 backends (``install``), and the *propagation delay*
   (``iamPropagationSeconds``): DataSync's checks read roles and bucket policies
   as they were that many seconds ago (IAM is eventually consistent);
 * S3's 20 KB bucket-policy limit on PutBucketPolicy;
+* IAM's permissions-boundary rules (CreateRole, PutRolePermissionsBoundary: the
+  boundary must be an existing managed policy; DeletePolicy: not while it is a
+  boundary; GetRole's ``PermissionsBoundaryType`` ``Policy``) and the boundary's
+  documents for every decision about a role (``RoleView.boundary``);
 * DataSync's checks: CreateLocationS3 (bucket exists, role exists and trusts
   DataSync, location access test as the caller and as the role), the object
   access of a running execution, and the task rules (filter length, Enhanced
@@ -73,6 +77,8 @@ class RoleView:
     arn: str
     trust: Any  # parsed trust policy
     policies: tuple[Any, ...]  # parsed inline and attached (default version) documents
+    # The permissions boundary's default version (None: no boundary; empty: its policy is gone).
+    boundary: tuple[Any, ...] | None = None
 
 
 class History:
@@ -124,11 +130,48 @@ def _default_document(policy: Any) -> Any:
     return None
 
 
+@functools.lru_cache(maxsize=1)
+def _aws_managed_documents() -> dict[str, Any]:
+    """'<path><name>' -> document of the AWS managed policies moto ships (moto loads them into its
+    backends only with MOTO_IAM_LOAD_MANAGED_POLICIES; the emulator reads them for boundaries)."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    return {f"{d.get('Path') or '/'}{name}": d.get("Document")
+            for name, d in json.loads(aws_managed_policies_data).items()}
+
+
+_POLICY_ARN = re.compile(r"^arn:([a-z-]+):iam::(aws|\d{12}):policy(/.*)$")
+
+
+def managed_policy_document(arn: str, account_id: str, partition: str) -> tuple[bool, Any]:
+    """(exists, parsed default version) of the managed policy ``arn`` as IAM of ``account_id`` sees
+    it: a customer managed policy of that account, or an AWS managed policy of its partition."""
+    match = _POLICY_ARN.match(arn or "")
+    if not match or match.group(1) != partition or match.group(2) not in ("aws", account_id):
+        return False, None
+    policy = _iam(account_id, partition).managed_policies.get(arn)
+    if policy is not None:
+        return True, _default_document(policy)
+    if match.group(2) == "aws":
+        documents = _aws_managed_documents()
+        if match.group(3) in documents:
+            return True, policy_eval.parse(documents[match.group(3)])
+    return False, None
+
+
+def _boundary_documents(role: Any) -> tuple[Any, ...] | None:
+    arn = getattr(role, "permissions_boundary_arn", None)
+    if not arn:
+        return None
+    _, document = managed_policy_document(arn, role.account_id, role.partition)
+    return (document,) if document else ()
+
+
 def _live_role_view(role: Any) -> RoleView:
     documents = [policy_eval.parse(doc) for doc in role.policies.values()]
     documents += [_default_document(p) for p in role.managed_policies.values()]
     return RoleView(role.arn, policy_eval.parse(role.assume_role_policy_document),
-                    tuple(d for d in documents if d))
+                    tuple(d for d in documents if d), _boundary_documents(role))
 
 
 def _live_role(arn: str) -> RoleView | None:
@@ -227,8 +270,90 @@ def _record_role_deleted(backend: Any, arguments: dict[str, Any], result: Any, a
 def _record_policy_users(backend: Any, arguments: dict[str, Any], *_: Any) -> None:
     policy_arn = arguments.get("policy_arn")
     for role in list(backend.roles.values()):
-        if policy_arn in role.managed_policies:
+        if policy_arn in role.managed_policies or getattr(role, "permissions_boundary_arn", None) == policy_arn:
             HISTORY.record_role(role.arn, _live_role_view(role))
+
+
+# --- IAM: permissions boundaries -------------------------------------------------------------
+
+
+def _boundary_problem(backend: Any, arn: str) -> Exception | None:
+    """Why IAM refuses ``arn`` as a role's permissions boundary (None: it accepts it). moto already
+    refuses ARNs that are not policy ARNs (InvalidParameterValue); left to it."""
+    from moto.iam.exceptions import IAMException, NotFoundException
+
+    if not arn or not backend.policy_arn_regex.match(arn):
+        return None
+    exists, _ = managed_policy_document(arn, backend.account_id, backend.partition)
+    if not exists:
+        # AWS's text, as users quote it (openshift/rosa test cases, NoSuchEntity, 404).
+        return NotFoundException(f"Scope ARN: {arn} does not exist or is not attachable.")
+    if ":policy/aws-service-role/" in arn:
+        class PolicyNotAttachable(IAMException):
+            code = "PolicyNotAttachable"
+
+        # AttachRolePolicy's text for such a policy (terraform users quote it); assumed the same here.
+        return PolicyNotAttachable("Cannot attach a Service Role Policy to a Customer Role.")
+    return None
+
+
+def _role_exists(backend: Any, name: Any) -> bool:
+    try:
+        backend.get_role(name)
+    except Exception:
+        return False
+    return True
+
+
+def _check_create_boundary(backend: Any, arguments: dict[str, Any]) -> None:
+    boundary = arguments.get("permissions_boundary") or ""
+    if not boundary or _role_exists(backend, arguments.get("role_name")):
+        return None  # no boundary, or moto answers EntityAlreadyExists
+    problem = _boundary_problem(backend, boundary)
+    if problem:
+        raise problem
+    return None
+
+
+def _check_put_boundary(backend: Any, arguments: dict[str, Any]) -> None:
+    if not _role_exists(backend, arguments.get("role_name")):
+        return None  # moto answers NoSuchEntity for the role
+    problem = _boundary_problem(backend, arguments.get("permissions_boundary") or "")
+    if problem:
+        raise problem
+    return None
+
+
+def _check_not_a_boundary(backend: Any, arguments: dict[str, Any]) -> None:
+    """IAM refuses to delete a managed policy that is some role's permissions boundary."""
+    from moto.iam.exceptions import DeleteConflictException
+
+    arn = arguments.get("policy_arn")
+    if any(getattr(role, "permissions_boundary_arn", None) == arn for role in list(backend.roles.values())):
+        raise DeleteConflictException("Cannot delete a policy attached to entities.")
+    return None
+
+
+def _attached_boundary(self: Any) -> dict[str, str] | None:
+    """GetRole's and CreateRole's ``PermissionsBoundary``: IAM answers ``PermissionsBoundaryType``
+    ``Policy`` (moto answered the model's enum value ``PermissionsBoundaryPolicy``)."""
+    if self.permissions_boundary_arn:
+        return {"PermissionsBoundaryType": "Policy", "PermissionsBoundaryArn": self.permissions_boundary_arn}
+    return None
+
+
+def _no_user_boundaries(response: Any) -> None:
+    """moto ignores CreateUser's PermissionsBoundary and would create the user unbounded, more lenient
+    than AWS; the emulator does not model user boundaries (moto has no PutUserPermissionsBoundary), so
+    it refuses the request: 400 ``NotImplemented`` (the emulator's answer, not AWS's)."""
+    from moto.iam.exceptions import IAMException
+
+    class NotImplementedByEmulator(IAMException):
+        code = "NotImplemented"
+
+    if response._get_param("PermissionsBoundary"):
+        raise NotImplementedByEmulator("The emulator does not model permissions boundaries of IAM users "
+                                       "(CreateUser with PermissionsBoundary).")
 
 
 def _check_policy_size(backend: Any, arguments: dict[str, Any]) -> None:
@@ -247,18 +372,40 @@ def install() -> None:
     from moto.iam.models import IAMBackend
     from moto.s3.models import S3Backend
 
-    for name in ("create_role", "update_assume_role_policy", "put_role_policy", "delete_role_policy",
-                 "attach_role_policy", "detach_role_policy"):
+    _wrap(IAMBackend, "create_role", _record_role_by_name, before=_check_create_boundary)
+    _wrap(IAMBackend, "put_role_permissions_boundary", _record_role_by_name, before=_check_put_boundary)
+    for name in ("update_assume_role_policy", "put_role_policy", "delete_role_policy",
+                 "attach_role_policy", "detach_role_policy", "delete_role_permissions_boundary"):
         _wrap(IAMBackend, name, _record_role_by_name)
     _wrap(IAMBackend, "delete_role", _record_role_deleted, before=_role_arn_before)
     for name in ("create_policy_version", "set_default_policy_version"):
         _wrap(IAMBackend, name, _record_policy_users)
+    _wrap(IAMBackend, "delete_policy", lambda *_: None, before=_check_not_a_boundary)
+    _install_role_boundary_output()
     _wrap(S3Backend, "put_bucket_policy", _record_bucket_policy, before=_check_policy_size)
     _wrap(S3Backend, "delete_bucket_policy", _record_bucket_policy)
     _wrap(S3Backend, "delete_bucket", _record_bucket_policy)
     IAMBackend.get_roles = _roles_snapshot  # type: ignore[method-assign]
     _install_setting()
     _install_bucket_permission()
+
+
+def _install_role_boundary_output() -> None:
+    from moto.iam.models import Role
+    from moto.iam.responses import IamResponse
+
+    Role.permissions_boundary = property(_attached_boundary)  # type: ignore[assignment,method-assign]
+    original = IamResponse.create_user
+    if getattr(original, "_ferry_rules", False):
+        return
+
+    @functools.wraps(original)
+    def create_user(self: Any) -> Any:
+        _no_user_boundaries(self)
+        return original(self)
+
+    create_user._ferry_rules = True  # type: ignore[attr-defined]
+    IamResponse.create_user = create_user  # type: ignore[method-assign]
 
 
 def _roles_snapshot(self: Any) -> list[Any]:
@@ -288,6 +435,7 @@ class Caller:
     principal: Principal
     identity_policies: list[Any] | None  # None: not an IAM identity the emulator knows (taken as admin)
     description: str
+    boundary: list[Any] | None = None  # the role's permissions boundary documents (None: none)
 
 
 def caller(account_id: str, access_key: str, region: str) -> Caller:
@@ -300,12 +448,14 @@ def caller(account_id: str, access_key: str, region: str) -> Caller:
     principal = Principal(account=account_id, arns=arns, partition=partition)
     iam = _iam(account_id, partition)
     policies: list[Any] | None = None
+    boundary: list[Any] | None = None
     key = iam.access_keys.get(access_key)
     if key is not None and getattr(key, "role_arn", None):
         view = role_view_by_any_arn(key.role_arn, iam)
         if view is not None:
             principal.arns.add(view.arn)
             policies = list(view.policies)
+            boundary = list(view.boundary) if view.boundary is not None else None
     else:
         user = iam.get_user_from_access_key_id(access_key)
         if user is not None:
@@ -314,7 +464,7 @@ def caller(account_id: str, access_key: str, region: str) -> Caller:
             for group in iam.get_groups_for_user(user.name):
                 policies += [policy_eval.parse(d) for d in group.policies.values()]
                 policies += [_default_document(p) for p in group.managed_policies.values()]
-    return Caller(principal, policies, access.caller_description(account_id, access_key, region))
+    return Caller(principal, policies, access.caller_description(account_id, access_key, region), boundary)
 
 
 def role_view_by_any_arn(role_arn: str, iam: Any) -> RoleView | None:
@@ -350,12 +500,15 @@ def s3_context(principal: Principal, bucket_account: str) -> dict[str, Any]:
 
 def s3_decision(principal: Principal, identity_policies: list[Any] | None, action: str, resource: str,
                 bucket: str, bucket_account: str, bucket_backend: Any,
-                request_keys: dict[str, Any] | None = None) -> policy_eval.Decision:
-    """``request_keys``: condition keys of this request only (PutObject's encryption headers)."""
+                request_keys: dict[str, Any] | None = None,
+                boundary: list[Any] | None = None) -> policy_eval.Decision:
+    """``request_keys``: condition keys of this request only (PutObject's encryption headers);
+    ``boundary``: the principal's permissions boundary documents (None: it has none)."""
     keys = s3_context(principal, bucket_account)
     keys.update(request_keys or {})
     request = Request(principal=principal, action=action, resource=resource, context=keys)
-    return policy_eval.decide(request, identity_policies, bucket_policy_view(bucket, bucket_backend), bucket_account)
+    return policy_eval.decide(request, identity_policies, bucket_policy_view(bucket, bucket_backend), bucket_account,
+                              boundary)
 
 
 def denied_text(principal: Principal, action: str, resource: str, decision: policy_eval.Decision) -> str:
@@ -386,6 +539,11 @@ class RoleSession:
     def __post_init__(self) -> None:
         self.principal = Principal.for_role(self.role_arn, role_session_arn(self.role_arn, "AWS-DataSync"))
 
+    @property
+    def boundary(self) -> list[Any] | None:
+        """The role's permissions boundary documents (None: it has none)."""
+        return list(self.view.boundary) if self.view.boundary is not None else None
+
 
 def assume_datasync_role(role_arn: str | None, source_account: str, source_arn: str) -> tuple[RoleSession | None, str]:
     """DataSync assuming a location's bucket access role: (session, "") or (None, why not)."""
@@ -409,7 +567,7 @@ def role_s3_decision(session: RoleSession, action: str, resource: str, bucket: s
         return policy_eval.Decision(False, "because the bucket does not exist")
     account, backend = owner
     return s3_decision(session.principal, list(session.view.policies), action, resource, bucket, account, backend,
-                       request_keys)
+                       request_keys, session.boundary)
 
 
 # --- DataSync: CreateLocationS3 ------------------------------------------------------
@@ -429,9 +587,10 @@ def create_location_problem(account_id: str, access_key: str, region: str, bucke
     if session is None:
         return ASSUME_ROLE_FAILED
     who = caller(account_id, access_key, region)
-    for principal, policies in ((who.principal, who.identity_policies),
-                                (session.principal, list(session.view.policies))):
-        decision = s3_decision(principal, policies, "s3:ListBucket", bucket_arn, bucket, bucket_account, backend)
+    for principal, policies, boundary in ((who.principal, who.identity_policies, who.boundary),
+                                          (session.principal, list(session.view.policies), session.boundary)):
+        decision = s3_decision(principal, policies, "s3:ListBucket", bucket_arn, bucket, bucket_account, backend,
+                               boundary=boundary)
         if not decision:
             return access_test_failed(bucket)
     return None
