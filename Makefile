@@ -10,7 +10,7 @@ export GOTOOLCHAIN := local
 
 PREFIX ?= $(HOME)/.local
 
-.PHONY: all build install testenv tools demo-tools venv host-packages test test-build unit lint fmt crds \
+.PHONY: all build install testenv tools tools-kube tools-other demo-tools demo-tools-kube demo-tools-other venv host-packages test test-build unit lint fmt crds \
 	demo bench stress clean-testenv image test-image pause-image node-packages e2e-prereqs e2e chart \
 	install.yaml manifests
 
@@ -18,6 +18,10 @@ PREFIX ?= $(HOME)/.local
 # plane; the tests also helm, the GitOps checkers and the e2e node's kubelet, scheduler,
 # controller manager and sandbox process.
 DEMO_TOOLS := etcd kube-apiserver kubectl
+# Two go builds side by side (and beside cargo): the Kubernetes binaries, which share most of
+# their packages, one after the other, the long kube-apiserver first; the rest in the other.
+KUBE_TOOLS := kube-apiserver kubectl kubelet kube-scheduler kube-controller-manager
+OTHER_TOOLS := etcd helm ferry-luahealth ferry-kstatus ferry-pause
 # The Debian packages the images and the e2e node need (hack/host-packages.sh), installed in one
 # apt-get run: two at once would fight over dpkg's lock.
 HOST_PACKAGES := podman runc containerd containernetworking-plugins
@@ -39,10 +43,22 @@ install:
 testenv: tools venv
 
 tools:
-	@bash tests/tools/build.sh
+	@$(MAKE) --no-print-directory -j2 tools-kube tools-other
+
+tools-kube:
+	@bash tests/tools/build.sh $(KUBE_TOOLS)
+
+tools-other:
+	@bash tests/tools/build.sh $(OTHER_TOOLS)
 
 demo-tools:
-	@bash tests/tools/build.sh $(DEMO_TOOLS)
+	@$(MAKE) --no-print-directory -j2 demo-tools-kube demo-tools-other
+
+demo-tools-kube:
+	@bash tests/tools/build.sh $(filter $(KUBE_TOOLS),$(DEMO_TOOLS))
+
+demo-tools-other:
+	@bash tests/tools/build.sh $(filter $(OTHER_TOOLS),$(DEMO_TOOLS))
 
 venv:
 	@bash tests/emulator/setup.sh >/dev/null && echo "emulator venv: .cache/venv"
