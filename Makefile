@@ -75,11 +75,11 @@ test:
 	.cache/venv/bin/python -m pytest -q tests/emulator
 	$(CARGO) test --locked -- --test-threads=$(TEST_THREADS)
 
-# The test binaries, then the e2e image (unoptimized static binary) and the sandbox image
+# The test binaries, then the e2e image (the debug build linked statically) and the sandbox image
 # (their packages come from the host-packages job; hack/host-packages.sh takes turns).
 test-build:
 	$(CARGO) test --locked --no-run
-	@PROFILE=test-image bash hack/image.sh
+	@PROFILE=dev bash hack/image.sh
 	@bash hack/image.sh pause
 
 ## stress: the integration binary STRESS_RUNS times in a row (default 10) at
@@ -94,10 +94,10 @@ stress: testenv
 image:
 	@bash hack/image.sh
 
-## test-image: the same image with an unoptimized binary (cargo profile test-image), as the
-## e2e tests run it
+## test-image: the same image with the unoptimized debug build linked statically, as the e2e
+## tests run it
 test-image:
-	@PROFILE=test-image bash hack/image.sh
+	@PROFILE=dev bash hack/image.sh
 
 ## pause-image: the test node's sandbox image (ferry.test/pause:1)
 pause-image:

@@ -95,6 +95,8 @@ for t in "${tools[@]}"; do
   fi
 
   start=$SECONDS
+  # A line when a build starts, not only when it ends: kube-apiserver alone takes minutes cold.
+  printf '%-24s building (go build %s)\n' "$name" "$pkg"
   rm -f "$stamps/$name"
   # A temporary name of this run's own: two build.sh at once (two make targets) must not
   # write or move each other's output.
