@@ -189,12 +189,31 @@ def report_config(account: Account, level: str = "ERRORS_ONLY") -> dict[str, Any
             "OutputType": "STANDARD", "ReportLevel": level}
 
 
+def report_result(account: Account, execution_arn: str) -> dict[str, Any]:
+    """DescribeTaskExecution's ReportResult of the execution once it is there and no longer PENDING."""
+    return wait_for("the report", lambda: (lambda r: r if r.get("Status") not in (None, "PENDING") else None)(
+        account.ds.describe_task_execution(TaskExecutionArn=execution_arn).get("ReportResult", {})))
+
+
+def summary_report_task(account: Account, bucket: str, role: str) -> Callable[[], dict[str, Any]]:
+    """A same-account task (one object) with a SUMMARY_ONLY task report into ``bucket`` written by
+    ``role``; returns a call that starts one execution and gives its ``report_result``."""
+    config = {"Destination": {"S3": {"S3BucketArn": f"arn:aws:s3:::{bucket}", "BucketAccessRoleArn": role}},
+              "OutputType": "SUMMARY_ONLY"}
+    task, _, _ = account.task({"r.txt": b"r"}, TaskReportConfig=config)
+
+    def report() -> dict[str, Any]:
+        execution = account.ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+        return report_result(account, execution)
+
+    return report
+
+
 def report_documents(account: Account, execution: dict[str, Any]) -> dict[str, Any]:
     """The report documents of an ended execution (it must have a TaskReportConfig): "Summary" and the
     detailed lists by kind ("Transferred", "Verified", "Deleted", "Skipped"); waits for ReportResult."""
     arn = execution["TaskExecutionArn"]
-    answer = wait_for("the report", lambda: (lambda r: r if r.get("Status") not in (None, "PENDING") else None)(
-        account.ds.describe_task_execution(TaskExecutionArn=arn).get("ReportResult", {})))
+    answer = report_result(account, arn)
     assert answer == {"Status": "SUCCESS"}, answer
     bucket = execution["TaskReportConfig"]["Destination"]["S3"]["S3BucketArn"].rsplit(":", 1)[1]
     parts = arn.split("/")

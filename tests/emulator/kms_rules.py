@@ -39,7 +39,8 @@ from typing import Any
 from moto.core.exceptions import JsonRESTError
 
 import policy_eval
-from policy_eval import ALLOW, DENY, Decision, Principal, Request
+from policy_eval import (ALLOW, BOUNDARY, IDENTITY_POLICY, RESOURCE_POLICY, Decision, Principal, Request,
+                         all_allow, explicit_deny, implicit_deny)
 
 KEY_POLICY_MAX_BYTES = 32 * 1024
 KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
@@ -206,29 +207,45 @@ def decide(principal: Principal, identity_policies: list[Any] | None, action: st
     if boundary is not None:
         return _decide_bounded(principal, identity_policies, action, key_arn, key_account, key_policy,
                                condition_keys, boundary)
+    _, _, named, direct, identity = _verdicts(principal, identity_policies, action, key_arn, key_policy,
+                                              condition_keys, bounded=False)
+    denied = explicit_deny([(RESOURCE_POLICY, named), (IDENTITY_POLICY, identity)])
+    if denied is not None:
+        return denied
+    if principal.account == key_account:
+        if _granted(named, direct, identity):
+            return Decision(True, "")
+        return _not_granted(action, named)
+    return all_allow(action, [(RESOURCE_POLICY, named), (IDENTITY_POLICY, identity)])
+
+
+def _verdicts(principal: Principal, identity_policies: list[Any] | None, action: str, key_arn: str,
+              key_policy: Any, condition_keys: dict[str, Any],
+              bounded: bool) -> tuple[Request, list[Any], str | None, str | None, str | None]:
+    """(the request, the key-policy documents, and ``evaluate``'s answers for them) of ``decide``:
+    the key policy for the principal as named (its account too), the key policy for the principal's
+    own ARNs alone (a direct grant, no IAM policies needed), and the principal's IAM policies (ALLOW
+    when unknown). ``bounded``: the principal has a permissions boundary."""
     request = Request(principal, action, key_arn, condition_keys)
     documents = [key_policy] if key_policy is not None else []
-    named = policy_eval.evaluate(documents, request, resource_policy=True)
+    named = policy_eval.evaluate(documents, request, resource_policy=True, bounded=bounded)
     itself = Principal(account=None, arns=set(principal.arns), service=principal.service,
                        partition=principal.partition)
-    direct = policy_eval.evaluate(documents, Request(itself, action, key_arn, condition_keys), resource_policy=True)
+    direct = policy_eval.evaluate(documents, Request(itself, action, key_arn, condition_keys), resource_policy=True,
+                                  bounded=bounded)
     identity = ALLOW if identity_policies is None else policy_eval.evaluate(identity_policies, request,
                                                                             resource_policy=False)
-    if named == DENY:
-        return Decision(False, "with an explicit deny in a resource-based policy")
-    if identity == DENY:
-        return Decision(False, "with an explicit deny in an identity-based policy")
-    if principal.account == key_account:
-        if direct == ALLOW or (named == ALLOW and identity == ALLOW):
-            return Decision(True, "")
-        if named == ALLOW:
-            return Decision(False, f"because no identity-based policy allows the {action} action")
-        return Decision(False, f"because no resource-based policy allows the {action} action")
-    if named != ALLOW:
-        return Decision(False, f"because no resource-based policy allows the {action} action")
-    if identity != ALLOW:
-        return Decision(False, f"because no identity-based policy allows the {action} action")
-    return Decision(True, "")
+    return request, documents, named, direct, identity
+
+
+def _granted(named: str | None, direct: str | None, identity: str | None) -> bool:
+    """Whether, in the key's account, the key policy grants directly or enables an IAM policy that allows."""
+    return direct == ALLOW or (named == ALLOW and identity == ALLOW)
+
+
+def _not_granted(action: str, named: str | None) -> Decision:
+    """The refusal in the key's account when ``_granted`` is false."""
+    return implicit_deny(action, IDENTITY_POLICY if named == ALLOW else RESOURCE_POLICY)
 
 
 def _decide_bounded(principal: Principal, identity_policies: list[Any] | None, action: str, key_arn: str,
@@ -239,42 +256,22 @@ def _decide_bounded(principal: Principal, identity_policies: list[Any] | None, a
     itself allows past the boundary (in the key's account); a statement naming the role ARN or
     ``*``, and IAM policies enabled by a statement for the account, are limited by the boundary;
     a key-policy ``Deny`` with ``NotPrincipal`` denies a principal that has a boundary."""
-    request = Request(principal, action, key_arn, condition_keys)
-    documents = [key_policy] if key_policy is not None else []
-    named = policy_eval.evaluate(documents, request, resource_policy=True, bounded=True)
-    itself = Principal(account=None, arns=set(principal.arns), service=principal.service,
-                       partition=principal.partition)
-    direct = policy_eval.evaluate(documents, Request(itself, action, key_arn, condition_keys), resource_policy=True,
-                                  bounded=True)
-    identity = ALLOW if identity_policies is None else policy_eval.evaluate(identity_policies, request,
-                                                                            resource_policy=False)
+    request, documents, named, direct, identity = _verdicts(principal, identity_policies, action, key_arn,
+                                                            key_policy, condition_keys, bounded=True)
     limit = policy_eval.evaluate(boundary, request, resource_policy=False)
-    if named == DENY or direct == DENY:
-        return Decision(False, "with an explicit deny in a resource-based policy")
-    if identity == DENY:
-        return Decision(False, "with an explicit deny in an identity-based policy")
-    if limit == DENY:
-        return Decision(False, "with an explicit deny in a permissions boundary")
+    denied = explicit_deny([(RESOURCE_POLICY, named), (RESOURCE_POLICY, direct), (IDENTITY_POLICY, identity),
+                            (BOUNDARY, limit)])
+    if denied is not None:
+        return denied
     if principal.account == key_account:
         sessions = policy_eval.session_arns(principal)
         if sessions and policy_eval.evaluate(documents, request, resource_policy=True, bounded=True,
                                              exactly=sessions) == ALLOW:
             return Decision(True, "")
-        granted = direct == ALLOW or (named == ALLOW and identity == ALLOW)
-        if granted and limit == ALLOW:
-            return Decision(True, "")
-        if granted:
-            return Decision(False, f"because no permissions boundary allows the {action} action")
-        if named == ALLOW:
-            return Decision(False, f"because no identity-based policy allows the {action} action")
-        return Decision(False, f"because no resource-based policy allows the {action} action")
-    if named != ALLOW:
-        return Decision(False, f"because no resource-based policy allows the {action} action")
-    if identity != ALLOW:
-        return Decision(False, f"because no identity-based policy allows the {action} action")
-    if limit != ALLOW:
-        return Decision(False, f"because no permissions boundary allows the {action} action")
-    return Decision(True, "")
+        if _granted(named, direct, identity):
+            return all_allow(action, [(BOUNDARY, limit)])
+        return _not_granted(action, named)
+    return all_allow(action, [(RESOURCE_POLICY, named), (IDENTITY_POLICY, identity), (BOUNDARY, limit)])
 
 
 def denied_text(principal: Principal, action: str, key_arn: str, decision: Decision) -> str:

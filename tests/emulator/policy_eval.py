@@ -272,6 +272,36 @@ def session_arns(principal: Principal) -> set[str]:
     return {a for a in principal.arns if ":assumed-role/" in a}
 
 
+# The kinds of policy a decision names in its reason, in AWS's wording.
+RESOURCE_POLICY = "resource-based policy"
+IDENTITY_POLICY = "identity-based policy"
+BOUNDARY = "permissions boundary"
+
+
+def explicit_deny(verdicts: Iterable[tuple[str, str | None]]) -> Decision | None:
+    """The refusal for the first explicit Deny among ``verdicts`` ((kind, ``evaluate``'s answer)
+    pairs, in the order their messages take precedence); None when none of them denies."""
+    for kind, verdict in verdicts:
+        if verdict == DENY:
+            article = "an" if kind[0] in "aeiou" else "a"
+            return Decision(False, f"with an explicit deny in {article} {kind}")
+    return None
+
+
+def implicit_deny(action: str, kind: str) -> Decision:
+    """The refusal when no policy of ``kind`` allows ``action``."""
+    return Decision(False, f"because no {kind} allows the {action} action")
+
+
+def all_allow(action: str, verdicts: Iterable[tuple[str, str | None]]) -> Decision:
+    """Allowed when every one of ``verdicts`` ((kind, ``evaluate``'s answer) pairs) is ALLOW, else
+    the implicit deny of the first that is not."""
+    for kind, verdict in verdicts:
+        if verdict != ALLOW:
+            return implicit_deny(action, kind)
+    return Decision(True, "")
+
+
 def decide(request: Request, identity_policies: list[Any] | None, resource_policy: Any,
            resource_account: str | None, boundary: list[Any] | None = None) -> Decision:
     """AWS's decision for a request by an IAM principal on a resource.
@@ -284,20 +314,15 @@ def decide(request: Request, identity_policies: list[Any] | None, resource_polic
     identity = ALLOW if identity_policies is None else evaluate(identity_policies, request, resource_policy=False)
     resource = evaluate([resource_policy] if resource_policy is not None else [], request, resource_policy=True)
     action = request.action
-    if resource == DENY:
-        return Decision(False, "with an explicit deny in a resource-based policy")
-    if identity == DENY:
-        return Decision(False, "with an explicit deny in an identity-based policy")
+    denied = explicit_deny([(RESOURCE_POLICY, resource), (IDENTITY_POLICY, identity)])
+    if denied is not None:
+        return denied
     same_account = resource_account is None or request.principal.account == resource_account
     if same_account:
         if identity == ALLOW or resource == ALLOW:
             return Decision(True, "")
-        return Decision(False, f"because no identity-based policy allows the {action} action")
-    if identity != ALLOW:
-        return Decision(False, f"because no identity-based policy allows the {action} action")
-    if resource != ALLOW:
-        return Decision(False, f"because no resource-based policy allows the {action} action")
-    return Decision(True, "")
+        return implicit_deny(action, IDENTITY_POLICY)
+    return all_allow(action, [(IDENTITY_POLICY, identity), (RESOURCE_POLICY, resource)])
 
 
 def _decide_bounded(request: Request, identity_policies: list[Any] | None, resource_policy: Any,
@@ -315,29 +340,18 @@ def _decide_bounded(request: Request, identity_policies: list[Any] | None, resou
     resource = evaluate(documents, request, resource_policy=True, bounded=True)
     limit = evaluate(boundary, request, resource_policy=False)
     action = request.action
-    if resource == DENY:
-        return Decision(False, "with an explicit deny in a resource-based policy")
-    if identity == DENY:
-        return Decision(False, "with an explicit deny in an identity-based policy")
-    if limit == DENY:
-        return Decision(False, "with an explicit deny in a permissions boundary")
+    denied = explicit_deny([(RESOURCE_POLICY, resource), (IDENTITY_POLICY, identity), (BOUNDARY, limit)])
+    if denied is not None:
+        return denied
     same_account = resource_account is None or request.principal.account == resource_account
     if same_account:
         sessions = session_arns(request.principal)
         if sessions and evaluate(documents, request, resource_policy=True, bounded=True, exactly=sessions) == ALLOW:
             return Decision(True, "")
-        if limit == ALLOW and (identity == ALLOW or resource == ALLOW):
-            return Decision(True, "")
-        if identity != ALLOW and resource != ALLOW:
-            return Decision(False, f"because no identity-based policy allows the {action} action")
-        return Decision(False, f"because no permissions boundary allows the {action} action")
-    if identity != ALLOW:
-        return Decision(False, f"because no identity-based policy allows the {action} action")
-    if limit != ALLOW:
-        return Decision(False, f"because no permissions boundary allows the {action} action")
-    if resource != ALLOW:
-        return Decision(False, f"because no resource-based policy allows the {action} action")
-    return Decision(True, "")
+        if identity == ALLOW or resource == ALLOW:
+            return all_allow(action, [(BOUNDARY, limit)])
+        return implicit_deny(action, IDENTITY_POLICY)
+    return all_allow(action, [(IDENTITY_POLICY, identity), (BOUNDARY, limit), (RESOURCE_POLICY, resource)])
 
 
 # --- conditions ----------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 import kms_rules
 import policy_eval
 from emulator_testkit import (S3_ALL, Account, client_error, control, failures, ferry_grants, location, put_policy,
-                              refused, run, run_reported, unique_name, wait_for)
+                              refused, run, run_reported, summary_report_task, unique_name, wait_for)
 from policy_eval import Principal, Request
 
 A, B = "111111111111", "222222222222"
@@ -400,15 +400,7 @@ def test_task_report_role_boundary(endpoint: str) -> None:
     a = Account(endpoint)
     report_bucket = a.bucket()
     report_role = a.role(boundary=a.managed_policy([on_buckets(a.bucket())]))  # another bucket only
-    config = {"Destination": {"S3": {"S3BucketArn": f"arn:aws:s3:::{report_bucket}",
-                                     "BucketAccessRoleArn": report_role}}, "OutputType": "SUMMARY_ONLY"}
-    task, _, _ = a.task({"r.txt": b"r"}, TaskReportConfig=config)
-
-    def report() -> dict[str, Any]:
-        execution = a.ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
-        return wait_for("the report", lambda: (lambda r: r if r.get("Status") not in (None, "PENDING") else None)(
-            a.ds.describe_task_execution(TaskExecutionArn=execution).get("ReportResult", {})))
-
+    report = summary_report_task(a, report_bucket, report_role)
     answer = report()
     assert answer["Status"] == "ERROR" and answer["ErrorCode"] == "AccessDenied"
     assert no_boundary_allows("s3:PutObject") in answer["ErrorDetail"]

@@ -16,7 +16,7 @@ import pytest
 import encryption
 import kms_rules
 from emulator_testkit import (Account, control, failures, ferry_grants, location, put_policy, refused, run,
-                              run_reported, unique_name, wait_for)
+                              run_reported, summary_report_task, unique_name)
 from transfer import FILES_SKIPPED_DETAIL
 from policy_eval import Principal
 
@@ -554,15 +554,7 @@ def test_task_report_into_an_sse_kms_bucket_needs_generate_data_key(endpoint: st
     a = Account(endpoint)
     key = new_key(a)
     report_bucket, report_role = sse_kms_bucket(a, key), a.role()
-    config = {"Destination": {"S3": {"S3BucketArn": f"arn:aws:s3:::{report_bucket}",
-                                     "BucketAccessRoleArn": report_role}}, "OutputType": "SUMMARY_ONLY"}
-    task, _, _ = a.task({"r.txt": b"r"}, TaskReportConfig=config)
-
-    def report() -> dict[str, Any]:
-        execution = a.ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
-        return wait_for("the report", lambda: (lambda r: r if r.get("Status") not in (None, "PENDING") else None)(
-            a.ds.describe_task_execution(TaskExecutionArn=execution).get("ReportResult", {})))
-
+    report = summary_report_task(a, report_bucket, report_role)
     answer = report()
     assert answer["Status"] == "ERROR" and answer["ErrorCode"] == "AccessDenied"
     assert denied("kms:GenerateDataKey", key, "because no identity-based policy allows the kms:GenerateDataKey "
