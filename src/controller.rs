@@ -17,7 +17,6 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::api::RUN_ANNOTATION;
 use crate::api::{CrossAccountTransfer, CrossAccountTransferStatus, DeletionPolicy, ExecutionStatus, FINALIZER, Phase};
 use crate::context::{Context, ControllerConfig, Seen};
 use crate::error::{Error, Result};
@@ -134,7 +133,7 @@ async fn reconcile(guard: Arc<DeserializeGuard<CrossAccountTransfer>>, ctx: Arc<
                 // Until the error's retry delay, nothing (not even the watch event of the status
                 // that reports the failure) reconciles the transfer again, unless it changes.
                 let retry = error.retry_after(ctx.config.stalled_retry).unwrap_or(AWAIT_CHANGE);
-                let token = obj.annotations().get(RUN_ANNOTATION).cloned();
+                let token = obj.run_token().map(str::to_string);
                 ctx.memory
                     .failed(&uid, obj.metadata.generation.unwrap_or_default(), token, retry);
                 ctx.metrics.error(error.reason());
@@ -232,7 +231,7 @@ pub fn resync_for(uid: &str, resync: Duration) -> Duration {
 pub fn next_step(obj: &CrossAccountTransfer, seen: Option<&Seen>, now: Instant, config: &ControllerConfig) -> Next {
     let Some(seen) = seen else { return Next::Full };
     let generation = obj.metadata.generation.unwrap_or_default();
-    let token = obj.annotations().get(RUN_ANNOTATION).cloned();
+    let token = obj.run_token().map(str::to_string);
     let empty = CrossAccountTransferStatus::default();
     let status = obj.status.as_ref().unwrap_or(&empty);
     if seen.generation != generation || seen.token != token {
@@ -310,7 +309,7 @@ async fn apply(obj: &CrossAccountTransfer, ctx: &Context) -> (Result<Action, Fai
             &uid,
             Seen {
                 generation: obj.metadata.generation.unwrap_or_default(),
-                token: obj.annotations().get(RUN_ANNOTATION).cloned(),
+                token: obj.run_token().map(str::to_string),
                 checked_at: now,
                 polled_at: now,
                 retry_at: None,
@@ -459,6 +458,7 @@ async fn cleanup_transfer(obj: &CrossAccountTransfer, ctx: &Context) -> Result<A
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::RUN_ANNOTATION;
     use crate::fixtures;
     use serde_json::json;
 
@@ -583,8 +583,7 @@ mod tests {
         };
         // The run it failed to start is still pending, and its failure status was just written:
         // still nothing before the retry (a create whose answer never came may yet be done).
-        let pending = observed(json!({}), status(Some("SUCCESS"), Phase::Transferring));
-        let mut pending = pending;
+        let mut pending = observed(json!({}), status(Some("SUCCESS"), Phase::Transferring));
         pending
             .metadata
             .annotations

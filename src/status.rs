@@ -68,7 +68,7 @@ pub enum Outcome {
 /// Computes phase, `Ready`, `Reconciling` and `Stalled` from the outcome and the status (pure).
 pub fn summarize(obj: &CrossAccountTransfer, status: &mut CrossAccountTransferStatus, outcome: &Outcome) {
     let generation = obj.metadata.generation.unwrap_or_default();
-    let token = obj.annotations().get(RUN_ANNOTATION).map(String::as_str);
+    let token = obj.run_token();
     let pending = obj
         .spec
         .pending_run(generation, token, status.last_run.as_ref())

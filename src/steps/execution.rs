@@ -6,12 +6,11 @@
 
 use aws_sdk_datasync::operation::describe_task_execution::DescribeTaskExecutionOutput;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::ResourceExt;
 
 use super::transfer::Transfer;
 use crate::api::{
-    CrossAccountTransferStatus, ExecutionStatus, ExecutionSummary, RUN_ANNOTATION, ReportSummary, RunPolicy,
-    RunRequest, condition, is_running_status,
+    CrossAccountTransferStatus, ExecutionStatus, ExecutionSummary, ReportSummary, RunPolicy, RunRequest, condition,
+    is_running_status,
 };
 use crate::aws::datasync::{create, list_executions, sent_once, tag_entries, tags};
 use crate::aws::report::ReportPlace;
@@ -281,7 +280,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     // 2. Executions Ferry does not know yet: one started by the schedule, or one Ferry started
     //    right before a crash (recognised by its run tag). Neither can exist without a schedule
     //    or a pending run, so a settled transfer skips the listing.
-    let token = t.obj.annotations().get(RUN_ANNOTATION).cloned();
+    let token = t.obj.run_token().map(str::to_string);
     let mut wanted = t
         .spec
         .pending_run(t.generation, token.as_deref(), t.status.last_run.as_ref());

@@ -9,7 +9,6 @@ use aws_sdk_datasync::types::{
     TransferMode, VerifyMode,
 };
 
-use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
 use super::transfer::Transfer;
@@ -403,7 +402,7 @@ async fn keep_service_decision(
     out: &aws_sdk_datasync::operation::describe_task::DescribeTaskOutput,
     want: &mut TaskSettings,
 ) -> TaskSettings {
-    let token = t.obj.annotations().get(RUN_ANNOTATION).cloned();
+    let token = t.obj.run_token().map(str::to_string);
     let recorded = t.status.schedule.clone();
     let (mut state, keep) =
         service_disabled_schedule(schedule_state(out), recorded.as_ref(), t.generation, token.as_deref());
