@@ -878,17 +878,14 @@ async fn a_permissions_boundary_caps_every_role_ferry_creates() {
     assert_eq!(stalled.reason, "AccessDenied", "{stalled:?}");
     assert!(stalled.message.contains(&s.dst), "{}", stalled.message);
     let role_name = format!("ferry-{}-b", s.ns);
-    let role = iam
-        .get_role()
-        .role_name(&role_name)
-        .send()
-        .await
-        .expect("role")
-        .role
-        .expect("role");
+    let boundary_of_role = || async {
+        let role = iam.get_role().role_name(&role_name).send().await.expect("role").role;
+        role.and_then(|r| r.permissions_boundary)
+            .and_then(|b| b.permissions_boundary_arn)
+    };
     assert_eq!(
-        role.permissions_boundary().and_then(|b| b.permissions_boundary_arn()),
-        Some(boundary.as_str()),
+        boundary_of_role().await,
+        Some(boundary.clone()),
         "created with the boundary"
     );
     assert!(s.destination_keys().await.is_empty(), "nothing reached the destination");
@@ -921,16 +918,5 @@ async fn a_permissions_boundary_caps_every_role_ferry_creates() {
         }
     })
     .await;
-    let role = iam
-        .get_role()
-        .role_name(&role_name)
-        .send()
-        .await
-        .expect("role")
-        .role
-        .expect("role");
-    assert_eq!(
-        role.permissions_boundary().and_then(|b| b.permissions_boundary_arn()),
-        Some(boundary.as_str())
-    );
+    assert_eq!(boundary_of_role().await, Some(boundary.clone()), "put back");
 }
