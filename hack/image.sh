@@ -61,12 +61,7 @@ case "$what" in
       # dependency again (6 minutes cold on 2 cores unoptimized, 17 optimized). cargo keeps
       # this binary apart: target/debug/ferry stays the dynamic one.
       bin=$(cargo rustc --locked --bin ferry --message-format=json-render-diagnostics \
-              -- -C target-feature=+crt-static | python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "ferry":
-        print(m["executable"])')
+              -- -C target-feature=+crt-static | python3 hack/cargo-executable.py ferry)
     else
       RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$root/target/static" \
         cargo build --profile "$profile" --locked --bin ferry --target x86_64-unknown-linux-gnu

@@ -36,12 +36,8 @@ echo "stress: $runs runs of the integration tests at --test-threads=$threads bes
 
 # The binary `make stress` built, run as it is: a source change made while the runs go on is not
 # picked up halfway (cargo test would rebuild it).
-bin=$(cargo test --locked --test integration --no-run --message-format=json 2>/dev/null | python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "integration":
-        print(m["executable"])')
+bin=$(cargo test --locked --test integration --no-run --message-format=json 2>/dev/null \
+  | python3 hack/cargo-executable.py integration)
 [[ -x "$bin" ]] || { echo "stress: the integration test binary was not found (cargo test --test integration --no-run)" >&2; exit 1; }
 
 green=0
