@@ -139,8 +139,9 @@ fmt:
 
 ## crds: regenerate the committed CRD, the Helm chart's copy and deploy/install.yaml from the Rust types
 crds:
-	$(CARGO) run --quiet --locked -- crd > crds/ferry.dev_crossaccounttransfers.yaml
-	cp crds/ferry.dev_crossaccounttransfers.yaml charts/ferry/crds/ferry.dev_crossaccounttransfers.yaml
+	$(CARGO) run --quiet --locked -- crd crossaccounttransfers > crds/ferry.dev_crossaccounttransfers.yaml
+	$(CARGO) run --quiet --locked -- crd transferpolicies > crds/ferry.dev_transferpolicies.yaml
+	cp crds/ferry.dev_crossaccounttransfers.yaml crds/ferry.dev_transferpolicies.yaml charts/ferry/crds/
 	@bash hack/manifests.sh
 
 ## demo: the whole transfer, end to end, on a local control plane and the AWS emulator; builds

@@ -233,6 +233,8 @@ pub struct Context {
     pub watch_namespace: Option<String>,
     /// When each transfer was last checked and polled.
     pub memory: Memory,
+    /// The platform's `TransferPolicy`s and the namespaces they select.
+    pub tenancy: crate::tenancy::Tenancy,
     /// Turns at AWS work, `config.max_concurrent_reconciles` at a time (fair: first come, first
     /// served); `None`: no limit.
     pub slots: Option<tokio::sync::Semaphore>,

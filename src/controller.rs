@@ -17,26 +17,45 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::api::{CrossAccountTransfer, CrossAccountTransferStatus, DeletionPolicy, ExecutionStatus, FINALIZER, Phase};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::api::{
+    CrossAccountTransfer, CrossAccountTransferStatus, DeletionPolicy, ExecutionStatus, FINALIZER, Phase, TransferPolicy,
+};
 use crate::context::{Context, ControllerConfig, Seen};
 use crate::error::{Error, Result};
 use crate::status::{self, Outcome, summarize};
 use crate::steps::{self, Progress, Transfer, cleanup};
+use crate::tenancy::{Enforcement, IDENTITY_FIELDS, Verdict, policy_reports};
 
-/// Waits until the CRD is served (listing works), so the watch does not start against a
-/// missing API. Needs only the list permission Ferry has anyway.
-pub async fn wait_for_crd(client: &Client, namespace: Option<&str>) {
-    let api: Api<CrossAccountTransfer> = match namespace {
+/// Waits until the CRDs are served (listing works), so the watches do not start against a
+/// missing API: CrossAccountTransfer's, and TransferPolicy's when policies are enforced (`helm
+/// upgrade` does not install a chart's new CRDs: until `kubectl apply -f crds/`, the new
+/// version stays unready and the old one keeps running). Needs only the list permission Ferry
+/// has anyway.
+pub async fn wait_for_crd(client: &Client, namespace: Option<&str>, enforcement: Enforcement) {
+    let transfers: Api<CrossAccountTransfer> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    let policies: Api<TransferPolicy> = Api::all(client.clone());
     let mut logged = false;
     loop {
-        match api.list(&ListParams::default().limit(1)).await {
-            Ok(_) => return,
-            Err(err) => {
+        let listed = match transfers.list(&ListParams::default().limit(1)).await {
+            Ok(_) if enforcement == Enforcement::Disabled => return,
+            Ok(_) => policies
+                .list(&ListParams::default().limit(1))
+                .await
+                .map(|_| ())
+                .map_err(|e| ("TransferPolicy", e)),
+            Err(err) => Err(("CrossAccountTransfer", err)),
+        };
+        match listed {
+            Ok(()) => return,
+            Err((kind, err)) => {
                 if !logged {
-                    warn!(error = %err, "waiting for the CrossAccountTransfer CRD (install crds/ or the Helm chart)");
+                    warn!(error = %err, "waiting for the {kind} CRD: kubectl apply -f crds/ (helm upgrade does not install new CRDs)");
                     logged = true;
                 }
                 tokio::time::sleep(Duration::from_secs(2)).await;
@@ -45,10 +64,22 @@ pub async fn wait_for_crd(client: &Client, namespace: Option<&str>) {
     }
 }
 
+/// The writers of the policy and namespace caches of [`crate::tenancy::Tenancy`]: the controller
+/// feeds them from its watches.
+pub struct TenancyFeeds {
+    /// Fills `Tenancy::policies`.
+    pub policies: reflector::store::Writer<TransferPolicy>,
+    /// Fills `Tenancy::namespaces`.
+    pub namespaces: reflector::store::Writer<Namespace>,
+    /// Sets `Tenancy::listed`.
+    pub listed: tokio::sync::watch::Sender<bool>,
+}
+
 /// Runs the controller until `shutdown` completes; running reconciles are allowed to finish.
 pub async fn run(
     ctx: Arc<Context>,
     namespace: Option<String>,
+    feeds: TenancyFeeds,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<DeserializeGuard<CrossAccountTransfer>> = match &namespace {
@@ -75,7 +106,59 @@ pub async fn run(
         })
         .reflect(writer)
         .applied_objects();
-    Controller::for_stream(objects, reader)
+    let mut controller = Controller::for_stream(objects, reader.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if ctx.tenancy.enforcement == Enforcement::Enforce {
+        // A policy that changes (or goes) may change the answer for any transfer; a namespace
+        // whose labels change, for its transfers.
+        let policies = watcher(
+            Api::<TransferPolicy>::all(ctx.client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .modify(|p: &mut TransferPolicy| p.metadata.managed_fields = None)
+        .reflect(feeds.policies)
+        .touched_objects();
+        let namespace_config = match &namespace {
+            Some(ns) => watcher::Config::default().fields(&format!("metadata.name={ns}")),
+            None => watcher::Config::default(),
+        };
+        let namespaces = watcher(Api::<Namespace>::all(ctx.client.clone()), namespace_config)
+            .default_backoff()
+            .modify(|n: &mut Namespace| n.metadata.managed_fields = None)
+            .reflect(feeds.namespaces)
+            .touched_objects();
+        let all = reader.clone();
+        let within = reader.clone();
+        controller = controller
+            .watches_stream(policies, move |_: TransferPolicy| {
+                all.state()
+                    .iter()
+                    .map(|o| ObjectRef::from_obj(&**o))
+                    .collect::<Vec<_>>()
+            })
+            .watches_stream(namespaces, move |ns: Namespace| {
+                let name = ns.name_any();
+                within
+                    .state()
+                    .iter()
+                    .filter(|o| {
+                        o.0.as_ref()
+                            .is_ok_and(|t| t.namespace().as_deref() == Some(name.as_str()))
+                    })
+                    .map(|o| ObjectRef::from_obj(&**o))
+                    .collect::<Vec<_>>()
+            });
+        let tenancy = ctx.tenancy.clone();
+        let listed = feeds.listed;
+        tokio::spawn(async move {
+            let _ = tenancy.policies.wait_until_ready().await;
+            let _ = tenancy.namespaces.wait_until_ready().await;
+            let _ = listed.send(true);
+        });
+        tokio::spawn(report_policies(ctx.clone(), reader.clone(), stop_rx));
+    }
+    controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -84,7 +167,53 @@ pub async fn run(
             }
         })
         .await;
+    let _ = stop_tx.send(true);
     info!("controller stopped");
+}
+
+/// How often the policies' status (namespaces selected, transfers permitted) is brought up to
+/// date; it is written only when it changed.
+const POLICY_REPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Keeps every `TransferPolicy`'s status up to date until `stop`.
+async fn report_policies(
+    ctx: Arc<Context>,
+    transfers: reflector::Store<DeserializeGuard<CrossAccountTransfer>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    ctx.tenancy.ready().await;
+    let api: Api<TransferPolicy> = Api::all(ctx.client.clone());
+    loop {
+        let state = transfers.state();
+        let live: Vec<&CrossAccountTransfer> = state
+            .iter()
+            .filter_map(|g| g.0.as_ref().ok())
+            .filter(|t| t.metadata.deletion_timestamp.is_none())
+            .collect();
+        let policies = ctx.tenancy.policies.state();
+        let namespaces = ctx.tenancy.namespaces.state();
+        let reports = policy_reports(
+            policies.iter().map(|p| &**p),
+            namespaces.iter().map(|n| &**n),
+            live.iter().copied(),
+        );
+        for (policy, report) in policies.iter().zip(reports) {
+            if policy.status.as_ref() == Some(&report) {
+                continue;
+            }
+            let patch = json!({"status": report});
+            if let Err(err) = api
+                .patch_status(&policy.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                tracing::debug!(policy = policy.name_any(), error = %err, "policy status");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(POLICY_REPORT_INTERVAL) => {},
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 async fn reconcile(guard: Arc<DeserializeGuard<CrossAccountTransfer>>, ctx: Arc<Context>) -> Result<Action> {
@@ -273,7 +402,53 @@ pub fn next_step(obj: &CrossAccountTransfer, seen: Option<&Seen>, now: Instant, 
     Next::Wait(check_at - now)
 }
 
+/// Whether the status already reports this very refusal for this spec and run request.
+fn refusal_reported(obj: &CrossAccountTransfer, message: &str) -> bool {
+    obj.status_is_current()
+        && obj.status.as_ref().is_some_and(|s| {
+            s.conditions.iter().any(|c| {
+                c.type_ == "Stalled" && c.status == "True" && c.reason == "NotPermitted" && c.message == message
+            })
+        })
+}
+
+/// Whether the status reports a refusal by the policies (of any spec).
+fn refused_before(obj: &CrossAccountTransfer) -> bool {
+    obj.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.reason == "NotPermitted")
+    })
+}
+
+/// The policies' answer for a transfer, before anything else: a refused transfer gets
+/// `Stalled`/`NotPermitted`, a Warning event, and no AWS call (nor a finalizer, when it has none
+/// yet: nothing in AWS to clean up). `None`: permitted, go on.
+async fn refuse(obj: &CrossAccountTransfer, ctx: &Context) -> Option<Result<Action, Failure>> {
+    ctx.tenancy.ready().await;
+    let namespace = obj.namespace().unwrap_or_default();
+    match ctx.tenancy.decide(&obj.spec, &namespace, |_| true) {
+        Verdict::Permitted { .. } => {
+            if refused_before(obj) {
+                // What a refusal remembered (wait for a change) no longer holds.
+                ctx.memory.forget(&obj.uid().unwrap_or_default());
+            }
+            None
+        }
+        Verdict::Refused { message } => {
+            let err = Error::NotPermitted(message);
+            if refusal_reported(obj, &err.to_string()) {
+                return Some(Ok(Action::await_change()));
+            }
+            Some(finish(ctx, obj, obj.status.clone().unwrap_or_default(), Err(err)).await)
+        }
+    }
+}
+
 async fn apply(obj: &CrossAccountTransfer, ctx: &Context) -> (Result<Action, Failure>, &'static str) {
+    if let Some(refused) = refuse(obj, ctx).await {
+        return (refused, "refused");
+    }
     if !obj.finalizers().iter().any(|f| f == FINALIZER) {
         let mut finalizers = obj.finalizers().to_vec();
         finalizers.push(FINALIZER.to_string());
@@ -425,6 +600,8 @@ async fn cleanup_transfer(obj: &CrossAccountTransfer, ctx: &Context) -> Result<A
             "deletionPolicy Retain: the role, locations, task and bucket settings stay in AWS".into(),
         )
         .await;
+    } else if let Some(why) = cleanup_refused(obj, ctx).await {
+        ctx.publish(obj, EventType::Warning, "CleanupNotPermitted", why).await;
     } else {
         let mut transfer = Transfer::new(ctx, obj, obj.status.clone().unwrap_or_default()).await?;
         if let Err(err) = cleanup::run(&mut transfer).await {
@@ -453,6 +630,45 @@ async fn cleanup_transfer(obj: &CrossAccountTransfer, ctx: &Context) -> Result<A
     ctx.memory.gone(&obj.uid().unwrap_or_default());
     ctx.metrics.forget_transfer(&namespace, &name);
     Ok(Action::await_change())
+}
+
+/// Why a deleted transfer's cleanup may not call AWS, if it may not: its spec names an identity
+/// (`source.roleArn`, Account B's role) that no policy grants. Removing what Ferry made for the
+/// transfer needs nothing else granted: it only takes away.
+async fn cleanup_refused(obj: &CrossAccountTransfer, ctx: &Context) -> Option<String> {
+    if ctx.tenancy.enforcement == Enforcement::Disabled {
+        return None;
+    }
+    ctx.tenancy.ready().await;
+    let namespace = obj.namespace().unwrap_or_default();
+    let Verdict::Refused { message } = ctx
+        .tenancy
+        .decide(&obj.spec, &namespace, |f| IDENTITY_FIELDS.contains(&f))
+    else {
+        return None;
+    };
+    let status = obj.status.clone().unwrap_or_default();
+    let mut left: Vec<String> = [
+        status.task_arn,
+        status.source_location_arn,
+        status.destination_location_arn,
+    ]
+    .into_iter()
+    .flatten()
+    .chain(status.role.filter(|r| r.managed).map(|r| r.arn))
+    .chain(status.retired)
+    .collect();
+    if let Some(bucket) = status.destination.and_then(|d| d.bucket) {
+        left.push(format!("Ferry's statement in the policy of bucket {bucket}"));
+    }
+    let left = if left.is_empty() {
+        "nothing recorded".to_string()
+    } else {
+        left.join(", ")
+    };
+    Some(format!(
+        "the transfer is gone, but Ferry made no AWS call to clean up after it: {message}. Left in AWS: {left}; remove them by hand"
+    ))
 }
 
 #[cfg(test)]

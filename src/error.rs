@@ -12,6 +12,10 @@ pub enum Error {
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
 
+    /// No `TransferPolicy` permits the transfer: a platform admin must grant it.
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
+
     /// AWS refused an action after the IAM propagation window: permissions must be fixed.
     #[error(
         "access denied in account {account}: {action} on {resource} ({message}). Grant {action} on {resource} to the identity Ferry uses in that account; Ferry retries every few minutes"
@@ -146,6 +150,7 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::InvalidSpec(_) => "InvalidSpec",
+            Error::NotPermitted(_) => "NotPermitted",
             Error::AccessDenied { .. } => "AccessDenied",
             Error::IamPropagation { .. } => "IamPropagation",
             Error::AwsUnavailable { .. } => "AwsUnavailable",
@@ -166,6 +171,7 @@ impl Error {
         matches!(
             self,
             Error::InvalidSpec(_)
+                | Error::NotPermitted(_)
                 | Error::Rejected { .. }
                 | Error::AccessDenied { .. }
                 | Error::NotOwned { .. }
@@ -181,7 +187,8 @@ impl Error {
     /// after `stalled_retry`.
     pub fn retry_after(&self, stalled_retry: Duration) -> Option<Duration> {
         match self {
-            Error::InvalidSpec(_) => None,
+            // A policy change (watched) reconciles the transfer again.
+            Error::InvalidSpec(_) | Error::NotPermitted(_) => None,
             _ if self.is_stalled() => Some(stalled_retry),
             Error::IamPropagation { .. } => Some(Duration::from_secs(5)),
             Error::AwsUnavailable { .. } | Error::Kube(_) | Error::Timeout(_) => Some(Duration::from_secs(10)),

@@ -6,6 +6,7 @@
 //! - [`controller`]: the watch, finalizer, status and requeue logic around the steps;
 //! - [`aws`], [`policy`], [`naming`]: AWS access and the pure policy/naming logic;
 //! - [`leader`], [`server`], [`metrics`], [`telemetry`]: running well in a cluster;
+//! - [`tenancy`]: which transfers the platform's `TransferPolicy`s permit;
 //! - [`cli`]: the `ferry` command line (also `kubectl ferry`).
 
 pub mod api;
@@ -25,6 +26,7 @@ pub mod server;
 pub mod status;
 pub mod steps;
 pub mod telemetry;
+pub mod tenancy;
 
 pub use error::{Error, Result};
 
@@ -34,7 +36,7 @@ pub use error::{Error, Result};
 pub const LAYERS: &[&[&str]] = &[
     &["api", "naming", "metrics", "telemetry", "leader"],
     &["policy", "fixtures"],
-    &["desired", "error"],
+    &["desired", "error", "tenancy"],
     &["aws"],
     &["context"],
     &["status"],

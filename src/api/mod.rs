@@ -7,8 +7,10 @@
 //! little that a schema cannot express.
 
 mod status;
+mod tenancy;
 
 pub use status::*;
+pub use tenancy::*;
 
 use kube::CustomResource;
 use schemars::JsonSchema;

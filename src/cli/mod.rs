@@ -28,14 +28,27 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller (what the Helm chart's Deployment runs).
     Run(Box<RunArgs>),
-    /// Print the CrossAccountTransfer CRD as YAML.
-    Crd,
+    /// Print a CRD as YAML: CrossAccountTransfer's, or TransferPolicy's.
+    Crd {
+        /// Which one.
+        #[arg(value_enum, default_value = "crossaccounttransfers")]
+        kind: CrdKind,
+    },
     /// Show, without changing anything, the role, policies, locations and task a manifest leads to.
     Plan(ManifestArgs),
     /// Print the bucket policy Account B's administrator applies in External mode.
     Policy(PolicyArgs),
     /// List transfers with their phase and progress (`-w` to follow them).
     Status(StatusArgs),
+}
+
+/// Ferry's CRDs, by plural.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrdKind {
+    /// `CrossAccountTransfer` (namespaced).
+    Crossaccounttransfers,
+    /// `TransferPolicy` (cluster-scoped).
+    Transferpolicies,
 }
 
 /// Parses durations such as `500ms`, `15s`, `2m`, `1h`.
@@ -55,10 +68,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// The CRD as YAML, exactly as committed in `crds/`.
-pub fn crd_yaml() -> Result<String, String> {
+/// A CRD as YAML, exactly as committed in `crds/`.
+pub fn crd_yaml(kind: CrdKind) -> Result<String, String> {
     use kube::CustomResourceExt;
-    let crd = crate::api::CrossAccountTransfer::crd();
+    let crd = match kind {
+        CrdKind::Crossaccounttransfers => crate::api::CrossAccountTransfer::crd(),
+        CrdKind::Transferpolicies => crate::api::TransferPolicy::crd(),
+    };
     serde_saphyr::to_string(&crd).map_err(|e| e.to_string())
 }
 
@@ -70,7 +86,7 @@ pub async fn main() -> i32 {
         Command::Plan(args) => plan::plan(&args),
         Command::Policy(args) => plan::policy(&args).await,
         Command::Status(args) => status::status(&args).await,
-        Command::Crd => match crd_yaml() {
+        Command::Crd { kind } => match crd_yaml(kind) {
             Ok(yaml) => {
                 print!("{yaml}");
                 0
@@ -99,17 +115,20 @@ mod tests {
 
     #[test]
     fn committed_crds_are_the_generated_ones() {
-        let generated = crd_yaml().unwrap();
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        for path in [
-            "crds/ferry.dev_crossaccounttransfers.yaml",
-            "charts/ferry/crds/ferry.dev_crossaccounttransfers.yaml",
+        for (kind, file) in [
+            (CrdKind::Crossaccounttransfers, "ferry.dev_crossaccounttransfers.yaml"),
+            (CrdKind::Transferpolicies, "ferry.dev_transferpolicies.yaml"),
         ] {
-            let committed = std::fs::read_to_string(repo.join(path)).unwrap();
-            assert!(
-                committed == generated,
-                "{path} is stale: run `make crds` and commit the result"
-            );
+            let generated = crd_yaml(kind).unwrap();
+            for dir in ["crds", "charts/ferry/crds"] {
+                let path = format!("{dir}/{file}");
+                let committed = std::fs::read_to_string(repo.join(&path)).unwrap_or_default();
+                assert!(
+                    committed == generated,
+                    "{path} is stale: run `make crds` and commit the result"
+                );
+            }
         }
     }
 }

@@ -14,11 +14,13 @@ use tracing::{error, info};
 use super::parse_duration;
 use crate::aws::{Aws, AwsSettings};
 use crate::context::{Context, ControllerConfig};
-use crate::controller;
+use crate::controller::{self, TenancyFeeds};
 use crate::leader::LeaderElector;
 use crate::metrics::Metrics;
 use crate::server::{self, ServerState};
 use crate::telemetry::{self, LogFormat};
+use crate::tenancy::{Enforcement, Tenancy};
+use kube::runtime::reflector;
 
 /// Options of `ferry run`.
 #[derive(Args, Debug)]
@@ -88,6 +90,11 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "FERRY_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+    /// Whether every transfer needs a TransferPolicy that grants its buckets, accounts and
+    /// roles (`Enforce`, the default), or policies are not consulted (`Disabled`: anyone who
+    /// may create a transfer in a watched namespace directs Ferry's AWS identity).
+    #[arg(long, env = "FERRY_TRANSFER_POLICIES", value_enum, default_value = "enforce")]
+    pub transfer_policies: crate::tenancy::Enforcement,
     /// Use path-style S3 addressing (for S3-compatible endpoints on `localhost`).
     #[arg(long, env = "FERRY_S3_FORCE_PATH_STYLE", default_value_t = false, action = clap::ArgAction::Set)]
     pub s3_force_path_style: bool,
@@ -191,6 +198,19 @@ pub async fn run(args: RunArgs) -> i32 {
         poll_rate: args.poll_rate,
         role_permissions_boundary: args.role_permissions_boundary.clone(),
     };
+    let (policies, policy_writer) = reflector::store();
+    let (namespaces, namespace_writer) = reflector::store();
+    let (listed_tx, listed) = watch::channel(false);
+    let feeds = TenancyFeeds {
+        policies: policy_writer,
+        namespaces: namespace_writer,
+        listed: listed_tx,
+    };
+    if args.transfer_policies == Enforcement::Disabled {
+        tracing::warn!(
+            "TransferPolicy enforcement is disabled: anyone who may create a CrossAccountTransfer in a watched namespace directs Ferry's AWS identity"
+        );
+    }
     let ctx = Arc::new(Context {
         client: client.clone(),
         aws,
@@ -202,6 +222,12 @@ pub async fn run(args: RunArgs) -> i32 {
         buckets: Default::default(),
         watch_namespace: args.namespace.clone(),
         memory: Default::default(),
+        tenancy: Tenancy {
+            enforcement: args.transfer_policies,
+            policies,
+            namespaces,
+            listed,
+        },
     });
 
     // One signal, seen by every part that must stop.
@@ -215,7 +241,7 @@ pub async fn run(args: RunArgs) -> i32 {
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    controller::wait_for_crd(&client, args.namespace.as_deref()).await;
+    controller::wait_for_crd(&client, args.namespace.as_deref(), args.transfer_policies).await;
     ready.store(true, Ordering::SeqCst);
 
     let elector = if args.leader_election {
@@ -259,7 +285,7 @@ pub async fn run(args: RunArgs) -> i32 {
             }
         }
     };
-    controller::run(ctx, args.namespace.clone(), shutdown).await;
+    controller::run(ctx, args.namespace.clone(), feeds, shutdown).await;
 
     let lost = *lost_flag.borrow_and_update();
     if lost {

@@ -468,38 +468,42 @@ fn start() -> (TestEnv, Vec<Child>) {
     (env, vec![etcd, emulator, apiserver])
 }
 
-/// Applies `crds/` and waits until the CRD is Established.
+/// Applies `crds/` and waits until the CRDs are Established.
 pub async fn install_crd(client: &Client) {
-    let text = fs::read_to_string(repo().join("crds/ferry.dev_crossaccounttransfers.yaml")).expect("read crds/");
+    for plural in ["crossaccounttransfers", "transferpolicies"] {
+        install_one_crd(client, plural).await;
+    }
+}
+
+async fn install_one_crd(client: &Client, plural: &str) {
+    let name = format!("{plural}.ferry.dev");
+    let text = fs::read_to_string(repo().join(format!("crds/ferry.dev_{plural}.yaml"))).expect("read crds/");
     let crd: CustomResourceDefinition = serde_saphyr::from_str(&text).expect("parse the CRD");
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    api.patch(
-        "crossaccounttransfers.ferry.dev",
-        &PatchParams::apply("ferry-tests").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("install the CRD");
-    wait_for("the CRD to be Established", Duration::from_secs(30), || {
-        let api = api.clone();
-        async move {
-            let crd = api
-                .get("crossaccounttransfers.ferry.dev")
-                .await
-                .map_err(|e| e.to_string())?;
-            let established = crd
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            if established {
-                Ok(())
-            } else {
-                Err("not Established".into())
+    api.patch(&name, &PatchParams::apply("ferry-tests").force(), &Patch::Apply(&crd))
+        .await
+        .expect("install the CRD");
+    wait_for(
+        &format!("the CRD {name} to be Established"),
+        Duration::from_secs(30),
+        || {
+            let (api, name) = (api.clone(), name.clone());
+            async move {
+                let crd = api.get(&name).await.map_err(|e| e.to_string())?;
+                let established = crd
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
+                if established {
+                    Ok(())
+                } else {
+                    Err("not Established".into())
+                }
             }
-        }
-    })
+        },
+    )
     .await;
 }
 
@@ -567,6 +571,8 @@ impl TestEnv {
             ("FERRY_WATCH_NAMESPACE", namespace.into()),
             ("FERRY_METRICS_ADDR", format!("127.0.0.1:{port}")),
             ("FERRY_LEADER_ELECTION", "false".into()),
+            // The tenancy tests turn it on; elsewhere a policy per test would only add noise.
+            ("FERRY_TRANSFER_POLICIES", "disabled".into()),
             ("FERRY_LOG_FORMAT", "json".into()),
             ("FERRY_POLL_INTERVAL", "1s".into()),
             ("FERRY_EXTERNAL_RETRY", "2s".into()),

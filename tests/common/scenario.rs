@@ -208,6 +208,32 @@ impl Scenario {
             .expect("patch spec")
     }
 
+    /// The spec of a TransferPolicy that grants this scenario's namespace exactly its buckets,
+    /// Regions, accounts and Account B role; `overrides` are merged over it.
+    pub fn grant_spec(&self, overrides: Value) -> Value {
+        let mut spec = json!({
+            "namespaces": {"names": [self.ns]},
+            "source": {"buckets": [self.src], "regions": [self.src_region]},
+            "destination": {"accounts": [self.b.id], "buckets": [self.dst], "regions": [self.dst_region],
+                            "roleArns": [self.b.role_arn]}
+        });
+        merge(&mut spec, &overrides);
+        spec
+    }
+
+    /// Creates (or replaces) the cluster-scoped TransferPolicy `<namespace>-<name>` with
+    /// [`Self::grant_spec`]`(overrides)`; its name.
+    pub async fn grant(&self, name: &str, overrides: Value) -> String {
+        let name = format!("{}-{name}", self.ns);
+        let policy = json!({"apiVersion": "ferry.dev/v1alpha1", "kind": "TransferPolicy",
+                            "metadata": {"name": name}, "spec": self.grant_spec(overrides)});
+        Api::<ferry::api::TransferPolicy>::all(self.client.clone())
+            .patch(&name, &PatchParams::apply("kubectl").force(), &Patch::Apply(&policy))
+            .await
+            .unwrap_or_else(|e| panic!("apply TransferPolicy {name}: {e}"));
+        name
+    }
+
     /// Keys under the destination prefix (with sizes).
     pub async fn destination_keys(&self) -> std::collections::BTreeMap<String, i64> {
         self.b.keys(&self.dst_region, &self.dst, "").await

@@ -15,3 +15,4 @@ mod fleet;
 mod generative;
 mod operator;
 mod ship;
+mod tenancy;

@@ -207,8 +207,31 @@ async fn helm_install_creates_least_privilege_objects_that_suffice_for_the_opera
         ("create", "crossaccounttransfers.ferry.dev", s.ns.as_str(), "no"),
         ("list", "crossaccounttransfers.ferry.dev", "default", "no"),
         ("create", "events", s.ns.as_str(), "no"),
+        ("watch", "transferpolicies.ferry.dev", "", "yes"),
+        ("patch", "transferpolicies.ferry.dev/status", "", "yes"),
+        ("create", "transferpolicies.ferry.dev", "", "no"),
+        ("update", "transferpolicies.ferry.dev", "", "no"),
+        ("watch", "namespaces", "", "yes"),
+        ("update", "namespaces", "", "no"),
     ] {
-        let out = env.kubectl(&["auth", "can-i", verb, resource, "-n", ns, &format!("--as={sa}")]);
+        let scope = if ns.is_empty() {
+            "--all-namespaces".to_string()
+        } else {
+            format!("--namespace={ns}")
+        };
+        let (resource, subresource) = match resource.split_once('/') {
+            Some((r, sub)) => (r, format!("--subresource={sub}")),
+            None => (resource, "--subresource=".to_string()),
+        };
+        let out = env.kubectl(&[
+            "auth",
+            "can-i",
+            verb,
+            resource,
+            &subresource,
+            &scope,
+            &format!("--as={sa}"),
+        ]);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
             allowed,
@@ -230,7 +253,9 @@ async fn helm_install_creates_least_privilege_objects_that_suffice_for_the_opera
         ("FERRY_LEADER_ELECTION", "true"),
         ("POD_NAMESPACE", &release_ns),
         ("FERRY_LEASE_NAME", "ferry-leader"),
+        ("FERRY_TRANSFER_POLICIES", "enforce"),
     ]);
+    s.grant("rbac", json!({})).await;
     s.apply(&s.manifest("rbac", json!({}))).await;
     s.wait_phase("rbac", Phase::Succeeded, CONVERGE).await;
     s.delete_and_wait("rbac", CONVERGE).await;
