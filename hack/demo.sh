@@ -36,9 +36,10 @@ rel_dir="${DEVENV_DIR#"$repo"/}"
 note "API server $DEVENV_API_URL, AWS emulator $DEVENV_AWS_URL"
 note "kubeconfig and logs: $rel_dir/"
 
-heading "Installing the CrossAccountTransfer CRD"
+heading "Installing the CrossAccountTransfer and TransferPolicy CRDs"
 kubectl apply -f crds/ | sed 's/^/    /'
-kubectl wait --for=condition=Established --timeout=60s crd/crossaccounttransfers.ferry.dev | sed 's/^/    /'
+kubectl wait --for=condition=Established --timeout=60s \
+    crd/crossaccounttransfers.ferry.dev crd/transferpolicies.ferry.dev | sed 's/^/    /'
 
 heading "Seeding Account A (111111111111) and Account B (222222222222) in the emulator"
 operator_creds="$("$PY" hack/seed_demo.py --endpoint "$DEVENV_AWS_URL" seed)"
@@ -84,6 +85,11 @@ diagnose() {
     tail -n 30 "$operator_log" | sed 's/^/  /' || true
 }
 
+heading "The platform admin grants the namespace: examples/quickstart-policy.yaml"
+# Ferry enforces TransferPolicies: without this one, the transfer would be refused (Stalled,
+# NotPermitted) before any AWS call.
+kubectl apply -f examples/quickstart-policy.yaml | sed 's/^/    /'
+
 heading "Applying examples/quickstart.yaml"
 kubectl apply -f examples/quickstart.yaml | sed 's/^/    /'
 
@@ -123,6 +129,8 @@ done
 
 heading "kubectl get xat -n $NS"
 kubectl get xat -n "$NS"
+heading "kubectl get transferpolicies"
+kubectl get transferpolicies
 # `ferry status` (the CLI's own view), when this build has it.
 if "$FERRY" status --help 2>/dev/null | grep -q -- --namespace; then
     heading "ferry status -n $NS"

@@ -323,7 +323,18 @@ async fn the_chart_runs_ferry_on_a_real_node() {
         .expect("the projected token volume");
     assert_eq!(token.audience.as_deref(), Some("sts.amazonaws.com"));
 
-    // (b) a transfer applied with kubectl reaches Succeeded through the pod; JSON logs.
+    // Tenants' rights come from Kubernetes' own roles (aggregated by the real
+    // kube-controller-manager); policies stay with cluster admins.
+    tenant_rights(env, &client, &s.ns).await;
+
+    // (b) a transfer applied with kubectl reaches Succeeded through the pod; JSON logs. The chart
+    // enforces TransferPolicies: the platform admin grants the namespace first.
+    let policy = s.grant_spec(json!({}));
+    kubectl_apply(
+        env,
+        &json!({"apiVersion": "ferry.dev/v1alpha1", "kind": "TransferPolicy",
+                "metadata": {"name": format!("{}-tenant", s.ns)}, "spec": policy}),
+    );
     kubectl_apply(env, &s.manifest("first", json!({})));
     s.wait_phase("first", Phase::Succeeded, CONVERGE).await;
     assert!(!s.destination_keys().await.is_empty(), "nothing copied");
@@ -467,6 +478,80 @@ async fn the_chart_runs_ferry_on_a_real_node() {
         // Their finalizer stays too: deleting one now waits until Ferry runs again.
         assert!(!obj.metadata.finalizers.unwrap_or_default().is_empty(), "{name}");
     }
+}
+
+/// What a namespace's admin, editor and viewer may do with Ferry's resources, asked of the real
+/// API server with `kubectl auth can-i` once the chart's ClusterRoles are aggregated into
+/// `admin`, `edit` and `view`.
+async fn tenant_rights(env: &TestEnv, client: &Client, ns: &str) {
+    use k8s_openapi::api::rbac::v1::RoleBinding;
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), ns);
+    for (user, role) in [
+        ("tenant-admin", "admin"),
+        ("tenant-editor", "edit"),
+        ("tenant-viewer", "view"),
+    ] {
+        let binding: RoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": user},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
+        }))
+        .expect("binding");
+        bindings
+            .create(&PostParams::default(), &binding)
+            .await
+            .expect("create binding");
+    }
+    let can = |user: &str, verb: &str, resource: &str, namespaced: bool| {
+        let scope = if namespaced {
+            format!("--namespace={ns}")
+        } else {
+            "--all-namespaces".into()
+        };
+        let out = env.kubectl(&["auth", "can-i", verb, resource, &scope, &format!("--as={user}")]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let expected = [
+        ("tenant-admin", "create", "crossaccounttransfers.ferry.dev", true, "yes"),
+        ("tenant-admin", "delete", "crossaccounttransfers.ferry.dev", true, "yes"),
+        (
+            "tenant-editor",
+            "create",
+            "crossaccounttransfers.ferry.dev",
+            true,
+            "yes",
+        ),
+        ("tenant-editor", "patch", "crossaccounttransfers.ferry.dev", true, "yes"),
+        ("tenant-viewer", "list", "crossaccounttransfers.ferry.dev", true, "yes"),
+        ("tenant-viewer", "create", "crossaccounttransfers.ferry.dev", true, "no"),
+        (
+            "tenant-editor",
+            "create",
+            "crossaccounttransfers.ferry.dev",
+            false,
+            "no",
+        ),
+        ("tenant-admin", "create", "transferpolicies.ferry.dev", false, "no"),
+        ("tenant-admin", "update", "transferpolicies.ferry.dev", false, "no"),
+        ("tenant-editor", "create", "transferpolicies.ferry.dev", false, "no"),
+        ("tenant-viewer", "list", "transferpolicies.ferry.dev", false, "no"),
+    ];
+    // The aggregation controller fills the roles shortly after the chart created them.
+    wait_for("the aggregated tenant rights", CONVERGE, || {
+        let wrong: Vec<String> = expected
+            .iter()
+            .filter(|(user, verb, resource, namespaced, want)| can(user, verb, resource, *namespaced) != *want)
+            .map(|(user, verb, resource, namespaced, want)| {
+                format!("{user} {verb} {resource} (namespaced: {namespaced}) should be {want}")
+            })
+            .collect();
+        std::future::ready(if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(wrong.join("; "))
+        })
+    })
+    .await;
 }
 
 /// (a) The chart's defaults pass the `restricted` Pod Security level: the pods are admitted.
@@ -718,7 +803,9 @@ async fn the_charts_optional_parts_render_and_validate() {
         "ferry/values.schema.json",
         "ferry/dashboards/ferry.json",
         "ferry/crds/ferry.dev_crossaccounttransfers.yaml",
+        "ferry/crds/ferry.dev_transferpolicies.yaml",
         "ferry/templates/networkpolicy.yaml",
+        "ferry/templates/rbac-tenants.yaml",
     ] {
         assert!(listing.lines().any(|l| l == file), "{file} missing in {listing}");
     }
@@ -754,6 +841,11 @@ async fn the_plain_manifest_is_the_rendered_chart() {
         "customresourcedefinition.apiextensions.k8s.io/crossaccounttransfers.ferry.dev",
         "deployment.apps/ferry",
         "clusterrole.rbac.authorization.k8s.io/ferry-controller",
+        "customresourcedefinition.apiextensions.k8s.io/transferpolicies.ferry.dev",
+        "clusterrole.rbac.authorization.k8s.io/ferry-tenancy",
+        "clusterrole.rbac.authorization.k8s.io/ferry-transfers-edit",
+        "clusterrole.rbac.authorization.k8s.io/ferry-transfers-view",
+        "clusterrole.rbac.authorization.k8s.io/ferry-policy-viewer",
     ] {
         assert!(text.contains(object), "{object} missing in {text}");
     }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-pub use plan::{ManifestArgs, PolicyArgs, merged_policy, read_transfers, render_plan};
+pub use plan::{
+    ManifestArgs, PlanArgs, PolicyArgs, merged_policy, read_policies, read_transfers, render_plan, render_verdict,
+};
 pub use run::RunArgs;
 pub use status::{StatusArgs, bar, human_bytes, render};
 
@@ -35,7 +37,7 @@ pub enum Command {
         kind: CrdKind,
     },
     /// Show, without changing anything, the role, policies, locations and task a manifest leads to.
-    Plan(ManifestArgs),
+    Plan(PlanArgs),
     /// Print the bucket policy Account B's administrator applies in External mode.
     Policy(PolicyArgs),
     /// List transfers with their phase and progress (`-w` to follow them).
@@ -83,7 +85,7 @@ pub async fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::run(*args).await,
-        Command::Plan(args) => plan::plan(&args),
+        Command::Plan(args) => plan::plan(&args).await,
         Command::Policy(args) => plan::policy(&args).await,
         Command::Status(args) => status::status(&args).await,
         Command::Crd { kind } => match crd_yaml(kind) {

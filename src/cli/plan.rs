@@ -7,10 +7,15 @@ use clap::Args;
 use kube::ResourceExt;
 use serde_json::Value;
 
-use crate::api::{AccessMode, CrossAccountTransfer, RunPolicy};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Namespace;
+
+use crate::api::{AccessMode, CrossAccountTransfer, RunPolicy, TransferPolicy};
 use crate::desired::{Desired, Identities};
 use crate::naming::TransferId;
 use crate::policy::{Grant, KEY_SID, PolicyChange, grant, key_policy_with, shared_principals};
+use crate::tenancy::{Verdict, evaluate};
 
 /// Options shared by `plan` and `policy`.
 #[derive(Args, Debug, Clone)]
@@ -28,6 +33,111 @@ pub struct ManifestArgs {
     /// from the cluster when the transfer exists there.
     #[arg(long)]
     pub uid: Option<String>,
+}
+
+/// Options of `ferry plan`.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// The manifest and identity options.
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    /// Files with the TransferPolicy documents to check the manifest against, offline.
+    #[arg(long = "policies")]
+    pub policies: Vec<PathBuf>,
+    /// With `--policies`: labels of the transfer's namespace, `key=value`, for policies that
+    /// select namespaces by label.
+    #[arg(long = "namespace-label", value_parser = parse_label)]
+    pub namespace_labels: Vec<(String, String)>,
+    /// Check against the cluster's TransferPolicies and the namespace's labels (kubeconfig).
+    #[arg(long, conflicts_with = "policies")]
+    pub cluster: bool,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{text}` is not key=value"))
+}
+
+/// Reads the documents of `kind` in a YAML file (`-`: stdin); other kinds are skipped.
+fn read_kind(file: &PathBuf, kind: &str) -> Result<Vec<Value>, String> {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("reading stdin: {e}"))?
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?
+    };
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&text).map_err(|e| format!("{}: not YAML: {e}", file.display()))?;
+    Ok(docs
+        .into_iter()
+        .filter(|d| d.get("kind").and_then(Value::as_str) == Some(kind))
+        .collect())
+}
+
+/// Reads the TransferPolicy documents of the files.
+pub fn read_policies(files: &[PathBuf]) -> Result<Vec<TransferPolicy>, String> {
+    let mut out = Vec::new();
+    for file in files {
+        for doc in read_kind(file, "TransferPolicy")? {
+            let name = doc["metadata"]["name"].as_str().unwrap_or("?").to_string();
+            out.push(serde_json::from_value(doc).map_err(|e| format!("TransferPolicy {name}: {e}"))?);
+        }
+    }
+    Ok(out)
+}
+
+/// The policies' answer for a transfer as the plan's first lines (pure).
+pub fn render_verdict(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Permitted { policy } => format!("  Permitted by TransferPolicy {policy}."),
+        Verdict::Refused { message } => format!("  NOT PERMITTED: {message}"),
+    }
+}
+
+/// Where the plan's policies and namespace labels come from.
+enum Policies {
+    /// Not checked.
+    None,
+    /// These policies; these labels for every namespace.
+    Given(Vec<TransferPolicy>, BTreeMap<String, String>),
+    /// The cluster's.
+    Cluster(kube::Client, Vec<TransferPolicy>),
+}
+
+impl Policies {
+    async fn load(args: &PlanArgs) -> Result<Self, String> {
+        if args.cluster {
+            let client = kube::Client::try_default()
+                .await
+                .map_err(|e| format!("no Kubernetes configuration: {e}"))?;
+            let list = kube::Api::<TransferPolicy>::all(client.clone())
+                .list(&Default::default())
+                .await
+                .map_err(|e| format!("listing TransferPolicies: {e}"))?;
+            return Ok(Policies::Cluster(client, list.items));
+        }
+        if args.policies.is_empty() {
+            return Ok(Policies::None);
+        }
+        let labels = args.namespace_labels.iter().cloned().collect();
+        Ok(Policies::Given(read_policies(&args.policies)?, labels))
+    }
+
+    async fn decide(&self, obj: &CrossAccountTransfer) -> Result<Option<Verdict>, String> {
+        let namespace = obj.namespace().unwrap_or_else(|| "default".into());
+        match self {
+            Policies::None => Ok(None),
+            Policies::Given(policies, labels) => Ok(Some(evaluate(&obj.spec, &namespace, labels, policies))),
+            Policies::Cluster(client, policies) => {
+                let ns = kube::Api::<Namespace>::all(client.clone())
+                    .get_opt(&namespace)
+                    .await
+                    .map_err(|e| format!("reading namespace {namespace}: {e}"))?;
+                let labels = ns.map(|n| n.labels().clone()).unwrap_or_default();
+                Ok(Some(evaluate(&obj.spec, &namespace, &labels, policies)))
+            }
+        }
+    }
 }
 
 /// Options of `ferry policy`.
@@ -51,18 +161,8 @@ pub struct PolicyArgs {
 
 /// Reads the CrossAccountTransfer documents of a manifest file (other kinds are skipped).
 pub fn read_transfers(file: &PathBuf) -> Result<Vec<CrossAccountTransfer>, String> {
-    let text = if file.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("reading stdin: {e}"))?
-    } else {
-        std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?
-    };
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple(&text).map_err(|e| format!("{}: not YAML: {e}", file.display()))?;
     let mut out = Vec::new();
-    for doc in docs {
-        if doc.get("kind").and_then(Value::as_str) != Some("CrossAccountTransfer") {
-            continue;
-        }
+    for doc in read_kind(file, "CrossAccountTransfer")? {
         let name = doc["metadata"]["name"].as_str().unwrap_or("?").to_string();
         let obj: CrossAccountTransfer =
             serde_json::from_value(doc).map_err(|e| format!("CrossAccountTransfer {name}: {e}"))?;
@@ -278,22 +378,41 @@ pub fn render_plan(obj: &CrossAccountTransfer, args: &ManifestArgs) -> String {
 }
 
 /// Runs `ferry plan`.
-pub fn plan(args: &ManifestArgs) -> i32 {
-    match read_transfers(&args.file) {
-        Ok(transfers) => {
-            let plans: Vec<String> = transfers.iter().map(|t| render_plan(t, args)).collect();
-            println!("{}", plans.join("\n\n---\n\n"));
-            if transfers.iter().any(|t| !t.spec.validate().is_empty()) {
-                1
-            } else {
-                0
-            }
-        }
+pub async fn plan(args: &PlanArgs) -> i32 {
+    let loaded = match read_transfers(&args.manifest.file) {
+        Ok(transfers) => Policies::load(args).await.map(|p| (transfers, p)),
+        Err(e) => Err(e),
+    };
+    let (transfers, policies) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("ferry plan: {e}");
-            1
+            return 1;
         }
+    };
+    let mut plans = Vec::new();
+    let mut failed = false;
+    for t in &transfers {
+        let mut text = render_plan(t, &args.manifest);
+        let verdict = match policies.decide(t).await {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("ferry plan: {e}");
+                return 1;
+            }
+        };
+        let tenancy = match &verdict {
+            Some(v) => render_verdict(v),
+            None => "  TransferPolicies not checked: give --policies FILE or --cluster".to_string(),
+        };
+        // Right under the heading: whether the rest may happen at all.
+        let heading = text.find('\n').unwrap_or(text.len());
+        text.insert_str(heading, &format!("\n{tenancy}"));
+        failed |= !t.spec.validate().is_empty() || verdict.is_some_and(|v| !v.permitted());
+        plans.push(text);
     }
+    println!("{}", plans.join("\n\n---\n\n"));
+    i32::from(failed)
 }
 
 /// The bucket policy Account B applies: the principals of a transfer's required statements

@@ -84,20 +84,36 @@ async fn examples_are_valid_manifests() {
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
             continue;
         }
-        for obj in ferry::cli::read_transfers(&path).unwrap_or_else(|e| panic!("{e}")) {
+        let Ok(transfers) = ferry::cli::read_transfers(&path) else {
+            // The policies: they grant every example (below).
+            assert!(
+                !ferry::cli::read_policies(std::slice::from_ref(&path))
+                    .expect("policies")
+                    .is_empty()
+            );
+            continue;
+        };
+        for obj in transfers {
             namespaces.insert(obj.metadata.namespace.clone().unwrap_or_else(|| "default".into()));
-            let plan = Command::new(env!("CARGO_BIN_EXE_ferry"))
-                .args([
-                    "plan",
-                    "-f",
-                    &path.display().to_string(),
-                    "--account-a-id",
-                    "111111111111",
-                ])
-                .output()
-                .expect("ferry plan");
-            succeeded(&plan, &format!("ferry plan -f {}", path.display()));
         }
+        let examples = repo().join("examples");
+        let plan = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args([
+                "plan",
+                "-f",
+                &path.display().to_string(),
+                "--account-a-id",
+                "111111111111",
+            ])
+            .arg(format!(
+                "--policies={}",
+                examples.join("quickstart-policy.yaml").display()
+            ))
+            .arg(format!("--policies={}", examples.join("policies.yaml").display()))
+            .output()
+            .expect("ferry plan");
+        let text = succeeded(&plan, &format!("ferry plan -f {}", path.display()));
+        assert!(text.contains("Permitted by TransferPolicy ferry-demo-"), "{text}");
     }
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
     for ns in namespaces {

@@ -96,32 +96,47 @@ async fn a_tenant_without_a_policy_is_refused_with_zero_aws_calls_until_one_gran
 #[tokio::test]
 async fn every_ungranted_field_is_refused_before_aws_and_deleted_without_cleanup() {
     let s = Scenario::new("edge", "us-east-1", "us-east-1").await;
-    let role_b = s.b.role_arn.clone();
-    // Granted: a source bucket whose name extends the real one, the media/b/ folder only,
-    // Account B's role in upper case (IAM role names ignore case; grants do not), and External.
+    let (a, b) = (s.a.id.clone(), s.b.id.clone());
+    let reports = format!("{}-reports", s.src);
+    // Granted: a source bucket whose name extends the real one and the real one, the media/b/
+    // folder only, a source role in mixed case (IAM ignores the case of role names; grants do
+    // not), External mode only, the archive/ folder, one report bucket's ferry/ folder.
     s.grant(
         "edges",
-        json!({"source": {"buckets": [format!("{}-archive", s.src), s.src.clone()], "prefixes": ["media/b/"]},
-               "destination": {"roleArns": [role_b.replace("role/ferry-bucket-admin", "role/Ferry-Bucket-Admin")],
-                               "modes": ["AssumeRole", "External"]}}),
+        json!({"source": {"buckets": [format!("{}-archive", s.src), s.src.clone()], "prefixes": ["media/b/"],
+                          "roleArns": [format!("arn:aws:iam::{a}:role/Ferry-Migrations")]},
+               "destination": {"modes": ["External"], "prefixes": ["archive/"]},
+               "report": {"buckets": [reports.clone()], "prefixes": ["ferry/"]}}),
     )
     .await;
     let _op = s.operator(&[ENFORCE]);
     let before = aws_calls(&s);
+    // Each case changes one field of a granted External transfer of media/b/.
+    let manifest = |name: &str, change: &Value| {
+        let granted =
+            json!({"source": {"prefix": "media/b/"}, "destination": {"access": {"mode": "External", "roleArn": null}}});
+        let mut m = s.manifest(name, granted);
+        common::scenario::merge(&mut m["spec"], change);
+        m
+    };
     let cases: Vec<(&str, Value, &str)> = vec![
         // a prefix of a granted bucket name is not that bucket
         (
             "shorter-bucket",
-            json!({"source": {"bucket": s.src[..s.src.len() - 1].to_string(), "prefix": "media/b/"}}),
+            json!({"source": {"bucket": s.src[..s.src.len() - 1].to_string()}}),
             "spec.source.bucket",
         ),
-        // a wider folder than the granted one
+        (
+            "source-region",
+            json!({"source": {"region": "us-west-2"}}),
+            "spec.source.region",
+        ),
+        // a wider folder than the granted one, and the whole bucket
         (
             "wider-prefix",
             json!({"source": {"prefix": "media/"}}),
             "spec.source.prefix",
         ),
-        // the whole bucket is wider still
         (
             "whole-bucket",
             json!({"source": {"prefix": null}}),
@@ -130,37 +145,73 @@ async fn every_ungranted_field_is_refused_before_aws_and_deleted_without_cleanup
         // case counts
         (
             "role-case",
-            json!({"source": {"prefix": "media/b/"}}),
-            "spec.destination.access.roleArn",
+            json!({"source": {"roleArn": format!("arn:aws:iam::{a}:role/ferry-migrations")}}),
+            "spec.source.roleArn",
+        ),
+        (
+            "source-key",
+            json!({"source": {"kmsKeyArn": format!("arn:aws:kms:us-east-1:{a}:key/k1")}}),
+            "spec.source.kmsKeyArn",
         ),
         // the case: External mode into an account nobody approved
         (
             "other-account",
-            json!({"source": {"prefix": "media/b/"},
-                                 "destination": {"accountId": "999999999999", "access": {"mode": "External", "roleArn": null}}}),
+            json!({"destination": {"accountId": "999999999999"}}),
             "spec.destination.accountId",
         ),
         (
+            "other-bucket",
+            json!({"destination": {"bucket": "someone-elses-bucket"}}),
+            "spec.destination.bucket",
+        ),
+        (
+            "dest-region",
+            json!({"destination": {"region": "us-west-2"}}),
+            "spec.destination.region",
+        ),
+        (
+            "dest-prefix",
+            json!({"destination": {"prefix": "elsewhere/"}}),
+            "spec.destination.prefix",
+        ),
+        (
+            "assume-role",
+            json!({"destination": {"access": {"mode": "AssumeRole", "roleArn": s.b.role_arn.clone()}}}),
+            "spec.destination.access.mode",
+        ),
+        (
+            "dest-key",
+            json!({"destination": {"kmsKeyArn": format!("arn:aws:kms:us-east-1:{b}:key/k2")}}),
+            "spec.destination.kmsKeyArn",
+        ),
+        (
+            "datasync-name",
+            json!({"dataSyncRole": {"name": "powerful"}}),
+            "spec.dataSyncRole.name",
+        ),
+        (
+            "datasync-arn",
+            json!({"dataSyncRole": {"arn": format!("arn:aws:iam::{a}:role/powerful")}}),
+            "spec.dataSyncRole.arn",
+        ),
+        (
             "report-bucket",
-            json!({"source": {"prefix": "media/b/"}, "destination": {"access": {"mode": "External", "roleArn": null}},
-                                 "task": {"report": {"bucket": s.dst.clone()}}}),
+            json!({"task": {"report": {"bucket": s.dst.clone()}}}),
             "spec.task.report.bucket",
         ),
         (
-            "source-role",
-            json!({"source": {"prefix": "media/b/", "roleArn": format!("arn:aws:iam::{}:role/admin", s.a.id)},
-                               "destination": {"access": {"mode": "External", "roleArn": null}}}),
-            "spec.source.roleArn",
+            "report-prefix",
+            json!({"task": {"report": {"bucket": reports.clone(), "prefix": "other/"}}}),
+            "spec.task.report.prefix",
         ),
         (
-            "datasync-role",
-            json!({"source": {"prefix": "media/b/"}, "destination": {"access": {"mode": "External", "roleArn": null}},
-                                 "dataSyncRole": {"arn": format!("arn:aws:iam::{}:role/powerful", s.a.id)}}),
-            "spec.dataSyncRole.arn",
+            "log-group",
+            json!({"task": {"logGroupArn": format!("arn:aws:logs:us-east-1:{a}:log-group:/aws/datasync")}}),
+            "spec.task.logGroupArn",
         ),
     ];
-    for (name, spec, _) in &cases {
-        s.apply(&s.manifest(name, spec.clone())).await;
+    for (name, change, _) in &cases {
+        s.apply(&manifest(name, change)).await;
     }
     for (name, _, field) in &cases {
         let message = refused(&s, name).await;
@@ -169,6 +220,9 @@ async fn every_ungranted_field_is_refused_before_aws_and_deleted_without_cleanup
             "{name}: {message}"
         );
         assert!(message.contains("a platform admin must add it to"), "{name}: {message}");
+        if *name == "whole-bucket" {
+            assert!(message.contains("(empty: the whole bucket)"), "{message}");
+        }
     }
     assert_eq!(aws_calls(&s), before, "no refused transfer made an AWS call");
     // A transfer that never ran is deleted at once, without an AWS call.
@@ -178,11 +232,7 @@ async fn every_ungranted_field_is_refused_before_aws_and_deleted_without_cleanup
     assert_eq!(aws_calls(&s), before, "deleting them made no AWS call either");
 
     // The same transfer within what is granted runs (External: Ferry never calls Account B).
-    s.apply(&s.manifest(
-        "granted",
-        json!({"source": {"prefix": "media/b/"}, "destination": {"access": {"mode": "External", "roleArn": null}}}),
-    ))
-    .await;
+    s.apply(&manifest("granted", &json!({}))).await;
     s.wait_phase("granted", Phase::AwaitingDestination, CONVERGE).await;
     assert!(aws_calls(&s) > before);
 }
@@ -272,6 +322,38 @@ async fn a_transfer_whose_identity_is_no_longer_granted_is_deleted_without_aws_c
         .find(|(kind, reason, _, _)| kind == "Warning" && reason == "CleanupNotPermitted")
         .unwrap_or_else(|| panic!("no CleanupNotPermitted event: {events:?}"));
     assert!(left.2.contains("Left in AWS: arn:aws:datasync:"), "{}", left.2);
+}
+
+/// `ferry plan --cluster`: the policy that permits a manifest, or what is missing (exit 1).
+#[tokio::test]
+async fn ferry_plan_names_the_permitting_policy_or_what_is_missing() {
+    let s = Scenario::new("tplan", "us-east-1", "us-east-1").await;
+    let plan = |name: &str, spec: Value| {
+        let path = s.env.dir.join(format!("plan-{}-{name}.yaml", s.ns));
+        std::fs::write(&path, serde_json::to_string(&s.manifest(name, spec)).expect("json")).expect("write");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["plan", "--cluster", "-f", &path.display().to_string()])
+            .env("KUBECONFIG", &s.env.kubeconfig)
+            .output()
+            .expect("ferry plan");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let (code, text) = plan("p", json!({}));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!("NOT PERMITTED: no TransferPolicy selects namespace {}", s.ns)),
+        "{text}"
+    );
+    let name = s.grant("team", json!({})).await;
+    let (code, text) = plan("p", json!({}));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&format!("Permitted by TransferPolicy {name}.")), "{text}");
+    let (code, text) = plan("p", json!({"destination": {"bucket": "not-granted-bucket"}}));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("NOT PERMITTED: spec.destination.bucket \"not-granted-bucket\" is not granted"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
