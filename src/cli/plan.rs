@@ -59,7 +59,8 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{text}` is not key=value"))
 }
 
-/// Reads the documents of `kind` in a YAML file (`-`: stdin); other kinds are skipped.
+/// Reads the documents of `kind` in a YAML file (`-`: stdin), also the items of a `List` (what
+/// `kubectl get -o yaml` prints); other kinds are skipped.
 fn read_kind(file: &PathBuf, kind: &str) -> Result<Vec<Value>, String> {
     let text = if file.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).map_err(|e| format!("reading stdin: {e}"))?
@@ -70,6 +71,10 @@ fn read_kind(file: &PathBuf, kind: &str) -> Result<Vec<Value>, String> {
         serde_saphyr::from_multiple(&text).map_err(|e| format!("{}: not YAML: {e}", file.display()))?;
     Ok(docs
         .into_iter()
+        .flat_map(|d| match d.get("kind").and_then(Value::as_str) {
+            Some("List") => d["items"].as_array().cloned().unwrap_or_default(),
+            _ => vec![d],
+        })
         .filter(|d| d.get("kind").and_then(Value::as_str) == Some(kind))
         .collect())
 }

@@ -328,9 +328,11 @@ async fn a_transfer_whose_identity_is_no_longer_granted_is_deleted_without_aws_c
 #[tokio::test]
 async fn ferry_plan_names_the_permitting_policy_or_what_is_missing() {
     let s = Scenario::new("tplan", "us-east-1", "us-east-1").await;
+    // As `kubectl get -o yaml` prints them: a List.
     let plan = |name: &str, spec: Value| {
         let path = s.env.dir.join(format!("plan-{}-{name}.yaml", s.ns));
-        std::fs::write(&path, serde_json::to_string(&s.manifest(name, spec)).expect("json")).expect("write");
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": [s.manifest(name, spec)]});
+        std::fs::write(&path, serde_json::to_string(&list).expect("json")).expect("write");
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
             .args(["plan", "--cluster", "-f", &path.display().to_string()])
             .env("KUBECONFIG", &s.env.kubeconfig)
