@@ -393,3 +393,31 @@ async fn policies_are_validated_at_admission() {
         );
     }
 }
+
+/// A policy that selects namespaces by label: labelling the namespace (a namespace watch
+/// event) is what lets its transfer run.
+#[tokio::test]
+async fn labelling_a_namespace_grants_what_a_selector_policy_grants() {
+    let s = Scenario::new("tlabel", "us-east-1", "us-east-1").await;
+    let label = format!("tenant-{}", s.ns);
+    s.grant(
+        "by-label",
+        json!({"namespaces": {"names": null, "selector": {"matchLabels": {"ferry.dev/tenant": label}}}}),
+    )
+    .await;
+    let _op = s.operator(&[ENFORCE]);
+    s.apply(&s.manifest("l", json!({}))).await;
+    let message = refused(&s, "l").await;
+    assert!(message.contains("no TransferPolicy selects namespace"), "{message}");
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(s.client.clone());
+    let patch = json!({"metadata": {"labels": {"ferry.dev/tenant": label}}});
+    namespaces
+        .patch(
+            &s.ns,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("label the namespace");
+    s.wait_recovery("l", Phase::Succeeded, CONVERGE).await;
+}
