@@ -279,7 +279,7 @@ impl Context {
         let limit = self.config.reconcile_timeout;
         tokio::time::timeout(limit, Box::pin(work()))
             .await
-            .unwrap_or_else(|_| Err(crate::error::Error::Timeout(limit).into()))
+            .unwrap_or_else(|_| Err(crate::error::Error::ReconcileTimeout(limit).into()))
     }
 
     /// Publishes a Kubernetes event about `obj` (action = reason); failures are only logged.

@@ -181,6 +181,27 @@ pub struct ReportSettings {
     pub level: String,
 }
 
+/// The `Options` Ferry sets on a task, in DataSync's vocabulary: declared once here; the task
+/// step reads and writes them field by field with struct patterns, so an option added here
+/// cannot be left out of the request, the observed view or the difference.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TaskOptions {
+    /// `VerifyMode`.
+    pub verify: String,
+    /// `OverwriteMode`.
+    pub overwrite: String,
+    /// `TransferMode`.
+    pub transfer: String,
+    /// `PreserveDeletedFiles`.
+    pub preserve_deleted: String,
+    /// `ObjectTags`.
+    pub object_tags: String,
+    /// `LogLevel`.
+    pub log_level: String,
+    /// `BytesPerSecond` (-1: unlimited).
+    pub bytes_per_second: i64,
+}
+
 /// Everything Ferry sets on a task, in DataSync's vocabulary (pure data, compared as a whole).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct TaskSettings {
@@ -192,20 +213,8 @@ pub struct TaskSettings {
     pub source_location_arn: String,
     /// Destination location ARN.
     pub destination_location_arn: String,
-    /// `Options.VerifyMode`.
-    pub verify: String,
-    /// `Options.OverwriteMode`.
-    pub overwrite: String,
-    /// `Options.TransferMode`.
-    pub transfer: String,
-    /// `Options.PreserveDeletedFiles`.
-    pub preserve_deleted: String,
-    /// `Options.ObjectTags`.
-    pub object_tags: String,
-    /// `Options.LogLevel`.
-    pub log_level: String,
-    /// `Options.BytesPerSecond` (-1: unlimited).
-    pub bytes_per_second: i64,
+    /// The task's `Options`, sent whole when any of them differs.
+    pub options: TaskOptions,
     /// Include patterns joined with `|`.
     pub includes: Option<String>,
     /// Exclude patterns joined with `|`.
@@ -356,13 +365,15 @@ fn task(spec: &CrossAccountTransferSpec, name: &str, role_arn: &str) -> TaskSett
         mode: task.mode.aws_name().into(),
         source_location_arn: String::new(),
         destination_location_arn: String::new(),
-        verify: task.verify.aws_name().into(),
-        overwrite: task.overwrite.aws_name().into(),
-        transfer: task.transfer.aws_name().into(),
-        preserve_deleted: task.deleted.aws_name().into(),
-        object_tags: task.object_tags.aws_name().into(),
-        log_level: log_level.aws_name().into(),
-        bytes_per_second: task.bytes_per_second.unwrap_or(-1),
+        options: TaskOptions {
+            verify: task.verify.aws_name().into(),
+            overwrite: task.overwrite.aws_name().into(),
+            transfer: task.transfer.aws_name().into(),
+            preserve_deleted: task.deleted.aws_name().into(),
+            object_tags: task.object_tags.aws_name().into(),
+            log_level: log_level.aws_name().into(),
+            bytes_per_second: task.bytes_per_second.unwrap_or(-1),
+        },
         includes: join(&task.includes),
         excludes: join(&task.excludes),
         schedule: spec.schedule.clone().map(|expr| (expr, !spec.suspend)),
@@ -405,13 +416,13 @@ mod tests {
         }))
         .task;
         assert_eq!(d.mode, "BASIC");
-        assert_eq!(d.verify, "POINT_IN_TIME_CONSISTENT");
-        assert_eq!(d.overwrite, "NEVER");
-        assert_eq!(d.transfer, "ALL");
-        assert_eq!(d.preserve_deleted, "PRESERVE");
-        assert_eq!(d.object_tags, "NONE");
-        assert_eq!(d.log_level, "BASIC", "a log group without a level logs BASIC");
-        assert_eq!(d.bytes_per_second, 1_048_576);
+        assert_eq!(d.options.verify, "POINT_IN_TIME_CONSISTENT");
+        assert_eq!(d.options.overwrite, "NEVER");
+        assert_eq!(d.options.transfer, "ALL");
+        assert_eq!(d.options.preserve_deleted, "PRESERVE");
+        assert_eq!(d.options.object_tags, "NONE");
+        assert_eq!(d.options.log_level, "BASIC", "a log group without a level logs BASIC");
+        assert_eq!(d.options.bytes_per_second, 1_048_576);
         assert_eq!(d.includes.as_deref(), Some("/a*|/b*"));
         assert_eq!(d.excludes.as_deref(), Some("*.tmp"));
         assert_eq!(d.schedule, Some(("rate(12 hours)".into(), true)));
@@ -426,10 +437,10 @@ mod tests {
     fn defaults_map_to_enhanced_without_logging() {
         let d = build(json!({})).task;
         assert_eq!(d.mode, "ENHANCED");
-        assert_eq!(d.verify, "ONLY_FILES_TRANSFERRED");
-        assert_eq!(d.transfer, "CHANGED");
-        assert_eq!(d.log_level, "OFF");
-        assert_eq!(d.bytes_per_second, -1);
+        assert_eq!(d.options.verify, "ONLY_FILES_TRANSFERRED");
+        assert_eq!(d.options.transfer, "CHANGED");
+        assert_eq!(d.options.log_level, "OFF");
+        assert_eq!(d.options.bytes_per_second, -1);
         assert_eq!(d.includes, None);
         assert_eq!(d.schedule, None);
     }

@@ -72,7 +72,7 @@ pub enum Error {
     /// AWS refused a request as invalid (its API model or a documented limit): the spec leads to
     /// something AWS cannot do, and sending it again cannot help.
     #[error("AWS refused {action} on {resource}: {code}: {message}{}; change the spec (Ferry tries again on a change, and every few minutes)", field.as_deref().map(|f| format!(" (from {f})")).unwrap_or_default())]
-    Rejected {
+    AwsRejected {
         /// The AWS action.
         action: String,
         /// The resource.
@@ -119,7 +119,7 @@ pub enum Error {
     /// A bucket's encryption is one DataSync cannot work with (SSE-C, the AWS managed key across
     /// accounts, a key named by alias across accounts).
     #[error("{message}")]
-    EncryptionUnsupported {
+    EncryptionNotSupported {
         /// The bucket.
         bucket: String,
         /// What is wrong and how to fix it.
@@ -138,11 +138,11 @@ pub enum Error {
     /// A reconcile did not finish in time (an AWS or Kubernetes call hung); it is dropped and
     /// tried again. Every step can be interrupted, as after a crash.
     #[error("reconcile did not finish within {0:?}; trying again")]
-    Timeout(Duration),
+    ReconcileTimeout(Duration),
 
     /// A Kubernetes API call failed.
     #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    KubernetesApi(#[from] kube::Error),
 }
 
 impl Error {
@@ -155,14 +155,14 @@ impl Error {
             Error::IamPropagation { .. } => "IamPropagation",
             Error::AwsUnavailable { .. } => "AwsUnavailable",
             Error::AwsFailed { .. } => "AwsFailed",
-            Error::Rejected { .. } => "AwsRejected",
+            Error::AwsRejected { .. } => "AwsRejected",
             Error::NotOwned { .. } => "NotOwned",
             Error::MalformedBucketPolicy { .. } => "MalformedBucketPolicy",
             Error::BucketPolicyFull { .. } => "BucketPolicyFull",
-            Error::Timeout(_) => "ReconcileTimeout",
-            Error::EncryptionUnsupported { .. } => "EncryptionNotSupported",
+            Error::ReconcileTimeout(_) => "ReconcileTimeout",
+            Error::EncryptionNotSupported { .. } => "EncryptionNotSupported",
             Error::MalformedKeyPolicy { .. } => "MalformedKeyPolicy",
-            Error::Kube(_) => "KubernetesApi",
+            Error::KubernetesApi(_) => "KubernetesApi",
         }
     }
 
@@ -172,12 +172,12 @@ impl Error {
             self,
             Error::InvalidSpec(_)
                 | Error::NotPermitted(_)
-                | Error::Rejected { .. }
+                | Error::AwsRejected { .. }
                 | Error::AccessDenied { .. }
                 | Error::NotOwned { .. }
                 | Error::MalformedBucketPolicy { .. }
                 | Error::BucketPolicyFull { .. }
-                | Error::EncryptionUnsupported { .. }
+                | Error::EncryptionNotSupported { .. }
                 | Error::MalformedKeyPolicy { .. }
         )
     }
@@ -191,7 +191,9 @@ impl Error {
             Error::InvalidSpec(_) | Error::NotPermitted(_) => None,
             _ if self.is_stalled() => Some(stalled_retry),
             Error::IamPropagation { .. } => Some(Duration::from_secs(5)),
-            Error::AwsUnavailable { .. } | Error::Kube(_) | Error::Timeout(_) => Some(Duration::from_secs(10)),
+            Error::AwsUnavailable { .. } | Error::KubernetesApi(_) | Error::ReconcileTimeout(_) => {
+                Some(Duration::from_secs(10))
+            }
             _ => Some(Duration::from_secs(60)),
         }
     }
@@ -214,6 +216,33 @@ impl From<aws_smithy_types::error::operation::BuildError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `reason()` answers each variant's own name, as the module promises: its match arms read
+    /// from this file's source, every `Error::Name ... => "Name"`.
+    #[test]
+    fn the_reason_is_the_variant_name() {
+        let source = include_str!("error.rs");
+        let body = &source[source.find("pub fn reason(&self)").unwrap()..];
+        let body = &body[..body.find("\n    }\n").unwrap()];
+        let mut arms = 0;
+        for line in body.lines().filter(|l| l.contains("=> \"")) {
+            let variant: String = line
+                .trim()
+                .trim_start_matches("Error::")
+                .chars()
+                .take_while(char::is_ascii_alphanumeric)
+                .collect();
+            let reason = line.split('"').nth(1).unwrap();
+            assert_eq!(variant, reason, "{line}");
+            arms += 1;
+        }
+        let variants = source[source.find("pub enum Error {").unwrap()..]
+            .lines()
+            .take_while(|l| *l != "}")
+            .filter(|l| l.starts_with("    ") && !l.starts_with("     ") && l.trim().starts_with(char::is_uppercase))
+            .count();
+        assert_eq!(arms, variants, "every variant has a reason arm");
+    }
 
     #[test]
     fn retries_follow_the_kind_of_error() {

@@ -34,7 +34,8 @@ pub use error::{Error, Result};
 /// test below enforces it). Types and pure logic at the bottom, then AWS access, the shared
 /// context, status, the steps, the controller and the command line on top.
 pub const LAYERS: &[&[&str]] = &[
-    &["api", "naming", "metrics", "telemetry", "leader"],
+    &["api", "metrics", "telemetry", "leader"],
+    &["naming"],
     &["policy", "fixtures"],
     &["desired", "error", "tenancy"],
     &["aws"],

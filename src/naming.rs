@@ -108,20 +108,7 @@ impl TransferId {
     }
 }
 
-/// The AWS partition of a region (`aws`, `aws-cn`, `aws-us-gov`, ...).
-pub fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else if region.starts_with("us-isob-") {
-        "aws-iso-b"
-    } else if region.starts_with("us-iso-") {
-        "aws-iso"
-    } else {
-        "aws"
-    }
-}
+pub use crate::api::partition;
 
 /// `arn:<partition>:s3:::<bucket>`.
 pub fn bucket_arn(region: &str, bucket: &str) -> String {

@@ -6,9 +6,12 @@
 //! at admission. [`CrossAccountTransferSpec::validate`] checks, at reconcile time, the
 //! little that a schema cannot express.
 
+mod rules;
 mod status;
 mod tenancy;
 
+pub(crate) use rules::MSG_ROLE_ARN_REQUIRED;
+pub use rules::{PARTITIONS, RULES, Rule, Scope, broken_rules, cel_rules, partition, partition_names};
 pub use status::*;
 pub use tenancy::*;
 
@@ -25,8 +28,8 @@ pub const RUN_ANNOTATION: &str = "ferry.dev/run";
 
 /// S3 bucket naming rules (lowercase letters, digits, dots and hyphens; 3–63 chars).
 const BUCKET_PATTERN: &str = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$";
-/// AWS region names such as `us-east-1`, `eu-central-2`, `us-gov-west-1`.
-const REGION_PATTERN: &str = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$";
+/// AWS region names such as `us-east-1`, `eu-central-2`, `us-gov-west-1`, `eusc-de-east-1`.
+const REGION_PATTERN: &str = r"^([a-z]{2}(-gov|-iso[a-z]?)?|eusc-[a-z]{2})-[a-z]+-[0-9]{1,2}$";
 /// An S3 key prefix: folders separated by single slashes, no leading slash, only the characters
 /// DataSync's `Subdirectory` takes (`[a-zA-Z0-9_\-\+\./\(\)\p{Zs}]`, ASCII space only here).
 const PREFIX_PATTERN: &str = r"^[A-Za-z0-9_+.() -]+(/[A-Za-z0-9_+.() -]+)*/?$";
@@ -69,21 +72,22 @@ pub const OPT_IN_REGIONS: &[&str] = &[
     "mx-central-1",
 ];
 
-/// S3's naming rules for general purpose buckets that a pattern cannot express
-/// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html>), as CEL
-/// rules on a bucket name.
 /// A KMS key's full ARN (not an alias or a bare key id): what DataSync's role policy and the
 /// key policy need.
-pub const KMS_KEY_ARN_PATTERN: &str =
-    "^arn:aws(-cn|-us-gov|-iso|-iso-b|-eusc)?:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$";
+pub fn kms_key_arn_pattern() -> String {
+    format!(
+        "^arn:({}):kms:[a-z0-9-]+:[0-9]{{12}}:key/[A-Za-z0-9-]+$",
+        partition_names().join("|")
+    )
+}
 /// The message for a `kmsKeyArn` that is not a key ARN.
 pub const MSG_KMS_KEY_ARN: &str = "kmsKeyArn must be the key's full ARN, arn:aws:kms:<region>:<account>:key/<key-id>, not an alias or a key id: DataSync's role and the key policy name keys by ARN (aws kms describe-key --key-id alias/<name> prints it)";
 
 fn kms_key_rules() -> serde_json::Value {
-    serde_json::json!([{"rule": format!("self.matches('{KMS_KEY_ARN_PATTERN}')"), "message": MSG_KMS_KEY_ARN}])
+    serde_json::json!([{"rule": format!("self.matches('{}')", kms_key_arn_pattern()), "message": MSG_KMS_KEY_ARN}])
 }
 
-/// Whether `arn` is a KMS key's full ARN ([`KMS_KEY_ARN_PATTERN`] without a regex engine).
+/// Whether `arn` is a KMS key's full ARN ([`kms_key_arn_pattern`] without a regex engine).
 pub fn is_kms_key_arn(arn: &str) -> bool {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let [arn_, partition, service, region, account, resource] = parts.as_slice() else {
@@ -91,7 +95,7 @@ pub fn is_kms_key_arn(arn: &str) -> bool {
     };
     let key = resource.strip_prefix("key/").unwrap_or_default();
     *arn_ == "arn"
-        && ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-eusc"].contains(partition)
+        && partition_names().contains(partition)
         && *service == "kms"
         && !region.is_empty()
         && region
@@ -103,6 +107,9 @@ pub fn is_kms_key_arn(arn: &str) -> bool {
         && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
+/// S3's naming rules for general purpose buckets that a pattern cannot express
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html>), as CEL
+/// rules on a bucket name.
 fn bucket_rules() -> serde_json::Value {
     serde_json::json!([
         {"rule": "!self.contains('..')", "message": "S3 bucket names must not contain two adjacent periods"},
@@ -138,26 +145,6 @@ pub fn bucket_name_problem(name: &str) -> Option<&'static str> {
         None
     }
 }
-
-/// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
-pub(crate) const MSG_ROLE_ARN_REQUIRED: &str = "spec.destination.access.roleArn is required when spec.destination.access.mode is AssumeRole (or use mode: External)";
-/// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
-const MSG_ROLE_NAME_OR_ARN: &str =
-    "spec.dataSyncRole: set name (a role Ferry manages) or arn (an existing role Ferry uses unchanged), not both";
-/// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
-const MSG_ENHANCED_VERIFY: &str = "spec.task.verify: Enhanced mode verifies only transferred files (OnlyFilesTransferred); use mode: Basic for PointInTimeConsistent or None";
-/// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
-const MSG_REMOVE_NEEDS_CHANGED: &str = "spec.task.deleted: Remove needs transfer: Changed (DataSync refuses PreserveDeletedFiles REMOVE with TransferMode ALL)";
-/// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
-const MSG_GLACIER_VERIFY: &str = "spec.task.verify: DataSync cannot verify PointInTimeConsistent into the GLACIER or DEEP_ARCHIVE storage class (spec.destination.storageClass); use OnlyFilesTransferred";
-/// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
-const MSG_ENHANCED_LOG_GROUP: &str = "spec.task.logGroupArn: Enhanced mode tasks log only to the log group /aws/datasync (arn:aws:logs:<region>:<account>:log-group:/aws/datasync)";
-/// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
-const MSG_ONE_PARTITION: &str = "spec.source.region and spec.destination.region must be in one AWS partition (aws, aws-cn, aws-us-gov, ...): DataSync cannot copy across partitions";
-/// Message of a cross-field rule, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
-const MSG_OPT_IN: &str = "spec.source.region and spec.destination.region: DataSync does not copy between Regions when one of them is an opt-in Region (af-south-1, ap-east-1, eu-south-1, me-south-1, ...); use one Region";
-/// Message of a rule on `spec.schedule`, shared by the CRD (CEL) and [`CrossAccountTransferSpec::validate`].
-const MSG_CRON_DAYS: &str = "spec.schedule: a cron expression needs ? in exactly one of day-of-month and day-of-week (EventBridge), e.g. cron(0 2 * * ? *)";
 
 /// Copy an S3 bucket (Account A) into a bucket of another AWS account (Account B) with AWS DataSync.
 ///
@@ -205,28 +192,7 @@ const MSG_CRON_DAYS: &str = "spec.schedule: a cron expression needs ? in exactly
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {
-        "rule": "self.source.bucket != self.destination.bucket",
-        "message": "spec.destination.bucket must differ from spec.source.bucket: Ferry copies between two buckets"
-    },
-    {
-        "rule": "!has(self.task.report) || self.task.report.bucket != self.source.bucket",
-        "message": "spec.task.report.bucket must not be the source bucket: DataSync would copy its own reports"
-    },
-    {
-        "rule": "!(self.task.verify == 'PointInTimeConsistent' && self.destination.storageClass in ['GLACIER', 'DEEP_ARCHIVE'])",
-        "message": MSG_GLACIER_VERIFY
-    },
-    {
-        "rule": "['cn-', 'us-gov-', 'us-iso-', 'us-isob-', 'eusc-'].all(p, self.source.region.startsWith(p) == self.destination.region.startsWith(p))",
-        "message": MSG_ONE_PARTITION
-    },
-    {
-        "rule": "self.source.region == self.destination.region || !(self.source.region in OPT_IN || self.destination.region in OPT_IN)".replace("OPT_IN", &format!("{OPT_IN_REGIONS:?}").replace('"', "'")),
-        "message": MSG_OPT_IN
-    }
-]))]
+#[schemars(extend("x-kubernetes-validations" = cel_rules(Scope::Spec)))]
 pub struct CrossAccountTransferSpec {
     /// The bucket to copy from, in Account A: the account whose credentials the operator runs with
     /// (its pod identity, or `roleArn` assumed from it).
@@ -249,12 +215,7 @@ pub struct CrossAccountTransferSpec {
     /// hour). DataSync then starts executions on its own; Ferry follows them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = SCHEDULE_PATTERN), length(max = 256))]
-    #[schemars(extend("x-kubernetes-validations" = [
-        {
-            "rule": "!self.startsWith('cron(') || ((self.split(' ')[2] == '?') != (self.split(' ')[4] == '?'))",
-            "message": MSG_CRON_DAYS
-        }
-    ]))]
+    #[schemars(extend("x-kubernetes-validations" = cel_rules(Scope::Schedule)))]
     pub schedule: Option<String>,
 
     /// When Ferry starts an execution. `OnChange` (default): once for every new spec generation.
@@ -308,12 +269,7 @@ pub struct SourceSpec {
 /// The destination bucket (Account B).
 #[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {
-        "rule": "!has(self.access.roleArn) || ['aws', 'aws-cn', 'aws-us-gov'].exists(p, self.access.roleArn.startsWith('arn:' + p + ':iam::' + self.accountId + ':role/'))",
-        "message": "spec.destination.access.roleArn must be a role of the destination account spec.destination.accountId"
-    }
-]))]
+#[schemars(extend("x-kubernetes-validations" = cel_rules(Scope::Destination)))]
 pub struct DestinationSpec {
     /// Name of the destination S3 bucket in Account B, e.g. `account-b-bucket`.
     #[schemars(regex(pattern = BUCKET_PATTERN), length(min = 3, max = 63))]
@@ -355,16 +311,7 @@ pub struct DestinationSpec {
 /// How Ferry configures the destination bucket in Account B.
 #[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {
-        "rule": "self.mode != 'AssumeRole' || has(self.roleArn)",
-        "message": MSG_ROLE_ARN_REQUIRED
-    },
-    {
-        "rule": "self.mode != 'External' || !has(self.roleArn)",
-        "message": "spec.destination.access.roleArn must be empty when spec.destination.access.mode is External: Ferry never calls Account B then"
-    }
-]))]
+#[schemars(extend("x-kubernetes-validations" = cel_rules(Scope::Access)))]
 pub struct DestinationAccess {
     /// `AssumeRole` (default): Ferry assumes `roleArn` in Account B to disable ACLs and merge its
     /// statements into the bucket policy. `External`: Ferry never calls Account B; it publishes the
@@ -384,12 +331,7 @@ pub struct DestinationAccess {
 /// Which IAM role DataSync uses.
 #[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {
-        "rule": "!(has(self.name) && has(self.arn))",
-        "message": MSG_ROLE_NAME_OR_ARN
-    }
-]))]
+#[schemars(extend("x-kubernetes-validations" = cel_rules(Scope::DataSyncRole)))]
 pub struct DataSyncRoleSpec {
     /// Name of the role Ferry creates and manages in Account A. Default: `ferry-<namespace>-<name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -406,28 +348,7 @@ pub struct DataSyncRoleSpec {
 /// Settings of the DataSync task.
 #[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {
-        "rule": "self.mode != 'Enhanced' || self.verify == 'OnlyFilesTransferred'",
-        "message": MSG_ENHANCED_VERIFY
-    },
-    {
-        "rule": "self.mode != 'Enhanced' || !has(self.bytesPerSecond)",
-        "message": "spec.task.bytesPerSecond: bandwidth limits are a Basic-mode option; remove it or use mode: Basic"
-    },
-    {
-        "rule": "!(self.deleted == 'Remove' && self.transfer == 'All')",
-        "message": MSG_REMOVE_NEEDS_CHANGED
-    },
-    {
-        "rule": "!has(self.logLevel) || self.logLevel == 'Off' || has(self.logGroupArn)",
-        "message": "spec.task.logGroupArn is required when spec.task.logLevel is Basic or Transfer"
-    },
-    {
-        "rule": "self.mode != 'Enhanced' || !has(self.logGroupArn) || self.logGroupArn.matches(':log-group:/aws/datasync(:[*])?$')",
-        "message": MSG_ENHANCED_LOG_GROUP
-    }
-]))]
+#[schemars(extend("x-kubernetes-validations" = cel_rules(Scope::Task)))]
 pub struct TaskSpec {
     /// DataSync task mode. `Enhanced` (default): parallel listing and transfer, no object-count
     /// limit. `Basic`: the classic mode (25 million objects per task). Immutable.
@@ -756,65 +677,7 @@ impl CrossAccountTransferSpec {
     /// an empty list means the spec is usable.
     pub fn validate(&self) -> Vec<String> {
         let task = &self.task;
-        let access = &self.destination.access;
-        let rules = [
-            (
-                task.mode == TaskMode::Enhanced && task.verify != VerifyMode::OnlyFilesTransferred,
-                MSG_ENHANCED_VERIFY,
-            ),
-            (
-                access.mode == AccessMode::AssumeRole && access.role_arn.is_none(),
-                MSG_ROLE_ARN_REQUIRED,
-            ),
-            (
-                self.data_sync_role.name.is_some() && self.data_sync_role.arn.is_some(),
-                MSG_ROLE_NAME_OR_ARN,
-            ),
-            (
-                task.deleted == DeletedFilesMode::Remove && task.transfer == TransferMode::All,
-                MSG_REMOVE_NEEDS_CHANGED,
-            ),
-            (
-                task.verify == VerifyMode::PointInTimeConsistent
-                    && matches!(
-                        self.destination.storage_class,
-                        StorageClass::Glacier | StorageClass::DeepArchive
-                    ),
-                MSG_GLACIER_VERIFY,
-            ),
-            (
-                task.mode == TaskMode::Enhanced
-                    && task.log_group_arn.as_deref().is_some_and(|arn| {
-                        !(arn.ends_with(":log-group:/aws/datasync") || arn.ends_with(":log-group:/aws/datasync:*"))
-                    }),
-                MSG_ENHANCED_LOG_GROUP,
-            ),
-            (
-                ["cn-", "us-gov-", "us-iso-", "us-isob-", "eusc-"]
-                    .iter()
-                    .any(|p| self.source.region.starts_with(p) != self.destination.region.starts_with(p)),
-                MSG_ONE_PARTITION,
-            ),
-            (
-                self.source.region != self.destination.region
-                    && [&self.source.region, &self.destination.region]
-                        .iter()
-                        .any(|r| OPT_IN_REGIONS.contains(&r.as_str())),
-                MSG_OPT_IN,
-            ),
-            (
-                self.schedule.as_deref().is_some_and(|expr| {
-                    let fields: Vec<&str> = expr.split(' ').collect();
-                    expr.starts_with("cron(") && fields.len() == 6 && (fields[2] == "?") == (fields[4] == "?")
-                }),
-                MSG_CRON_DAYS,
-            ),
-        ];
-        let mut problems: Vec<String> = rules
-            .into_iter()
-            .filter(|(broken, _)| *broken)
-            .map(|(_, message)| message.to_string())
-            .collect();
+        let mut problems: Vec<String> = broken_rules(self).map(str::to_string).collect();
         let buckets = [
             ("spec.source.bucket", Some(&self.source.bucket)),
             ("spec.destination.bucket", Some(&self.destination.bucket)),

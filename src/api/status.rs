@@ -370,6 +370,31 @@ impl ExecutionStatus {
     pub fn failed(&self) -> bool {
         !self.is_running() && !self.succeeded()
     }
+
+    /// Where the execution is, in one sentence (the one text of the condition and the events).
+    pub fn summary(&self) -> String {
+        let arn = &self.arn;
+        if self.succeeded() && self.files_failed > 0 {
+            format!(
+                "execution {arn} succeeded but {} items failed to transfer or verify ({} objects, {} bytes copied)",
+                self.files_failed, self.files_transferred, self.bytes_transferred
+            )
+        } else if self.succeeded() {
+            format!(
+                "execution {arn} copied {} objects ({} bytes)",
+                self.files_transferred, self.bytes_transferred
+            )
+        } else if self.is_running() {
+            format!("execution {arn} is {}: {}% done", self.status, self.percent_done)
+        } else {
+            format!(
+                "execution {arn} ended {}: {}: {}",
+                self.status,
+                self.error_code.as_deref().unwrap_or("no error code"),
+                self.error_detail.as_deref().unwrap_or("no detail")
+            )
+        }
+    }
 }
 
 /// A finished execution, for the history.

@@ -315,7 +315,7 @@ pub fn aws_error(failure: &Failure, account: &str, action: &str, resource: &str,
             resource,
             message,
         },
-        FailureKind::Invalid => Error::Rejected {
+        FailureKind::Invalid => Error::AwsRejected {
             field: spec_field(&action, &message).map(str::to_string),
             action,
             resource,

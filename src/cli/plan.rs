@@ -323,14 +323,14 @@ pub fn render_plan(obj: &CrossAccountTransfer, args: &ManifestArgs) -> String {
         settings.name,
         spec.destination.region,
         settings.mode,
-        settings.verify,
-        settings.overwrite,
-        settings.transfer,
-        settings.preserve_deleted,
-        settings.object_tags,
-        settings.log_level,
-        if settings.bytes_per_second > 0 {
-            format!(", {} bytes/s", settings.bytes_per_second)
+        settings.options.verify,
+        settings.options.overwrite,
+        settings.options.transfer,
+        settings.options.preserve_deleted,
+        settings.options.object_tags,
+        settings.options.log_level,
+        if settings.options.bytes_per_second > 0 {
+            format!(", {} bytes/s", settings.options.bytes_per_second)
         } else {
             String::new()
         }

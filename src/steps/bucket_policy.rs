@@ -86,7 +86,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         .await
         .map_err(|f| t.aws_error(&f, &account_b, "s3:GetBucketPolicy", &resource))?;
     if requires_sse_c(current.as_deref()) {
-        return Err(Error::EncryptionUnsupported {
+        return Err(Error::EncryptionNotSupported {
             bucket: bucket.clone(),
             message: format!(
                 "the policy of bucket {bucket} requires uploads encrypted with customer-provided keys (SSE-C), which DataSync cannot write (https://docs.aws.amazon.com/datasync/latest/userguide/create-s3-location.html); use a bucket with SSE-S3 or SSE-KMS encryption"

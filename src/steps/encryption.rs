@@ -165,7 +165,7 @@ pub async fn observe(t: &mut Transfer<'_>) -> Result<()> {
                 DestinationKey::None => {}
                 DestinationKey::Key(key) => keys.destination = Some(key),
                 DestinationKey::Unusable(message) => {
-                    return Err(Error::EncryptionUnsupported {
+                    return Err(Error::EncryptionNotSupported {
                         bucket: bucket.clone(),
                         message,
                     });

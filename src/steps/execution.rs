@@ -82,43 +82,21 @@ pub fn execution_condition(e: Option<&ExecutionStatus>, run: RunPolicy) -> (&'st
         };
         return ("Unknown", "NoExecution", message.to_string());
     };
-    if e.succeeded() && e.files_failed > 0 {
-        (
-            "True",
-            "SucceededWithFailures",
-            format!(
-                "execution {} succeeded but {} items failed to transfer or verify ({} objects, {} bytes copied); see the task report or CloudWatch logs",
-                e.arn, e.files_failed, e.files_transferred, e.bytes_transferred
-            ),
-        )
+    let (status, reason) = if e.succeeded() && e.files_failed > 0 {
+        ("True", "SucceededWithFailures")
     } else if e.succeeded() {
-        (
-            "True",
-            "Succeeded",
-            format!(
-                "execution {} copied {} objects ({} bytes)",
-                e.arn, e.files_transferred, e.bytes_transferred
-            ),
-        )
+        ("True", "Succeeded")
     } else if e.is_running() {
-        (
-            "False",
-            "Running",
-            format!("execution {} is {}: {}% done", e.arn, e.status, e.percent_done),
-        )
+        ("False", "Running")
     } else {
-        (
-            "False",
-            "Failed",
-            format!(
-                "execution {} ended {}: {}: {}",
-                e.arn,
-                e.status,
-                e.error_code.as_deref().unwrap_or("no error code"),
-                e.error_detail.as_deref().unwrap_or("no detail")
-            ),
-        )
-    }
+        ("False", "Failed")
+    };
+    let see = if e.succeeded() && e.files_failed > 0 {
+        "; see the task report or CloudWatch logs"
+    } else {
+        ""
+    };
+    (status, reason, format!("{}{see}", e.summary()))
 }
 
 /// The tag value that marks the execution started for a run request.
@@ -435,31 +413,13 @@ async fn refresh(t: &mut Transfer<'_>, client: &aws_sdk_datasync::Client) -> Res
         remember(&mut t.status.history, &next);
         let failed = next.files_failed.max(next.report.as_ref().map_or(0, |r| r.failed));
         next.files_failed = failed;
+        let note = next.report.as_ref().map(ReportSummary::note).unwrap_or_default();
+        let message = format!("{}{note}", next.summary());
         if next.succeeded() && failed > 0 {
-            let message = format!(
-                "execution {} succeeded but {failed} objects failed{}",
-                next.arn,
-                next.report.as_ref().map(ReportSummary::note).unwrap_or_default()
-            );
             warn(t, "ObjectsFailed", message).await;
         } else if next.succeeded() {
-            t.changed(
-                "ExecutionSucceeded",
-                format!(
-                    "execution {} copied {} objects ({} bytes)",
-                    next.arn, next.files_transferred, next.bytes_transferred
-                ),
-            )
-            .await;
+            t.changed("ExecutionSucceeded", message).await;
         } else {
-            let message = format!(
-                "execution {} ended {}: {}: {}{}",
-                next.arn,
-                next.status,
-                next.error_code.as_deref().unwrap_or("no error code"),
-                next.error_detail.as_deref().unwrap_or("no detail"),
-                next.report.as_ref().map(ReportSummary::note).unwrap_or_default()
-            );
             warn(t, "ExecutionFailed", message).await;
         }
     }

@@ -15,7 +15,7 @@ use super::transfer::Transfer;
 use crate::api::{RUN_ANNOTATION, ScheduleState, condition};
 use crate::aws::datasync::{create, list_tasks, sent_once, tag_entries};
 use crate::aws::{FailureKind, classify};
-use crate::desired::{ReportSettings, TaskSettings};
+use crate::desired::{ReportSettings, TaskOptions, TaskSettings};
 use crate::error::Result;
 
 /// What must happen to the task.
@@ -53,20 +53,9 @@ pub struct TaskUpdate {
 impl TaskUpdate {
     /// The parts of `observed` that differ from `desired` (pure).
     pub fn between(observed: &TaskSettings, desired: &TaskSettings) -> TaskUpdate {
-        let options = |s: &TaskSettings| {
-            (
-                s.verify.clone(),
-                s.overwrite.clone(),
-                s.transfer.clone(),
-                s.preserve_deleted.clone(),
-                s.object_tags.clone(),
-                s.log_level.clone(),
-                s.bytes_per_second,
-            )
-        };
         TaskUpdate {
             name: observed.name != desired.name,
-            options: options(observed) != options(desired),
+            options: observed.options != desired.options,
             includes: observed.includes != desired.includes,
             excludes: observed.excludes != desired.excludes,
             schedule: observed.schedule != desired.schedule,
@@ -104,8 +93,6 @@ pub fn diff(observed: &TaskSettings, desired: &TaskSettings) -> TaskChange {
 
 /// Reads DataSync's description of a task into [`TaskSettings`].
 fn observed(out: &aws_sdk_datasync::operation::describe_task::DescribeTaskOutput) -> TaskSettings {
-    let options = out.options();
-    let opt = |f: fn(&Options) -> Option<&str>| options.and_then(f).unwrap_or_default().to_string();
     let joined = |rules: &[FilterRule]| {
         let values: Vec<&str> = rules
             .iter()
@@ -119,13 +106,7 @@ fn observed(out: &aws_sdk_datasync::operation::describe_task::DescribeTaskOutput
         mode: out.task_mode().map(|m| m.as_str()).unwrap_or("BASIC").to_string(),
         source_location_arn: out.source_location_arn().unwrap_or_default().to_string(),
         destination_location_arn: out.destination_location_arn().unwrap_or_default().to_string(),
-        verify: opt(|o| o.verify_mode().map(|v| v.as_str())),
-        overwrite: opt(|o| o.overwrite_mode().map(|v| v.as_str())),
-        transfer: opt(|o| o.transfer_mode().map(|v| v.as_str())),
-        preserve_deleted: opt(|o| o.preserve_deleted_files().map(|v| v.as_str())),
-        object_tags: opt(|o| o.object_tags().map(|v| v.as_str())),
-        log_level: opt(|o| o.log_level().map(|v| v.as_str())),
-        bytes_per_second: options.and_then(|o| o.bytes_per_second()).unwrap_or(-1),
+        options: observed_options(out.options()),
         includes: joined(out.includes()),
         excludes: joined(out.excludes()),
         schedule: out.schedule().filter(|s| !s.schedule_expression().is_empty()).map(|s| {
@@ -155,15 +136,39 @@ fn observed(out: &aws_sdk_datasync::operation::describe_task::DescribeTaskOutput
     }
 }
 
+/// DataSync's options of a task as [`TaskOptions`] (a struct literal: every option is read).
+fn observed_options(options: Option<&Options>) -> TaskOptions {
+    let opt = |f: fn(&Options) -> Option<&str>| options.and_then(f).unwrap_or_default().to_string();
+    TaskOptions {
+        verify: opt(|o| o.verify_mode().map(|v| v.as_str())),
+        overwrite: opt(|o| o.overwrite_mode().map(|v| v.as_str())),
+        transfer: opt(|o| o.transfer_mode().map(|v| v.as_str())),
+        preserve_deleted: opt(|o| o.preserve_deleted_files().map(|v| v.as_str())),
+        object_tags: opt(|o| o.object_tags().map(|v| v.as_str())),
+        log_level: opt(|o| o.log_level().map(|v| v.as_str())),
+        bytes_per_second: options.and_then(|o| o.bytes_per_second()).unwrap_or(-1),
+    }
+}
+
+/// The request's options (a struct pattern: every option is sent).
 fn options(want: &TaskSettings) -> Options {
+    let TaskOptions {
+        verify,
+        overwrite,
+        transfer,
+        preserve_deleted,
+        object_tags,
+        log_level,
+        bytes_per_second,
+    } = &want.options;
     Options::builder()
-        .verify_mode(VerifyMode::from(want.verify.as_str()))
-        .overwrite_mode(OverwriteMode::from(want.overwrite.as_str()))
-        .transfer_mode(TransferMode::from(want.transfer.as_str()))
-        .preserve_deleted_files(PreserveDeletedFiles::from(want.preserve_deleted.as_str()))
-        .object_tags(ObjectTags::from(want.object_tags.as_str()))
-        .log_level(LogLevel::from(want.log_level.as_str()))
-        .bytes_per_second(want.bytes_per_second)
+        .verify_mode(VerifyMode::from(verify.as_str()))
+        .overwrite_mode(OverwriteMode::from(overwrite.as_str()))
+        .transfer_mode(TransferMode::from(transfer.as_str()))
+        .preserve_deleted_files(PreserveDeletedFiles::from(preserve_deleted.as_str()))
+        .object_tags(ObjectTags::from(object_tags.as_str()))
+        .log_level(LogLevel::from(log_level.as_str()))
+        .bytes_per_second(*bytes_per_second)
         .build()
 }
 
@@ -511,7 +516,7 @@ mod tests {
         assert_eq!(diff(&base, &filtered), TaskChange::Update(only_excludes));
         let mut logged = base.clone();
         logged.log_group_arn = Some("arn:aws:logs:us-west-1:111111111111:log-group:/aws/datasync".into());
-        logged.log_level = "BASIC".into();
+        logged.options.log_level = "BASIC".into();
         let TaskChange::Update(update) = diff(&base, &logged) else {
             panic!("a new log group is an update");
         };

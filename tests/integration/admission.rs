@@ -384,6 +384,13 @@ fn accepted() -> Vec<(&'static str, Value)> {
                         "access": {"roleArn": "arn:aws-cn:iam::222222222222:role/ferry-bucket-admin"}}}),
             ),
         ),
+        (
+            "the European Sovereign Cloud on both sides",
+            with(
+                json!({"source": {"region": "eusc-de-east-1"}, "destination": {"region": "eusc-de-east-1",
+                        "access": {"roleArn": "arn:aws-eusc:iam::222222222222:role/ferry-bucket-admin"}}}),
+            ),
+        ),
     ]
 }
 
@@ -401,6 +408,44 @@ async fn manifests_next_to_the_refused_ones_are_admitted() {
         let obj: DynamicObject = serde_json::from_value(manifest).expect("object");
         if let Err(err) = raw.create(&PostParams::default(), &obj).await {
             wrong.push(format!("{what}: refused: {err}"));
+        }
+        // ... and by Ferry's own check (`validate`, the CEL rules' Rust twins).
+        let problems = serde_json::from_value::<ferry::api::CrossAccountTransferSpec>(spec)
+            .expect("spec")
+            .validate();
+        if !problems.is_empty() {
+            wrong.push(format!("{what}: validate() refuses: {problems:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Every cross-field rule (`ferry::api::RULES`, the one table both the CRD's CEL rules and
+/// `validate` come from): its example is refused by the real API server's CEL with the rule's
+/// message, and by `validate` with the same message.
+#[tokio::test]
+async fn every_cel_rule_and_its_rust_twin_refuse_the_same_example() {
+    let env = env();
+    let client = env.client().await;
+    let ns = env.namespace(&client, "adm-rules").await;
+    let resource = ApiResource::erase::<CrossAccountTransfer>(&());
+    let raw: Api<DynamicObject> = Api::namespaced_with(client, &ns, &resource);
+    let mut wrong = Vec::new();
+    for (i, rule) in ferry::api::RULES.iter().enumerate() {
+        let spec = with(serde_json::from_str(rule.example).expect("example JSON"));
+        let manifest = json!({"apiVersion": "ferry.dev/v1alpha1", "kind": "CrossAccountTransfer",
+                              "metadata": {"name": format!("rule-{i}")}, "spec": spec});
+        let obj: DynamicObject = serde_json::from_value(manifest).expect("object");
+        match raw.create(&PostParams::default(), &obj).await {
+            Ok(_) => wrong.push(format!("{}: the API server accepted {}", rule.message, rule.example)),
+            Err(kube::Error::Api(status)) if status.code == 422 && status.message.contains(rule.message) => {}
+            Err(other) => wrong.push(format!("{}: the API server answered {other}", rule.message)),
+        }
+        let problems = serde_json::from_value::<ferry::api::CrossAccountTransferSpec>(spec)
+            .expect("spec")
+            .validate();
+        if problems != [rule.message] {
+            wrong.push(format!("{}: validate() says {problems:?}", rule.message));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));

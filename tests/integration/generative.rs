@@ -172,12 +172,12 @@ fn problems_of(spec: &CrossAccountTransferSpec, id: &TransferId) -> Vec<String> 
     for op in ["CreateTask", "UpdateTask"] {
         check(&format!("datasync.{op}.Name"), &t.name, &mut p);
         for (member, value) in [
-            ("Options.VerifyMode", &t.verify),
-            ("Options.OverwriteMode", &t.overwrite),
-            ("Options.TransferMode", &t.transfer),
-            ("Options.PreserveDeletedFiles", &t.preserve_deleted),
-            ("Options.ObjectTags", &t.object_tags),
-            ("Options.LogLevel", &t.log_level),
+            ("Options.VerifyMode", &t.options.verify),
+            ("Options.OverwriteMode", &t.options.overwrite),
+            ("Options.TransferMode", &t.options.transfer),
+            ("Options.PreserveDeletedFiles", &t.options.preserve_deleted),
+            ("Options.ObjectTags", &t.options.object_tags),
+            ("Options.LogLevel", &t.options.log_level),
         ] {
             check(&format!("datasync.{op}.{member}"), value, &mut p);
         }
