@@ -50,6 +50,7 @@ from moto.datasync.models import DataSyncBackend
 
 import encryption
 import kms_rules
+import quotas
 import reports
 import rules
 import schedules
@@ -125,13 +126,12 @@ def _prune(d: dict[str, Any]) -> dict[str, Any]:
 # --- validation of request fields ------------------------------------------------------
 
 
-def validate_tags(tags: Any) -> "OrderedDict[str, str | None]":
+def validate_tags(tags: Any, account: str) -> "OrderedDict[str, str | None]":
+    """The tags of a new resource (its account's tags-per-resource quota applies: quotas.py)."""
     if tags is None:
         return OrderedDict()
     if not isinstance(tags, list):
         raise InvalidRequestException("Tags must be a list of {Key, Value}.")
-    if len(tags) > 50:
-        raise InvalidRequestException("A resource can have at most 50 tags.")
     out: OrderedDict[str, str | None] = OrderedDict()
     for tag in tags:
         key = tag.get("Key") if isinstance(tag, dict) else None
@@ -141,6 +141,9 @@ def validate_tags(tags: Any) -> "OrderedDict[str, str | None]":
         if value is not None and (not isinstance(value, str) or len(value) > 256):
             raise InvalidRequestException(f"The value of tag {key} must be a string of at most 256 characters.")
         out[key] = value
+    problem = quotas.datasync_tags_problem(account, len(out))
+    if problem:
+        raise InvalidRequestException(problem)
     return out
 
 
@@ -566,7 +569,7 @@ class FerryDataSyncResponse(BaseResponse):
         storage_class = self.args.get("S3StorageClass") or "STANDARD"
         if storage_class not in _enum("S3StorageClass"):
             raise InvalidRequestException(f"Invalid S3StorageClass {storage_class!r}.")
-        tags = validate_tags(self.args.get("Tags"))
+        tags = validate_tags(self.args.get("Tags"), self.current_account)
         location_arn = self.backend.arn(_new_id("location/loc"))
         # AWS: the bucket must exist, DataSync must be able to assume the role, and
         # both the caller and the role must be able to list the bucket (rules.py).
@@ -641,7 +644,7 @@ class FerryDataSyncResponse(BaseResponse):
         excludes = validate_filters(self.args.get("Excludes"), "Excludes")
         schedule = validate_schedule(self.args.get("Schedule"))
         report_config = validate_report_config(self.args.get("TaskReportConfig"))
-        tags = validate_tags(self.args.get("Tags"))
+        tags = validate_tags(self.args.get("Tags"), self.current_account)
         with STATE_LOCK:
             backend = self.backend
             source = backend.find_own_location(source_arn)
@@ -656,6 +659,9 @@ class FerryDataSyncResponse(BaseResponse):
                     f"The destination location {destination_arn} is in {destination.region}; "
                     f"create the task in the destination location's Region, not {self.region}."
                 )
+            problem = quotas.datasync_task_problem(self.current_account, self.region, len(backend.tasks))
+            if problem:
+                raise InvalidRequestException(problem)
             task = Task(
                 arn=backend.arn(_new_id("task/task")),
                 region=self.region,
@@ -752,7 +758,7 @@ class FerryDataSyncResponse(BaseResponse):
         override = validate_options(p.get("OverrideOptions"))
         includes = validate_filters(p.get("Includes"), "Includes")
         excludes = validate_filters(p.get("Excludes"), "Excludes")
-        tags = validate_tags(p.get("Tags"))
+        tags = validate_tags(p.get("Tags"), self.current_account)
         report_config = validate_report_config(p.get("TaskReportConfig"))
         with STATE_LOCK:
             backend = self.backend
@@ -833,13 +839,14 @@ class FerryDataSyncResponse(BaseResponse):
     # tags
 
     def tag_resource(self) -> Any:
-        tags = validate_tags(self._required("Tags"))
+        tags = validate_tags(self._required("Tags"), self.current_account)
         with STATE_LOCK:
             resource = self.backend.get_taggable(self._required("ResourceArn"))
             merged = OrderedDict(resource.tags)
             merged.update(tags)
-            if len(merged) > 50:
-                raise InvalidRequestException("A resource can have at most 50 tags.")
+            problem = quotas.datasync_tags_problem(self.current_account, len(merged))
+            if problem:
+                raise InvalidRequestException(problem)
             resource.tags = merged
         return self._answer({})
 
@@ -1078,3 +1085,4 @@ def install() -> None:
     rules.install()  # IAM/S3 history, bucket-policy size limit, iamPropagationSeconds
     encryption.install()  # S3 default encryption (SSE-S3, SSE-C blocked), SSE-C objects, KMS key ARNs
     kms_rules.install()  # key-policy rules and authorization of the key-policy calls
+    quotas.install()  # AWS's default quotas: IAM roles, trust and inline policy sizes, role and bucket tags

@@ -7,6 +7,8 @@ and the injection of faults into ordinary AWS calls:
   ``GET`` lists the active rules, ``DELETE`` clears them all.
 * ``GET``/``POST /ferry-emulator/config`` reads or changes run-time settings
   (``{"phaseSeconds": 0.2}``: duration of each DataSync execution phase).
+* ``GET``/``POST``/``DELETE /ferry-emulator/quotas`` reads, sets (per account, and Region where AWS
+  scopes the quota so, as a quota increase would) or resets AWS's service quotas (``quotas.py``).
 * ``GET /ferry-emulator/health`` answers ``{"status": "ok"}``.
 
 Every other request goes through ``ControlMiddleware``, which works out the
@@ -424,7 +426,9 @@ class ControlMiddleware:
     """WSGI app in front of moto: control endpoints plus fault injection.
 
     ``config_get``/``config_set`` read and change the run-time settings owned by
-    the DataSync extension.
+    the DataSync extension; ``quotas_get``/``quotas_set``/``quotas_delete`` serve
+    /ferry-emulator/quotas (``quotas.control_*``; the query string's parameters for GET
+    and DELETE, the JSON body for POST).
     """
 
     def __init__(
@@ -433,11 +437,15 @@ class ControlMiddleware:
         switch: FaultSwitch,
         config_get: Callable[[], dict[str, Any]],
         config_set: Callable[[dict[str, Any]], dict[str, Any]],
+        quotas_get: Callable[[dict[str, list[str]]], Any] | None = None,
+        quotas_set: Callable[[Any], Any] | None = None,
+        quotas_delete: Callable[[dict[str, list[str]]], Any] | None = None,
     ) -> None:
         self.app = app
         self.switch = switch
         self.config_get = config_get
         self.config_set = config_set
+        self.quotas = {"GET": quotas_get, "POST": quotas_set, "DELETE": quotas_delete}
         self.calls = CallLog()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -489,6 +497,13 @@ class ControlMiddleware:
                 if method == "POST":
                     body = json.loads(_read_body(environ) or b"{}")
                     return _json_answer(start_response, "200 OK", self.config_set(body))
+            if what == "quotas" and self.quotas.get(method) is not None:
+                handler = self.quotas[method]
+                if method == "POST":
+                    argument: Any = json.loads(_read_body(environ) or b"{}")
+                else:
+                    argument = parse_qs(environ.get("QUERY_STRING", ""))
+                return _json_answer(start_response, "200 OK", handler(argument))
         except (ValueError, TypeError) as err:
             return _json_answer(start_response, "400 Bad Request", {"error": str(err)})
         return _json_answer(start_response, "404 Not Found", {"error": f"no control endpoint {method} /{what}"})

@@ -9,6 +9,8 @@ AssumeRole) on one port, with
   caller's account and region in every ARN),
 * every AWS request checked against AWS's API model by ``model_check``, refused
   with the service's own validation error when the model refuses it,
+* AWS's default service quotas enforced by ``quotas`` (settable per account, and Region, through
+  ``/ferry-emulator/quotas``),
 * the fault switch and control endpoints of ``faults`` under ``/ferry-emulator/``.
 
 Protocol: once the port is bound and the server is about to serve, exactly one
@@ -86,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     import datasync_ext
     import faults
     import model_check
+    import quotas
     import transfer
 
     transfer.SETTINGS.phase_seconds = args.phase_seconds
@@ -104,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         faults.FaultSwitch(),
         config_get=transfer.SETTINGS.to_json,
         config_set=transfer.SETTINGS.update,
+        quotas_get=quotas.control_get,
+        quotas_set=quotas.control_set,
+        quotas_delete=quotas.control_delete,
     )
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 
