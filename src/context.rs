@@ -39,6 +39,10 @@ pub struct ControllerConfig {
     /// The IAM permissions boundary (a managed policy ARN) of every role Ferry creates: the most
     /// any DataSync role may do, whatever its inline policy says. `None`: no boundary.
     pub role_permissions_boundary: Option<String>,
+    /// DataSync's quota of tasks per account and Region as Ferry knows it (AWS's default 100;
+    /// set it after a quota increase): with this many tasks listed, a refused `CreateTask` is
+    /// the quota, and the transfer waits for a slot.
+    pub datasync_task_quota: u32,
 }
 
 impl ControllerConfig {
@@ -65,6 +69,7 @@ impl Default for ControllerConfig {
             reconcile_timeout: Duration::from_secs(300),
             poll_rate: 10.0,
             role_permissions_boundary: None,
+            datasync_task_quota: 100,
         }
     }
 }
@@ -211,6 +216,126 @@ impl Memory {
     }
 }
 
+/// Where a transfer waits for a DataSync task slot: an account and a Region.
+pub type SlotKey = (String, String);
+
+/// Transfers waiting for a DataSync task slot, per account and Region, in the order they were
+/// created (first come, first served; the order survives a restart). Only the first of a queue
+/// tries `CreateTask` again; the others wait without an AWS call until they are first. A task
+/// Ferry deletes in that account and Region, or a queued create that succeeds (a slot was free,
+/// or the quota was raised), wakes the next one.
+pub struct TaskQueue {
+    waiting: std::sync::Mutex<std::collections::HashMap<SlotKey, std::collections::BTreeSet<Waiter>>>,
+    wake: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+    /// Woken and not reconciled since: their failure's retry delay no longer holds.
+    woken: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// One waiting transfer: ordered by creation time, then uid; with its namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Waiter {
+    /// `metadata.creationTimestamp` (seconds).
+    pub created: i64,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// Namespace and name, to wake it.
+    pub object: (String, String),
+}
+
+impl TaskQueue {
+    /// A queue that wakes transfers through `wake` (namespace, name).
+    pub fn new(wake: tokio::sync::mpsc::UnboundedSender<(String, String)>) -> Self {
+        Self {
+            waiting: Default::default(),
+            wake,
+            woken: Default::default(),
+        }
+    }
+
+    fn wake(&self, waiter: &Waiter) {
+        self.woken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(waiter.uid.clone());
+        let _ = self.wake.send(waiter.object.clone());
+    }
+
+    /// Whether the transfer was woken since its last reconcile (and forgets it).
+    pub fn take_woken(&self, uid: &str) -> bool {
+        self.woken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(uid)
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<SlotKey, std::collections::BTreeSet<Waiter>>> {
+        self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Puts a transfer in the queue of `key` (again: no change); its place (1 = first) and the
+    /// queue's length.
+    pub fn join(&self, key: &SlotKey, waiter: Waiter) -> (usize, usize) {
+        let mut waiting = self.lock();
+        let queue = waiting.entry(key.clone()).or_default();
+        queue.insert(waiter.clone());
+        let place = queue.iter().position(|w| *w == waiter).unwrap_or_default() + 1;
+        (place, queue.len())
+    }
+
+    /// How many transfers wait before this one in the queue of `key` (0: none, or no queue).
+    pub fn ahead(&self, key: &SlotKey, waiter: &Waiter) -> usize {
+        self.lock()
+            .get(key)
+            .map_or(0, |queue| queue.iter().take_while(|w| *w < waiter).count())
+    }
+
+    /// Whether the transfer `uid` waits behind another one (in any queue).
+    pub fn behind_another(&self, uid: &str) -> bool {
+        self.lock()
+            .values()
+            .any(|queue| queue.iter().skip(1).any(|w| w.uid == uid))
+    }
+
+    /// Takes a transfer out of every queue (it got its task, or it is gone); a transfer that was
+    /// first lets the next one try.
+    pub fn leave(&self, uid: &str) {
+        let mut woken = Vec::new();
+        {
+            let mut waiting = self.lock();
+            for queue in waiting.values_mut() {
+                let was_first = queue.first().is_some_and(|w| w.uid == uid);
+                queue.retain(|w| w.uid != uid);
+                if was_first && let Some(next) = queue.first() {
+                    woken.push(next.clone());
+                }
+            }
+            waiting.retain(|_, queue| !queue.is_empty());
+        }
+        for waiter in woken {
+            self.wake(&waiter);
+        }
+    }
+
+    /// A task slot was freed in `key` (Ferry deleted a task there): the first waiting transfer
+    /// tries again now.
+    pub fn freed(&self, key: &SlotKey) {
+        let first = self.lock().get(key).and_then(|q| q.first().cloned());
+        if let Some(waiter) = first {
+            self.wake(&waiter);
+        }
+    }
+
+    /// [`freed`](Self::freed) for the account and Region of a deleted task's ARN.
+    pub fn freed_task(&self, task_arn: &str) {
+        let parts: Vec<&str> = task_arn.split(':').collect();
+        if let [_, _, _, region, account, ..] = parts.as_slice() {
+            self.freed(&(account.to_string(), region.to_string()));
+        }
+    }
+}
+
 /// What every reconcile shares.
 pub struct Context {
     /// Kubernetes client.
@@ -235,6 +360,8 @@ pub struct Context {
     pub memory: Memory,
     /// The platform's `TransferPolicy`s and the namespaces they select.
     pub tenancy: crate::tenancy::Tenancy,
+    /// Transfers waiting for a DataSync task slot.
+    pub task_queue: TaskQueue,
     /// Turns at AWS work, `config.max_concurrent_reconciles` at a time (fair: first come, first
     /// served); `None`: no limit.
     pub slots: Option<tokio::sync::Semaphore>,
@@ -327,7 +454,55 @@ impl Context {
 
 #[cfg(test)]
 mod tests {
-    use super::{ControllerConfig, event_action, outdated};
+    use super::{ControllerConfig, TaskQueue, Waiter, event_action, outdated};
+
+    fn waiter(created: i64, uid: &str) -> Waiter {
+        Waiter {
+            created,
+            uid: uid.into(),
+            object: ("ns".into(), uid.into()),
+        }
+    }
+
+    #[test]
+    fn the_task_queue_is_first_come_first_served_and_wakes_the_next() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let queue = TaskQueue::new(tx);
+        let key = ("111111111111".to_string(), "us-east-1".to_string());
+        assert_eq!(queue.ahead(&key, &waiter(5, "e")), 0, "no queue: try");
+        assert_eq!(queue.join(&key, waiter(20, "b")), (1, 1));
+        assert_eq!(queue.join(&key, waiter(10, "a")), (1, 2), "created earlier: first");
+        assert_eq!(
+            queue.join(&key, waiter(20, "b")),
+            (2, 2),
+            "joining again changes nothing"
+        );
+        assert_eq!(queue.ahead(&key, &waiter(30, "c")), 2, "a newcomer waits behind both");
+        assert!(queue.behind_another("b") && !queue.behind_another("a"));
+        queue.freed(&key);
+        assert_eq!(
+            rx.try_recv().ok(),
+            Some(("ns".into(), "a".into())),
+            "a freed slot wakes the first"
+        );
+        assert!(queue.take_woken("a") && !queue.take_woken("a"));
+        queue.leave("a");
+        assert_eq!(
+            rx.try_recv().ok(),
+            Some(("ns".into(), "b".into())),
+            "the first leaving wakes the next"
+        );
+        queue.leave("b");
+        assert!(rx.try_recv().is_err(), "nobody left to wake");
+        assert_eq!(queue.ahead(&key, &waiter(30, "c")), 0, "an empty queue is gone");
+        queue.join(&key, waiter(1, "z"));
+        queue.freed_task("arn:aws:datasync:us-east-1:111111111111:task/task-0123");
+        assert_eq!(
+            rx.try_recv().ok(),
+            Some(("ns".into(), "z".into())),
+            "a deleted task's ARN names the queue"
+        );
+    }
 
     #[test]
     fn only_the_version_ferry_wrote_last_is_known_to_be_current() {

@@ -73,6 +73,8 @@ pub struct TenancyFeeds {
     pub namespaces: reflector::store::Writer<Namespace>,
     /// Sets `Tenancy::listed`.
     pub listed: tokio::sync::watch::Sender<bool>,
+    /// The transfers `Context::task_queue` wakes (namespace, name).
+    pub woken: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
 }
 
 /// Runs the controller until `shutdown` completes; running reconciles are allowed to finish.
@@ -106,7 +108,11 @@ pub async fn run(
         })
         .reflect(writer)
         .applied_objects();
-    let mut controller = Controller::for_stream(objects, reader.clone());
+    let woken = futures::stream::unfold(feeds.woken, |mut rx| async move {
+        let (namespace, name): (String, String) = rx.recv().await?;
+        Some((ObjectRef::new(&name).within(&namespace), rx))
+    });
+    let mut controller = Controller::for_stream(objects, reader.clone()).reconcile_on(woken);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if ctx.tenancy.enforcement == Enforcement::Enforce {
         // A policy that changes (or goes) may change the answer for any transfer; a namespace
@@ -251,6 +257,7 @@ async fn reconcile(guard: Arc<DeserializeGuard<CrossAccountTransfer>>, ctx: Arc<
         let (result, kind) = if deleting {
             ctx.memory.forget(&uid);
             ctx.memory.set_running(&uid, false);
+            ctx.task_queue.leave(&uid);
             (ctx.limited(|| cleanup_transfer(obj, &ctx)).await, "cleanup")
         } else {
             apply(obj, &ctx).await
@@ -464,7 +471,20 @@ async fn apply(obj: &CrossAccountTransfer, ctx: &Context) -> (Result<Action, Fai
     let uid = obj.uid().unwrap_or_default();
     let now = Instant::now();
     let config = ctx.config.for_fleet(ctx.memory.running());
-    match next_step(obj, ctx.memory.get(&uid).as_ref(), now, &config) {
+    if ctx.task_queue.take_woken(&uid) {
+        // First in line for a freed task slot: a full check now, whatever the retry delay said.
+        ctx.memory.forget(&uid);
+    }
+    let seen = ctx.memory.get(&uid);
+    // Behind another transfer in a task queue, and unchanged: nothing to ask AWS until woken.
+    if ctx.task_queue.behind_another(&uid)
+        && seen.as_ref().is_some_and(|s| {
+            s.generation == obj.metadata.generation.unwrap_or_default() && s.token.as_deref() == obj.run_token()
+        })
+    {
+        return (Ok(Action::await_change()), "queued");
+    }
+    match next_step(obj, seen.as_ref(), now, &config) {
         Next::Wait(after) => return (Ok(Action::requeue(after)), "idle"),
         Next::Poll => {
             let result = ctx.limited(|| poll(obj, ctx)).await;
@@ -510,6 +530,10 @@ async fn poll(obj: &CrossAccountTransfer, ctx: &Context) -> Result<Action, Failu
         .is_some_and(ExecutionStatus::is_running);
     if progress.is_ok() && ended && obj.spec.schedule.is_some() {
         progress = steps::task::observe_schedule(&mut transfer).await;
+    }
+    // A one-off transfer gives its task back as soon as its run succeeded.
+    if progress.is_ok() && ended {
+        progress = steps::retired::release_after_success(&mut transfer).await;
     }
     let progress = progress.map(|()| Progress::Provisioned);
     let status = std::mem::take(&mut transfer.status);

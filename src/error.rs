@@ -12,6 +12,40 @@ pub enum Error {
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
 
+    /// DataSync's quota of tasks per account and Region is reached: the transfer waits for a slot.
+    #[error(
+        "DataSync's quota of tasks is reached in account {account}, {region} ({tasks} tasks; quota {quota}): this transfer waits for a free task slot, first come first served ({place} of {waiting} waiting). Ask AWS for a higher \"Maximum number of tasks you can create\" (Service Quotas, AWS DataSync) and set --datasync-task-quota to it, or let one-off transfers give their task back (spec.task.release: AfterSuccess). AWS said: {message}"
+    )]
+    TaskQuotaReached {
+        /// Account A.
+        account: String,
+        /// The Region of the tasks.
+        region: String,
+        /// The tasks listed there.
+        tasks: usize,
+        /// The quota Ferry knows.
+        quota: u32,
+        /// This transfer's place in the queue (1: first).
+        place: usize,
+        /// How many transfers wait.
+        waiting: usize,
+        /// AWS's message (or "not asked" for a transfer that waits behind another).
+        message: String,
+    },
+
+    /// IAM's quota of roles per account is reached: Ferry cannot create the DataSync role.
+    #[error(
+        "IAM's quota of roles is reached in account {account}: Ferry cannot create the DataSync role {role}. Ask AWS for a higher \"Roles per account\" quota (up to 5,000), delete roles no longer used, or name an existing role in spec.dataSyncRole.arn; Ferry tries again every few minutes. AWS said: {message}"
+    )]
+    RoleQuotaReached {
+        /// Account A.
+        account: String,
+        /// The role Ferry would create.
+        role: String,
+        /// AWS's message.
+        message: String,
+    },
+
     /// No `TransferPolicy` permits the transfer: a platform admin must grant it.
     #[error("not permitted: {0}")]
     NotPermitted(String),
@@ -151,6 +185,8 @@ impl Error {
         match self {
             Error::InvalidSpec(_) => "InvalidSpec",
             Error::NotPermitted(_) => "NotPermitted",
+            Error::TaskQuotaReached { .. } => "TaskQuotaReached",
+            Error::RoleQuotaReached { .. } => "RoleQuotaReached",
             Error::AccessDenied { .. } => "AccessDenied",
             Error::IamPropagation { .. } => "IamPropagation",
             Error::AwsUnavailable { .. } => "AwsUnavailable",
@@ -172,6 +208,7 @@ impl Error {
             self,
             Error::InvalidSpec(_)
                 | Error::NotPermitted(_)
+                | Error::RoleQuotaReached { .. }
                 | Error::AwsRejected { .. }
                 | Error::AccessDenied { .. }
                 | Error::NotOwned { .. }
@@ -189,6 +226,10 @@ impl Error {
         match self {
             // A policy change (watched) reconciles the transfer again.
             Error::InvalidSpec(_) | Error::NotPermitted(_) => None,
+            // The first in the queue looks again (a slot Ferry does not free itself, a quota
+            // raised); the others are woken when they are first (an hour as a fallback).
+            Error::TaskQuotaReached { place: 1, .. } => Some(stalled_retry),
+            Error::TaskQuotaReached { .. } => Some(Duration::from_secs(3600)),
             _ if self.is_stalled() => Some(stalled_retry),
             Error::IamPropagation { .. } => Some(Duration::from_secs(5)),
             Error::AwsUnavailable { .. } | Error::KubernetesApi(_) | Error::ReconcileTimeout(_) => {

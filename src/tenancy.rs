@@ -805,6 +805,7 @@ mod tests {
             "spec.task.includes",
             "spec.task.excludes",
             "spec.task.logLevel",
+            "spec.task.release",
             "spec.task.report.level",
             "spec.task.report.output",
             "spec.schedule",

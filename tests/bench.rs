@@ -468,6 +468,15 @@ async fn settled_reconcile_cost(s: &Scenario, op: &Operator, n: usize) -> Option
 async fn converge(case: &Case, timeout: Duration) -> (Converged, Scenario, Operator) {
     let n = case.transfers;
     let s = Scenario::new(&format!("bench-{}", case.key), "us-east-1", "us-east-1").await;
+    // The emulator enforces AWS's default quotas (100 tasks per Region, 1,000 roles): these
+    // fleets run in an account whose quotas were raised, as today's figures were measured, and
+    // Ferry is told so (FERRY_DATASYNC_TASK_QUOTA below).
+    let raised = json!([
+        {"account": s.a.id, "region": "us-east-1", "quota": "DataSyncTasks", "value": 10_000},
+        {"account": s.a.id, "quota": "IamRoles", "value": 5_000}
+    ]);
+    let answer = common::aws::emulator_call(s.env, "POST", "/ferry-emulator/quotas", &raised.to_string());
+    assert!(answer.contains(" 200 "), "raising the quotas: {answer}");
     let buckets: Vec<String> = if case.shared_destination {
         vec![s.dst.clone(); n]
     } else {
@@ -502,6 +511,7 @@ async fn converge(case: &Case, timeout: Duration) -> (Converged, Scenario, Opera
     let mut env = vec![
         ("RUST_LOG", OPERATOR_LOG.to_string()),
         ("FERRY_RESYNC_INTERVAL", resync),
+        ("FERRY_DATASYNC_TASK_QUOTA", "10000".to_string()),
     ];
     // Operator settings to try in a benchmark run, passed through when set.
     for name in PASSED_THROUGH {

@@ -411,6 +411,13 @@ pub struct TaskSpec {
     /// Optional DataSync task report, written to an S3 bucket of Account A.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<TaskReportSpec>,
+
+    /// `Keep` (default): the task and its locations stay for the next run. `AfterSuccess`: once
+    /// a run succeeded, Ferry deletes them (status, history and report stay) and creates them
+    /// again for the next run request: one-off transfers then hold one of DataSync's task slots
+    /// (100 per account and Region by default) only while they run. Not with `spec.schedule`.
+    #[serde(default)]
+    pub release: TaskRelease,
 }
 
 /// Where DataSync writes its task report.
@@ -550,6 +557,15 @@ string_enum!(
         #[default]
         Standard,
         Summary
+    }
+);
+
+string_enum!(
+    /// Whether the task stays after a successful run.
+    TaskRelease {
+        #[default]
+        Keep,
+        AfterSuccess
     }
 );
 

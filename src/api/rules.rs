@@ -7,7 +7,7 @@
 
 use super::{
     AccessMode, CrossAccountTransferSpec, DeletedFilesMode, LogLevel, OPT_IN_REGIONS, StorageClass, TaskMode,
-    TransferMode, VerifyMode,
+    TaskRelease, TransferMode, VerifyMode,
 };
 
 /// AWS partitions by the prefix of their Region names; a Region matching none is in `aws`.
@@ -126,6 +126,13 @@ pub const RULES: &[Rule] = &[
                     .any(|r| OPT_IN_REGIONS.contains(&r.as_str()))
         },
         example: r#"{"source": {"region": "af-south-1"}, "destination": {"region": "eu-west-1"}}"#,
+    },
+    Rule {
+        scope: Scope::Spec,
+        cel: "!has(self.schedule) || !has(self.task.release) || self.task.release != 'AfterSuccess'",
+        message: "spec.task.release: AfterSuccess deletes the task after a run, and a DataSync schedule lives on the task; remove spec.schedule or use release: Keep",
+        broken: |s| s.schedule.is_some() && s.task.release == TaskRelease::AfterSuccess,
+        example: r#"{"schedule": "rate(12 hours)", "task": {"release": "AfterSuccess"}}"#,
     },
     Rule {
         scope: Scope::Destination,

@@ -59,6 +59,11 @@ pub struct CrossAccountTransferStatus {
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub retired: Vec<String>,
 
+    /// When Ferry deleted the task and its locations after the run succeeded
+    /// (`spec.task.release: AfterSuccess`); the next run request creates them again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_at: Option<Time>,
+
     /// Creates Ferry started and has not recorded the result of yet (`location:source`,
     /// `location:destination`, `task`, `execution`): DataSync has no idempotency token, so after
     /// a crash only these are searched for before creating again, and a healthy reconcile

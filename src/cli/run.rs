@@ -13,7 +13,7 @@ use tracing::{error, info};
 
 use super::parse_duration;
 use crate::aws::{Aws, AwsSettings};
-use crate::context::{Context, ControllerConfig};
+use crate::context::{Context, ControllerConfig, TaskQueue};
 use crate::controller::{self, TenancyFeeds};
 use crate::leader::LeaderElector;
 use crate::metrics::Metrics;
@@ -62,6 +62,11 @@ pub struct RunArgs {
     /// whatever its inline policy says. Empty: none.
     #[arg(long, env = "FERRY_ROLE_PERMISSIONS_BOUNDARY", value_parser = parse_policy_arn)]
     pub role_permissions_boundary: Option<String>,
+    /// DataSync's quota of tasks per account and Region (AWS's default: 100). Set it after AWS
+    /// raised the quota: with this many tasks listed, a refused CreateTask means the quota, and
+    /// the transfer waits in line for a free slot instead of failing.
+    #[arg(long, env = "FERRY_DATASYNC_TASK_QUOTA", default_value_t = 100)]
+    pub datasync_task_quota: u32,
     /// How long an AWS endpoint may take to answer a request once it is sent; a call without an
     /// answer by then fails (a create is then searched for, never sent twice).
     #[arg(long, env = "FERRY_AWS_READ_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
@@ -197,14 +202,17 @@ pub async fn run(args: RunArgs) -> i32 {
         reconcile_timeout: args.reconcile_timeout,
         poll_rate: args.poll_rate,
         role_permissions_boundary: args.role_permissions_boundary.clone(),
+        datasync_task_quota: args.datasync_task_quota,
     };
     let (policies, policy_writer) = reflector::store();
     let (namespaces, namespace_writer) = reflector::store();
     let (listed_tx, listed) = watch::channel(false);
+    let (wake, woken) = tokio::sync::mpsc::unbounded_channel();
     let feeds = TenancyFeeds {
         policies: policy_writer,
         namespaces: namespace_writer,
         listed: listed_tx,
+        woken,
     };
     if args.transfer_policies == Enforcement::Disabled {
         tracing::warn!(
@@ -228,6 +236,7 @@ pub async fn run(args: RunArgs) -> i32 {
             namespaces,
             listed,
         },
+        task_queue: TaskQueue::new(wake),
     });
 
     // One signal, seen by every part that must stop.

@@ -48,6 +48,7 @@ pub async fn run(t: &mut Transfer<'_>) -> Result<()> {
             .await
             .map_err(|f| t.aws_error(&f, &account, "datasync:DeleteTask", arn))?
         {
+            t.ctx.task_queue.freed_task(arn);
             t.changed("TaskDeleted", format!("deleted DataSync task {arn}")).await;
         }
     }

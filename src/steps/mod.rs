@@ -38,11 +38,15 @@ pub async fn provision(t: &mut Transfer<'_>) -> Result<Progress> {
     ownership::ensure(t).await?;
     bucket_policy::ensure(t).await?;
     encryption::ensure_key_policy(t).await?;
+    if retired::released_and_idle(t) {
+        return Ok(Progress::Provisioned);
+    }
     if location::ensure(t).await? == Progress::AwaitingDestination {
         return Ok(Progress::AwaitingDestination);
     }
     task::ensure(t).await?;
     retired::collect(t).await?;
     execution::ensure(t).await?;
+    retired::release_after_success(t).await?;
     Ok(Progress::Provisioned)
 }

@@ -4,6 +4,7 @@
 //! locations, then roles. Only resources carrying this transfer's uid tag are deleted.
 
 use super::transfer::Transfer;
+use crate::api::TaskRelease;
 use crate::aws::datasync::{list_executions, owned};
 use crate::aws::{Account, Failure, FailureKind, classify};
 use crate::error::Result;
@@ -136,6 +137,9 @@ pub async fn collect(t: &mut Transfer<'_>) -> Result<()> {
         };
         match result {
             Ok(deleted) => {
+                if deleted && kind(&arn) == Some(Kind::Task) {
+                    t.ctx.task_queue.freed_task(&arn);
+                }
                 if deleted {
                     t.changed(
                         "RetiredDeleted",
@@ -156,6 +160,85 @@ pub async fn collect(t: &mut Transfer<'_>) -> Result<()> {
     if changed {
         t.persist().await?;
     }
+    Ok(())
+}
+
+/// Whether the task was released after a successful run and no run is asked for: the
+/// locations, task and execution steps have nothing to do (no AWS call); the next run request
+/// creates them again.
+pub fn released_and_idle(t: &mut Transfer<'_>) -> bool {
+    if t.status.released_at.is_none() {
+        return false;
+    }
+    let token = t.obj.run_token();
+    if t.spec
+        .pending_run(t.generation, token, t.status.last_run.as_ref())
+        .is_some()
+        || t.spec.task.release != TaskRelease::AfterSuccess
+    {
+        t.status.released_at = None;
+        return false;
+    }
+    t.condition(
+        "LocationsReady",
+        true,
+        "Released",
+        "the locations were deleted after the run succeeded (spec.task.release: AfterSuccess); the next run request creates them again",
+    );
+    t.condition(
+        "TaskReady",
+        true,
+        "Released",
+        "the task was deleted after the run succeeded (spec.task.release: AfterSuccess); the next run request creates it again",
+    );
+    true
+}
+
+/// With `spec.task.release: AfterSuccess`, deletes the task and both locations once the run
+/// asked for succeeded (status, history and report stay), and frees the task's slot for a
+/// transfer waiting at DataSync's task quota.
+pub async fn release_after_success(t: &mut Transfer<'_>) -> Result<()> {
+    let done = t.status.execution.as_ref().is_some_and(|e| e.succeeded())
+        && t.status.last_run.as_ref().and_then(|r| r.execution_arn.as_deref())
+            == t.status.execution.as_ref().map(|e| e.arn.as_str());
+    let pending = t
+        .spec
+        .pending_run(t.generation, t.obj.run_token(), t.status.last_run.as_ref())
+        .is_some();
+    if t.spec.task.release != TaskRelease::AfterSuccess || !done || pending {
+        return Ok(());
+    }
+    let Some(task) = t.status.task_arn.clone() else {
+        return Ok(());
+    };
+    let account = t.account_a_id().to_string();
+    if delete_task(&t.account_a, &task, t.id())
+        .await
+        .map_err(|f| t.aws_error(&f, &account, "datasync:DeleteTask", &task))?
+    {
+        t.ctx.task_queue.freed_task(&task);
+    }
+    t.status.task_arn = None;
+    for arn in [
+        t.status.source_location_arn.take(),
+        t.status.destination_location_arn.take(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        delete_location(&t.account_a, &arn, t.id())
+            .await
+            .map_err(|f| t.aws_error(&f, &account, "datasync:DeleteLocation", &arn))?;
+    }
+    t.status.released_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        jiff::Timestamp::now(),
+    ));
+    t.changed(
+        "TaskReleased",
+        format!("the run succeeded: deleted DataSync task {task} and its locations (spec.task.release: AfterSuccess); the next run request creates them again"),
+    )
+    .await;
+    released_and_idle(t);
     Ok(())
 }
 

@@ -118,6 +118,13 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
                 observed = observe(t, &iam, &name, &account).await?;
                 arn = observed.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
             }
+            Err(e) if classify(&e).code == "LimitExceeded" && classify(&e).message.contains("RolesPerAccount") => {
+                return Err(crate::Error::RoleQuotaReached {
+                    account,
+                    role: name,
+                    message: classify(&e).message,
+                });
+            }
             Err(e) => return Err(t.sdk_error(&e, &account, "iam:CreateRole", &resource)),
         }
     }

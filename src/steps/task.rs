@@ -15,6 +15,7 @@ use super::transfer::Transfer;
 use crate::api::{RUN_ANNOTATION, ScheduleState, condition};
 use crate::aws::datasync::{create, list_tasks, sent_once, tag_entries};
 use crate::aws::{FailureKind, classify};
+use crate::context::{SlotKey, Waiter};
 use crate::desired::{ReportSettings, TaskOptions, TaskSettings};
 use crate::error::Result;
 
@@ -369,6 +370,20 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         }
     }
 
+    // At DataSync's task quota, transfers wait in line: one behind another asks nothing of AWS.
+    let key: SlotKey = (account.clone(), region.clone());
+    let waiter = waiter(t);
+    if t.ctx.task_queue.ahead(&key, &waiter) > 0 {
+        let (place, waiting) = t.ctx.task_queue.join(&key, waiter);
+        return Err(quota_reached(
+            t,
+            &key,
+            None,
+            place,
+            waiting,
+            "not asked: another transfer waits before this one".into(),
+        ));
+    }
     t.creating(TASK_INTENT).await?;
     let mut request = client
         .create_task()
@@ -385,9 +400,21 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     if want.schedule.is_some() {
         request = request.schedule(schedule(&want)?);
     }
-    let out = create(|| request.clone().customize().config_override(sent_once()).send())
-        .await
-        .map_err(|e| t.sdk_error(&e, &account, "datasync:CreateTask", &want.name))?;
+    let out = match create(|| request.clone().customize().config_override(sent_once()).send()).await {
+        Ok(out) => out,
+        Err(e) => {
+            let failure = classify(&e);
+            if let Some(tasks) = at_task_quota(t, &client, &failure).await? {
+                // A refused create made nothing: no search for it next time.
+                t.created(TASK_INTENT);
+                let (place, waiting) = t.ctx.task_queue.join(&key, waiter);
+                return Err(quota_reached(t, &key, Some(tasks), place, waiting, failure.message));
+            }
+            return Err(t.aws_error(&failure, &account, "datasync:CreateTask", &want.name));
+        }
+    };
+    // Out of the queue; the next one tries too (a slot may still be free: a raised quota).
+    t.ctx.task_queue.leave(&waiter.uid);
     let arn = out.task_arn().unwrap_or_default().to_string();
     t.status.task_arn = Some(arn.clone());
     t.created(TASK_INTENT);
@@ -398,6 +425,63 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     )
     .await;
     ready(t, &arn)
+}
+
+/// This transfer's place in a task queue: by creation time (first come, first served).
+fn waiter(t: &Transfer<'_>) -> Waiter {
+    Waiter {
+        created: t
+            .obj
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(0, |ts| ts.0.as_second()),
+        uid: t.id().uid.clone(),
+        object: (t.id().namespace.clone(), t.id().name.clone()),
+    }
+}
+
+/// Whether a refused `CreateTask` was DataSync's task quota: AWS does not publish the answer it
+/// gives then (unconfirmed: an `InvalidRequestException`), so Ferry counts the tasks in the
+/// Region (one ListTasks) and compares with the quota it knows, or reads the message. The
+/// number of tasks when it was.
+async fn at_task_quota(
+    t: &Transfer<'_>,
+    client: &aws_sdk_datasync::Client,
+    failure: &crate::aws::Failure,
+) -> Result<Option<usize>> {
+    if failure.code != "InvalidRequestException" {
+        return Ok(None);
+    }
+    let account = t.account_a_id().to_string();
+    let tasks = list_tasks(client)
+        .await
+        .map_err(|f| t.aws_error(&f, &account, "datasync:ListTasks", "tasks"))?
+        .len();
+    let message = failure.message.to_lowercase();
+    let says_so = message.contains("quota") || message.contains("limit");
+    let quota = usize::try_from(t.ctx.config.datasync_task_quota).unwrap_or(usize::MAX);
+    Ok((says_so || tasks >= quota).then_some(tasks))
+}
+
+fn quota_reached(
+    t: &Transfer<'_>,
+    key: &SlotKey,
+    tasks: Option<usize>,
+    place: usize,
+    waiting: usize,
+    message: String,
+) -> crate::Error {
+    let quota = t.ctx.config.datasync_task_quota;
+    crate::Error::TaskQuotaReached {
+        account: key.0.clone(),
+        region: key.1.clone(),
+        tasks: tasks.unwrap_or(quota as usize),
+        quota,
+        place,
+        waiting,
+        message,
+    }
 }
 
 /// Applies [`service_disabled_schedule`] to the wanted settings, records the schedule in the

@@ -14,5 +14,6 @@ mod environment;
 mod fleet;
 mod generative;
 mod operator;
+mod quotas;
 mod ship;
 mod tenancy;
