@@ -1,15 +1,67 @@
 //! Leader election on a `coordination.k8s.io` Lease, so two replicas are safe: only the
-//! holder reconciles. The holder renews the lease; a replica takes it over once the holder
-//! stopped renewing for a whole lease duration, or at once when the holder released it on a
-//! graceful shutdown.
+//! holder reconciles, and only the holder calls AWS.
+//!
+//! - A standby judges expiry by its own clock, never by the holder's `renewTime`: it takes the
+//!   lease once the lease record (holder, renew time, resourceVersion) has not changed for a
+//!   whole lease duration *as it observed it*, or at once when the holder released it. Clock
+//!   skew between nodes decides nothing.
+//! - The holder's [`Fence`] is open only until its last successful renewal (timed from before
+//!   the renewal was sent) plus the renew deadline, two thirds of the lease duration: every AWS
+//!   request checks it just before it is sent. A standby can take over no earlier than a full
+//!   lease duration after it saw that renewal, so a holder that was paused, partitioned or slow
+//!   has stopped calling AWS before anyone else may start; it then exits at once, in-flight
+//!   reconciles and all (their work is crash-safe).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 use tracing::{info, warn};
+
+/// Whether this replica may call AWS: always without leader election; with it, only until its
+/// lease's renew deadline.
+#[derive(Clone, Debug, Default)]
+pub struct Fence {
+    /// `None`: no leader election, always open.
+    until: Option<Arc<Mutex<Option<Instant>>>>,
+}
+
+impl Fence {
+    /// Always open (a single replica without leader election).
+    pub fn open() -> Self {
+        Self { until: None }
+    }
+
+    /// Closed until the lease is held.
+    pub fn closed() -> Self {
+        Self {
+            until: Some(Arc::new(Mutex::new(None))),
+        }
+    }
+
+    /// Open until `deadline`.
+    pub fn hold_until(&self, deadline: Instant) {
+        if let Some(until) = &self.until {
+            *until.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(deadline);
+        }
+    }
+
+    /// When it closes (`None`: never, or closed already).
+    pub fn deadline(&self) -> Option<Instant> {
+        let until = self.until.as_ref()?;
+        *until.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether AWS may be called now.
+    pub fn is_open(&self) -> bool {
+        self.until.is_none() || self.deadline().is_some_and(|d| Instant::now() < d)
+    }
+}
 
 /// Takes and keeps one Lease.
 #[derive(Clone)]
@@ -18,30 +70,57 @@ pub struct LeaderElector {
     name: String,
     identity: String,
     lease_duration: Duration,
+    fence: Fence,
+    /// The lease record last seen held by another replica, and when this replica first saw it.
+    seen: Arc<Mutex<Option<(String, Instant)>>>,
 }
 
 fn now() -> MicroTime {
     MicroTime(jiff::Timestamp::now())
 }
 
-/// Whether a lease held by someone else has expired (pure).
-pub fn expired(spec: &LeaseSpec, now: jiff::Timestamp) -> bool {
-    let Some(MicroTime(renewed)) = spec.renew_time.as_ref().or(spec.acquire_time.as_ref()) else {
-        return true;
-    };
-    let duration = i64::from(spec.lease_duration_seconds.unwrap_or(15));
-    now.as_second() - renewed.as_second() > duration
+/// Whether a lease held by another replica has expired, judged by this replica's clock alone
+/// (pure): the record `key` unchanged since `first_seen` for more than its duration. A record
+/// not seen before was just renewed, as far as this replica can know.
+pub fn expired(seen: Option<&(String, Instant)>, key: &str, now: Instant, duration: Duration) -> bool {
+    seen.is_some_and(|(k, first_seen)| k == key && now.duration_since(*first_seen) > duration)
+}
+
+/// What identifies one renewal of a lease: holder, renew time and resourceVersion.
+fn record_key(lease: &Lease) -> String {
+    let spec = lease.spec.as_ref();
+    format!(
+        "{}|{:?}|{}",
+        spec.and_then(|s| s.holder_identity.as_deref()).unwrap_or_default(),
+        spec.and_then(|s| s.renew_time.as_ref()).map(|t| t.0),
+        lease.metadata.resource_version.as_deref().unwrap_or_default()
+    )
 }
 
 impl LeaderElector {
-    /// An elector for lease `name` in `namespace`, as `identity`.
-    pub fn new(client: Client, namespace: &str, name: &str, identity: &str, lease_duration: Duration) -> Self {
+    /// An elector for lease `name` in `namespace`, as `identity`, that opens `fence` while it
+    /// holds the lease.
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        lease_duration: Duration,
+        fence: Fence,
+    ) -> Self {
         Self {
             api: Api::namespaced(client, namespace),
             name: name.to_string(),
             identity: identity.to_string(),
             lease_duration,
+            fence,
+            seen: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// How long after a renewal was sent the holder may still call AWS.
+    pub fn renew_deadline(&self) -> Duration {
+        self.lease_duration * 2 / 3
     }
 
     /// This replica's identity.
@@ -53,8 +132,18 @@ impl LeaderElector {
         i32::try_from(self.lease_duration.as_secs()).unwrap_or(15)
     }
 
-    /// One attempt to take or renew the lease; true when this replica holds it afterwards.
+    /// One attempt to take or renew the lease; true when this replica holds it afterwards (and
+    /// then its fence is open until the renew deadline, counted from before the attempt).
     pub async fn try_acquire(&self) -> Result<bool, kube::Error> {
+        let started = Instant::now();
+        let held = self.attempt().await?;
+        if held {
+            self.fence.hold_until(started + self.renew_deadline());
+        }
+        Ok(held)
+    }
+
+    async fn attempt(&self) -> Result<bool, kube::Error> {
         let Some(mut lease) = self.api.get_opt(&self.name).await? else {
             let lease = Lease {
                 metadata: ObjectMeta {
@@ -76,11 +165,18 @@ impl LeaderElector {
                 Err(e) => Err(e),
             };
         };
+        let key = record_key(&lease);
         let mut spec = lease.spec.take().unwrap_or_default();
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
         let mine = holder.as_deref() == Some(self.identity.as_str());
-        if !mine && holder.is_some() && !expired(&spec, jiff::Timestamp::now()) {
-            return Ok(false);
+        if !mine && holder.is_some() {
+            let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !expired(seen.as_ref(), &key, Instant::now(), self.lease_duration) {
+                if seen.as_ref().is_none_or(|(k, _)| *k != key) {
+                    *seen = Some((key, Instant::now()));
+                }
+                return Ok(false);
+            }
         }
         if !mine {
             spec.acquire_time = Some(now());
@@ -118,24 +214,26 @@ impl LeaderElector {
         }
     }
 
-    /// Renews the lease until renewing fails for a whole lease duration; then returns (the
-    /// caller must stop reconciling).
+    /// Renews the lease every third of its duration; returns once the fence closed (renewing
+    /// failed until the renew deadline, or another replica holds the lease): the caller must
+    /// stop at once.
     pub async fn hold(&self) {
-        let mut last_ok = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(self.lease_duration / 3).await;
+            let deadline = self.fence.deadline().unwrap_or_else(Instant::now);
+            let next = Instant::now() + self.lease_duration / 3;
+            tokio::time::sleep_until(next.min(deadline)).await;
+            if !self.fence.is_open() {
+                warn!("the lease was not renewed within its renew deadline");
+                return;
+            }
             match self.try_acquire().await {
-                Ok(true) => last_ok = tokio::time::Instant::now(),
+                Ok(true) => {}
                 Ok(false) => {
+                    self.fence.hold_until(Instant::now());
                     warn!("lost the lease to another replica");
                     return;
                 }
-                Err(e) => {
-                    warn!(error = %e, "could not renew the lease");
-                    if last_ok.elapsed() > self.lease_duration {
-                        return;
-                    }
-                }
+                Err(e) => warn!(error = %e, "could not renew the lease"),
             }
         }
     }
@@ -164,15 +262,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn leases_expire_after_their_duration() {
-        let t0 = jiff::Timestamp::from_second(1_000).unwrap();
-        let spec = LeaseSpec {
-            renew_time: Some(MicroTime(t0)),
-            lease_duration_seconds: Some(15),
-            ..LeaseSpec::default()
-        };
-        assert!(!expired(&spec, jiff::Timestamp::from_second(1_010).unwrap()));
-        assert!(expired(&spec, jiff::Timestamp::from_second(1_016).unwrap()));
-        assert!(expired(&LeaseSpec::default(), t0));
+    fn leases_expire_by_the_observers_clock_only() {
+        let t0 = Instant::now();
+        let d = Duration::from_secs(15);
+        let seen = ("holder|renewed at 10:00|7".to_string(), t0);
+        assert!(
+            !expired(None, "holder|renewed at 10:00|7", t0 + d * 2, d),
+            "never seen: just renewed"
+        );
+        assert!(!expired(Some(&seen), &seen.0, t0 + Duration::from_secs(10), d));
+        assert!(expired(Some(&seen), &seen.0, t0 + Duration::from_secs(16), d));
+        assert!(
+            !expired(Some(&seen), "holder|renewed at 10:01|8", t0 + d * 2, d),
+            "a renewal seen restarts the count, whatever its renewTime says"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_fence_closes_at_the_renew_deadline() {
+        assert!(Fence::open().is_open());
+        let fence = Fence::closed();
+        assert!(!fence.is_open(), "closed until the lease is held");
+        fence.hold_until(Instant::now() + Duration::from_secs(10));
+        assert!(fence.is_open());
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(!fence.is_open());
     }
 }

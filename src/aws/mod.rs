@@ -34,6 +34,8 @@ pub struct AwsSettings {
     pub rates: Vec<(String, f64)>,
     /// How long an endpoint may take to answer once a request is sent (`--aws-read-timeout`).
     pub read_timeout: Duration,
+    /// Closed while this replica does not hold the leader lease: no AWS request is sent then.
+    pub fence: crate::leader::Fence,
 }
 
 /// The identity behind one set of credentials.
@@ -130,10 +132,11 @@ impl Aws {
             loader = loader.region(Region::new("us-east-1"));
         }
         let base = loader.load().await;
+        let fence = settings.fence.clone();
         Self {
             base,
             settings,
-            interceptor: SharedInterceptor::new(observe::CallObserver::new(metrics, budget)),
+            interceptor: SharedInterceptor::new(observe::CallObserver::new(metrics, budget, fence)),
             assumed: Mutex::new(HashMap::new()),
             identities: Mutex::new(HashMap::new()),
         }

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
@@ -44,15 +46,21 @@ pub struct CallObserver {
     metrics: SharedMetrics,
     budget: std::sync::Arc<super::budget::Budget>,
     abort: Option<AbortPlan>,
+    fence: crate::leader::Fence,
 }
 
 impl CallObserver {
     /// An observer reporting into `metrics` and `budget`.
-    pub fn new(metrics: SharedMetrics, budget: std::sync::Arc<super::budget::Budget>) -> Self {
+    pub fn new(
+        metrics: SharedMetrics,
+        budget: std::sync::Arc<super::budget::Budget>,
+        fence: crate::leader::Fence,
+    ) -> Self {
         Self {
             metrics,
             budget,
             abort: AbortPlan::from_env(),
+            fence,
         }
     }
 }
@@ -67,6 +75,21 @@ fn looks_throttled(body: &[u8]) -> bool {
 impl Intercept for CallObserver {
     fn name(&self) -> &'static str {
         "FerryCallObserver"
+    }
+
+    /// Every attempt, just before it is signed and sent: a replica whose lease's renew deadline
+    /// passed sends nothing (another replica may lead by now).
+    fn read_before_signing(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if self.fence.is_open() {
+            Ok(())
+        } else {
+            Err("not sent: this replica's leader lease passed its renew deadline".into())
+        }
     }
 
     fn read_after_execution(

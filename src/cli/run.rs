@@ -15,7 +15,7 @@ use super::parse_duration;
 use crate::aws::{Aws, AwsSettings};
 use crate::context::{Context, ControllerConfig, TaskQueue};
 use crate::controller::{self, TenancyFeeds};
-use crate::leader::LeaderElector;
+use crate::leader::{Fence, LeaderElector};
 use crate::metrics::Metrics;
 use crate::server::{self, ServerState};
 use crate::telemetry::{self, LogFormat};
@@ -177,12 +177,18 @@ pub async fn run(args: RunArgs) -> i32 {
     });
 
     let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let fence = if args.leader_election {
+        Fence::closed()
+    } else {
+        Fence::open()
+    };
     let aws = Aws::new(
         AwsSettings {
             force_path_style: args.s3_force_path_style,
             session_name: "ferry-operator".into(),
             rates: args.aws_rate_limits.0.clone(),
             read_timeout: args.aws_read_timeout,
+            fence: fence.clone(),
         },
         metrics.clone(),
     )
@@ -265,6 +271,7 @@ pub async fn run(args: RunArgs) -> i32 {
             &args.lease_name,
             &identity,
             args.lease_duration,
+            fence.clone(),
         );
         tokio::select! {
             () = elector.acquire() => {},
@@ -280,7 +287,11 @@ pub async fn run(args: RunArgs) -> i32 {
     if let Some(elector) = elector.clone() {
         tokio::spawn(async move {
             elector.hold().await;
+            // No graceful end: in-flight reconciles stop here, mid-way (their work is
+            // crash-safe), and the fence already refuses every AWS request.
+            error!("leadership lost; exiting at once so a fresh replica can take over");
             let _ = lost_tx.send(true);
+            std::process::exit(2);
         });
     }
     let mut lost_flag = lost_rx.clone();

@@ -145,6 +145,13 @@ pub async fn account(env: &TestEnv, id: &str, path: &str, name: &str) -> TestAcc
 }
 
 impl TestAccount {
+    /// Credentials of another session of this account's role: the same identity, another access
+    /// key (the emulator's call log tells them apart with `key=`).
+    pub async fn another_session(&self, env: &TestEnv) -> Creds {
+        let root = config_with(env, Credentials::new("test", "test", None, None, "ferry-tests"));
+        assume(&root, &self.role_arn).await
+    }
+
     /// Creates a role DataSync may assume for this account's locations (trusted by
     /// `datasync.amazonaws.com`, allowed every S3 action, as the DataSync documentation's
     /// example role) and returns its ARN.

@@ -285,24 +285,29 @@ class Call:
     account: str  # account of the credentials that signed it ("" when unsigned)
     bucket: str  # S3 only: the bucket in the path ("" otherwise)
     at: float = 0.0
+    key: str = ""  # the access key id that signed it (tells two sessions of one role apart)
 
     def to_json(self) -> dict[str, Any]:
         return {"service": self.service, "operation": self.operation, "account": self.account,
-                "bucket": self.bucket, "at": self.at}
+                "bucket": self.bucket, "at": self.at, "key": self.key}
 
 
 _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
 
 
+def caller_key(environ: dict[str, Any]) -> str:
+    """The access key id that signed the request ("" when unsigned)."""
+    match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if match:
+        return match.group(1)
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    cred = (query.get("X-Amz-Credential") or [""])[0]
+    return cred.split("/", 1)[0]
+
+
 def caller_account(environ: dict[str, Any]) -> str:
     """The account of the access key that signed the request (moto's own mapping)."""
-    match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
-    if not match:
-        query = parse_qs(environ.get("QUERY_STRING", ""))
-        cred = (query.get("X-Amz-Credential") or [""])[0]
-        key = cred.split("/", 1)[0]
-    else:
-        key = match.group(1)
+    key = caller_key(environ)
     if not key:
         return ""
     from moto.iam.models import get_account_id_from
@@ -315,7 +320,8 @@ def describe_call(environ: dict[str, Any]) -> Call:
     bucket = ""
     if service == "s3":
         bucket = environ.get("PATH_INFO", "/").lstrip("/").split("/", 1)[0]
-    return Call(service, operation, caller_account(environ) if service else "", bucket, time.time())
+    return Call(service, operation, caller_account(environ) if service else "", bucket, time.time(),
+                caller_key(environ) if service else "")
 
 
 class CallLog:
@@ -330,7 +336,7 @@ class CallLog:
             self._calls.append(call)
 
     def query(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
-        want = {k: v[0] for k, v in filters.items() if v and k in ("service", "operation", "account", "bucket")}
+        want = {k: v[0] for k, v in filters.items() if v and k in ("service", "operation", "account", "bucket", "key")}
         with self._lock:
             calls = list(self._calls)
         return [c.to_json() for c in calls if all(getattr(c, k) == v for k, v in want.items())]

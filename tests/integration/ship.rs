@@ -281,6 +281,15 @@ async fn helm_install_creates_least_privilege_objects_that_suffice_for_the_opera
     );
 }
 
+/// Waits until a standby operator has found the lease held (it may start slowly).
+async fn stands_by(op: &common::Operator) {
+    wait_for("the standby to stand by", CONVERGE, || {
+        let log = op.log_text();
+        async move { if log.contains("standing by") { Ok(()) } else { Err(log) } }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn one_leader_writes_and_a_standby_takes_over() {
     let s = Scenario::new("lead", "us-east-1", "us-east-1").await;
@@ -307,11 +316,7 @@ async fn one_leader_writes_and_a_standby_takes_over() {
     assert_eq!(holder, "ferry-one");
     let mut second = s.operator(&leader_env("ferry-two"));
     // The standby has found the lease held before the transfer comes (it may start slowly).
-    wait_for("ferry-two to stand by", CONVERGE, || {
-        let log = second.log_text();
-        async move { if log.contains("standing by") { Ok(()) } else { Err(log) } }
-    })
-    .await;
+    stands_by(&second).await;
     s.apply(&s.manifest("one", json!({}))).await;
     s.wait_phase("one", Phase::Succeeded, CONVERGE).await;
     let writers: std::collections::BTreeSet<String> = s.events("one").await.into_iter().map(|e| e.3).collect();
@@ -345,6 +350,89 @@ async fn one_leader_writes_and_a_standby_takes_over() {
     let writers: std::collections::BTreeSet<String> = s.events("two").await.into_iter().map(|e| e.3).collect();
     assert_eq!(writers.into_iter().collect::<Vec<_>>(), vec!["ferry-two".to_string()]);
     assert!(second.exited().is_none());
+}
+
+/// A leader paused (SIGSTOP) past its lease: the standby takes over by its own clock and
+/// converges; the old leader, resumed, sends AWS nothing (its fence closed at the renew
+/// deadline) and exits. Each operator signs with its own session of Account A's role, so the
+/// emulator's call log tells their calls apart.
+#[tokio::test]
+async fn a_paused_leader_sends_aws_nothing_once_its_lease_is_gone() {
+    let s = Scenario::new("fence", "us-east-1", "us-east-1").await;
+    let lease_api: Api<Lease> = Api::namespaced(s.client.clone(), &s.ns);
+    let holder = || async {
+        lease_api
+            .get("ferry-leader")
+            .await
+            .ok()
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+    };
+    let env = |id: &'static str| {
+        vec![
+            ("FERRY_LEADER_ELECTION", "true"),
+            ("POD_NAME", id),
+            ("FERRY_LEASE_DURATION", "3s"),
+        ]
+    };
+    let first_creds = s.a.another_session(s.env).await;
+    // A drift check every second: when it resumes, reconciles are due at once.
+    let mut first_env = env("ferry-one");
+    first_env.push(("FERRY_RESYNC_INTERVAL", "1s"));
+    let mut first = s.env.operator(&s.ns, &first_creds, &first_env);
+    wait_for("ferry-one to lead", CONVERGE, || async {
+        match holder().await.as_deref() {
+            Some("ferry-one") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let second = s.operator(&env("ferry-two"));
+    stands_by(&second).await;
+    // The leader is at work: a transfer it checks every second.
+    s.apply(&s.manifest("one", json!({}))).await;
+    s.wait_phase("one", Phase::Succeeded, CONVERGE).await;
+    let from_first = |after: f64| {
+        common::aws::calls(s.env, &format!("key={}", first_creds.access_key_id))
+            .into_iter()
+            .filter(|c| c["at"].as_f64().unwrap_or_default() > after)
+            .count()
+    };
+    assert!(from_first(0.0) > 0, "the leader did the work");
+
+    // Paused well past its lease: the standby takes over and converges a new transfer.
+    let paused_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    // SAFETY: a signal to a child process this test started.
+    unsafe { libc::kill(first.pid() as i32, libc::SIGSTOP) };
+    wait_for("ferry-two to take the lease", CONVERGE, || async {
+        match holder().await.as_deref() {
+            Some("ferry-two") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    s.apply(&s.manifest("two", json!({}))).await;
+    s.patch_spec("one", json!({"task": {"excludes": ["*.tmp", "*.bak"]}}))
+        .await;
+    s.wait_phase("two", Phase::Succeeded, CONVERGE).await;
+    s.wait_phase("one", Phase::Succeeded, CONVERGE).await;
+
+    // Resumed, with its timers and reconciles due at once: nothing reaches AWS, and it exits.
+    // SAFETY: as above.
+    unsafe { libc::kill(first.pid() as i32, libc::SIGCONT) };
+    let status = first.wait_exit(CONVERGE);
+    assert_eq!(status.code(), Some(2), "{}", first.log_text());
+    assert_eq!(
+        from_first(paused_at),
+        0,
+        "AWS calls from the replica that lost its lease"
+    );
+    assert!(first.log_text().contains("leadership lost"), "{}", first.log_text());
+    let writers: std::collections::BTreeSet<String> = s.events("two").await.into_iter().map(|e| e.3).collect();
+    assert_eq!(writers.into_iter().collect::<Vec<_>>(), vec!["ferry-two".to_string()]);
 }
 
 #[tokio::test]
