@@ -10,7 +10,6 @@ mod rules;
 mod status;
 mod tenancy;
 
-pub(crate) use rules::MSG_ROLE_ARN_REQUIRED;
 pub use rules::{PARTITIONS, RULES, Rule, Scope, broken_rules, cel_rules, partition, partition_names};
 pub use status::*;
 pub use tenancy::*;

@@ -66,8 +66,8 @@ pub struct Rule {
     pub example: &'static str,
 }
 
-/// Message of a cross-field rule (also used where the controller meets a spec the CRD did not check).
-pub(crate) const MSG_ROLE_ARN_REQUIRED: &str = "spec.destination.access.roleArn is required when spec.destination.access.mode is AssumeRole (or use mode: External)";
+/// Message of the rule that AssumeRole needs a role.
+const MSG_ROLE_ARN_REQUIRED: &str = "spec.destination.access.roleArn is required when spec.destination.access.mode is AssumeRole (or use mode: External)";
 
 /// A CEL list literal of strings.
 fn cel_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {

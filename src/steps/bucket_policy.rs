@@ -6,7 +6,7 @@
 //! status for Account B's administrator.
 
 use super::transfer::Transfer;
-use crate::api::{AccessMode, DestinationStatus, condition};
+use crate::api::{DestinationStatus, condition};
 use crate::aws::{Account, Failure, classify};
 use crate::error::{Error, Result};
 use crate::policy::{
@@ -50,39 +50,40 @@ pub async fn apply(
     Ok(())
 }
 
+/// Publishes Ferry's statements for Account B's administrator (Ferry never calls Account B).
+pub fn publish(t: &mut Transfer<'_>) {
+    let want = t.desired.destination_bucket.clone();
+    let (bucket, region, account_b) = (want.bucket.clone(), want.region.clone(), want.account_id.clone());
+    let required = want.required_policy();
+    let dest = t.status.destination.get_or_insert_with(DestinationStatus::default);
+    dest.bucket = Some(bucket.clone());
+    dest.region = Some(region.clone());
+    dest.creator_arn = Some(want.creator_arn.clone());
+    dest.policy_statement_ids = want.sids.clone();
+    dest.required_bucket_policy = Some(required);
+    if t.status.destination_location_arn.is_none() {
+        t.condition(
+            condition::DESTINATION_READY,
+            false,
+            "AwaitingBucketPolicy",
+            format!(
+                "External mode: Account B ({account_b}) must add the principals in status.destination.requiredBucketPolicy to the policy of bucket {bucket} and set its Object Ownership to BucketOwnerEnforced (`ferry policy -f <manifest> --existing <current-policy.json>` prints the merged policy); Ferry checks again every {}s",
+                t.ctx.config.external_retry.as_secs()
+            ),
+        );
+    }
+}
+
 /// Ensures this transfer's principals are in Ferry's shared statements of the destination
-/// bucket policy (or publishes the statements, External mode).
-pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
+/// bucket policy, with Account B's credentials.
+pub async fn ensure(t: &mut Transfer<'_>, account: &Account) -> Result<()> {
     let want = t.desired.destination_bucket.clone();
     let (bucket, region, account_b) = (want.bucket.clone(), want.region.clone(), want.account_id.clone());
 
-    if want.access == AccessMode::External {
-        let required = want.required_policy();
-        let dest = t.status.destination.get_or_insert_with(DestinationStatus::default);
-        dest.bucket = Some(bucket.clone());
-        dest.region = Some(region.clone());
-        dest.creator_arn = Some(want.creator_arn.clone());
-        dest.policy_statement_ids = want.sids.clone();
-        dest.required_bucket_policy = Some(required);
-        if t.status.destination_location_arn.is_none() {
-            t.condition(
-                condition::DESTINATION_READY,
-                false,
-                "AwaitingBucketPolicy",
-                format!(
-                    "External mode: Account B ({account_b}) must add the principals in status.destination.requiredBucketPolicy to the policy of bucket {bucket} and set its Object Ownership to BucketOwnerEnforced (`ferry policy -f <manifest> --existing <current-policy.json>` prints the merged policy); Ferry checks again every {}s",
-                    t.ctx.config.external_retry.as_secs()
-                ),
-            );
-        }
-        return Ok(());
-    }
-
-    let account = t.assumed_account_b()?;
     let resource = want.bucket_arn.clone();
     // One writer per bucket in this operator: the policy is read fresh under the lock.
     let _turn = t.ctx.buckets.lock(&bucket).await;
-    let current = read(&account, &region, &bucket)
+    let current = read(account, &region, &bucket)
         .await
         .map_err(|f| t.aws_error(&f, &account_b, "s3:GetBucketPolicy", &resource))?;
     if requires_sse_c(current.as_deref()) {
@@ -132,12 +133,12 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         }
     }
     if change != PolicyChange::Unchanged {
-        apply(&account, &region, &bucket, &change)
+        apply(account, &region, &bucket, &change)
             .await
             .map_err(|f| t.aws_error(&f, &account_b, "s3:PutBucketPolicy", &resource))?;
         // S3 has no conditional write: another writer (another operator, a person) may have
         // replaced the policy between the read and the write. Read it back once.
-        let back = read(&account, &region, &bucket)
+        let back = read(account, &region, &bucket)
             .await
             .map_err(|f| t.aws_error(&f, &account_b, "s3:GetBucketPolicy", &resource))?;
         if !shared_principals(back.as_deref()).is_ok_and(|(roles, _)| roles.contains(&want.role_arn)) {

@@ -12,9 +12,7 @@
 //! the AWS managed key `aws/s3` cannot be used from another account at all.
 
 use super::transfer::Transfer;
-use crate::api::{
-    AccessMode, BucketEncryption, CrossAccountTransfer, DestinationStatus, EncryptionStatus, is_kms_key_arn,
-};
+use crate::api::{BucketEncryption, CrossAccountTransfer, DestinationStatus, EncryptionStatus, is_kms_key_arn};
 use crate::aws::{Account, Failure, classify};
 use crate::desired::{Desired, Identities, Keys};
 use crate::error::{Error, Result};
@@ -124,7 +122,7 @@ async fn read_or_unknown(
 
 /// Reads both buckets' encryption, builds the desired state with the keys found, and records
 /// them in the status.
-pub async fn observe(t: &mut Transfer<'_>) -> Result<()> {
+pub async fn observe(t: &mut Transfer<'_>, account_b: Option<&Account>) -> Result<()> {
     let spec = t.spec;
     let mut keys = Keys::from_spec(spec);
     let account_a = t.account_a_id().to_string();
@@ -150,10 +148,10 @@ pub async fn observe(t: &mut Transfer<'_>) -> Result<()> {
         key_arn: source_key.or_else(|| spec.source.kms_key_arn.clone()),
     };
 
-    let destination = match (&spec.destination.access.mode, t.account_b().cloned()) {
-        (AccessMode::AssumeRole, Some(b)) => {
+    let destination = match account_b {
+        Some(b) => {
             let (bucket, region) = (&spec.destination.bucket, &spec.destination.region);
-            let found = read_or_unknown(&b, region, bucket).await.map_err(|f| {
+            let found = read_or_unknown(b, region, bucket).await.map_err(|f| {
                 t.aws_error(
                     &f,
                     &spec.destination.account_id,
@@ -176,8 +174,8 @@ pub async fn observe(t: &mut Transfer<'_>) -> Result<()> {
                 key_arn: keys.destination.clone(),
             })
         }
-        // External mode: Ferry never calls Account B; the spec names the key, if any.
-        _ => keys.destination.clone().map(|key| BucketEncryption {
+        // Ferry may not call Account B (External mode): the spec names the key, if any.
+        None => keys.destination.clone().map(|key| BucketEncryption {
             algorithm: "aws:kms".into(),
             key_arn: Some(key),
         }),
@@ -215,7 +213,7 @@ async fn resolve(t: &Transfer<'_>, region: &str, key_id: &str) -> Result<Option<
 /// Puts this transfer's DataSync role into Ferry's statement of the destination key's policy
 /// (AssumeRole mode, a key of Account B), or publishes the statement for Account B's
 /// administrator (External mode, or a key of another account).
-pub async fn ensure_key_policy(t: &mut Transfer<'_>) -> Result<()> {
+pub async fn ensure_key_policy(t: &mut Transfer<'_>, b_credentials: Option<&Account>) -> Result<()> {
     let role_arn = t.desired.role.arn.clone();
     let key = t.desired.keys.destination.clone();
     let previous = t.status.destination.as_ref().and_then(|d| d.key_arn.clone());
@@ -224,11 +222,8 @@ pub async fn ensure_key_policy(t: &mut Transfer<'_>) -> Result<()> {
         .as_deref()
         .filter(|k| arn_account(k) == Some(account_b.as_str()))
         .is_some();
-    let b = match (&t.spec.destination.access.mode, t.account_b().cloned()) {
-        (AccessMode::AssumeRole, Some(b)) => Some(b),
-        _ => None,
-    };
-    if let (Some(b), Some(old)) = (&b, previous.as_deref())
+    let b = b_credentials;
+    if let (Some(b), Some(old)) = (b, previous.as_deref())
         && Some(old) != key.as_deref()
     {
         release_key(t, b, old).await?;

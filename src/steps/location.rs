@@ -5,12 +5,12 @@
 
 use aws_sdk_datasync::types::{S3Config, S3StorageClass};
 
-use super::transfer::{Progress, Transfer};
-use crate::api::{AccessMode, condition};
+use super::transfer::Transfer;
+use crate::api::condition;
 use crate::aws::datasync::{create, list_locations, same_uri, sent_once, tag_entries};
 use crate::aws::{FailureKind, classify};
 use crate::desired::{DesiredLocation, Side};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A location as DataSync reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -35,48 +35,27 @@ pub fn matches(observed: &ObservedLocation, desired: &DesiredLocation) -> bool {
         && storage_ok
 }
 
-/// Ensures both locations. In External mode an access refusal on the destination means Account
-/// B has not applied the policy yet: the pipeline waits instead of failing.
-pub async fn ensure(t: &mut Transfer<'_>) -> Result<Progress> {
+/// Ensures the source location.
+pub async fn ensure_source(t: &mut Transfer<'_>) -> Result<()> {
     let source = t.desired.source.clone();
-    ensure_one(t, &source).await?;
+    ensure_one(t, &source).await
+}
 
+/// Ensures the destination location (the destination seam decides what an access refusal
+/// means).
+pub async fn ensure_destination(t: &mut Transfer<'_>) -> Result<()> {
     let destination = t.desired.destination.clone();
-    let external = t.spec.destination.access.mode == AccessMode::External;
-    match ensure_one(t, &destination).await {
-        Ok(()) => {}
-        Err(Error::AccessDenied { message, .. } | Error::IamPropagation { message, .. }) if external => {
-            t.condition(
-                condition::LOCATIONS_READY,
-                false,
-                "AwaitingDestination",
-                format!(
-                    "the destination location cannot be created yet: Account B has not granted access to bucket {} ({message})",
-                    t.spec.destination.bucket
-                ),
-            );
-            return Ok(Progress::AwaitingDestination);
-        }
-        Err(e) => return Err(e),
-    }
-    if external {
-        t.condition(
-            condition::DESTINATION_READY,
-            true,
-            "BucketPolicyApplied",
-            format!(
-                "External mode: Account B has applied the bucket policy; DataSync can reach bucket {}",
-                t.spec.destination.bucket
-            ),
-        );
-    }
+    ensure_one(t, &destination).await
+}
+
+/// Reports both locations in place.
+pub fn report(t: &mut Transfer<'_>) {
     let message = format!(
         "source {} and destination {}",
         t.status.source_location_arn.as_deref().unwrap_or_default(),
         t.status.destination_location_arn.as_deref().unwrap_or_default()
     );
     t.condition(condition::LOCATIONS_READY, true, "LocationsInPlace", message);
-    Ok(Progress::Provisioned)
 }
 
 fn slot<'s>(t: &'s mut Transfer<'_>, side: Side) -> &'s mut Option<String> {

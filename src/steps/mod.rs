@@ -11,11 +11,16 @@
 //! | 6. task | [`task`] | A (destination region) |
 //! | 7. execution | [`execution`] | A (destination region) |
 //!
-//! [`retired`] deletes what an earlier spec used and the current one replaced; [`cleanup`] runs
-//! the steps backwards when the resource is deleted.
+//! [`destination`] is the one seam for Account B: it reads the destination's encryption, runs
+//! steps 2 and 3 and the key policy (or publishes them, External mode), creates the destination
+//! location or waits for Account B, and takes it all back; the access mode is read only there.
+//! [`retired`] deletes what an earlier spec used and the current one replaced (and a one-off
+//! transfer's task after its run); [`cleanup`] runs the steps backwards when the resource is
+//! deleted.
 
 pub mod bucket_policy;
 pub mod cleanup;
+pub mod destination;
 pub mod encryption;
 pub mod execution;
 pub mod location;
@@ -27,21 +32,21 @@ pub mod transfer;
 
 pub use transfer::{Progress, Transfer};
 
+use destination::Destination;
+
 use crate::error::Result;
 
 /// Runs the steps in order. Returns how far it got, or the first error.
 pub async fn provision(t: &mut Transfer<'_>) -> Result<Progress> {
-    encryption::observe(t).await?;
+    let destination = Destination::connect(t).await;
+    destination.observe_encryption(t).await?;
     role::ensure(t).await?;
-    // A destination bucket the spec moved away from gets its policy and ownership back first.
-    cleanup::release_previous_destination(t).await;
-    ownership::ensure(t).await?;
-    bucket_policy::ensure(t).await?;
-    encryption::ensure_key_policy(t).await?;
+    destination.prepare(t).await?;
     if retired::released_and_idle(t) {
         return Ok(Progress::Provisioned);
     }
-    if location::ensure(t).await? == Progress::AwaitingDestination {
+    location::ensure_source(t).await?;
+    if destination.locate(t).await? == Progress::AwaitingDestination {
         return Ok(Progress::AwaitingDestination);
     }
     task::ensure(t).await?;

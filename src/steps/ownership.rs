@@ -3,7 +3,7 @@
 //! first is kept in the status before anything changes, and put back on deletion.
 
 use super::transfer::Transfer;
-use crate::api::{AccessMode, DestinationStatus};
+use crate::api::DestinationStatus;
 use crate::aws::{Account, Failure, classify};
 use crate::error::Result;
 use aws_sdk_s3::types::{ObjectOwnership, OwnershipControls, OwnershipControlsRule};
@@ -84,18 +84,14 @@ pub async fn put(
     Ok(())
 }
 
-/// Ensures ACLs are disabled on the destination bucket (AssumeRole mode only).
-pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
-    if t.spec.destination.access.mode == AccessMode::External {
-        return Ok(());
-    }
-    let account = t.assumed_account_b()?;
+/// Ensures ACLs are disabled on the destination bucket, with Account B's credentials.
+pub async fn ensure(t: &mut Transfer<'_>, account: &Account) -> Result<()> {
     let bucket = t.spec.destination.bucket.clone();
     let region = t.spec.destination.region.clone();
     let account_b = t.spec.destination.account_id.clone();
     let resource = crate::naming::bucket_arn(&region, &bucket);
     let _turn = t.ctx.buckets.lock(&bucket).await;
-    let observed = observe(&account, &region, &bucket)
+    let observed = observe(account, &region, &bucket)
         .await
         .map_err(|f| t.aws_error(&f, &account_b, "s3:GetBucketOwnershipControls", &resource))?;
 
@@ -121,7 +117,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         t.persist().await?;
     }
     if needs_change(&observed) {
-        put(&account, &region, &bucket, ENFORCED)
+        put(account, &region, &bucket, ENFORCED)
             .await
             .map_err(|f| t.aws_error(&f, &account_b, "s3:PutBucketOwnershipControls", &resource))?;
         t.changed(

@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
-use crate::api::{AccessMode, CrossAccountTransfer, CrossAccountTransferSpec, CrossAccountTransferStatus};
+use crate::api::{CrossAccountTransfer, CrossAccountTransferSpec, CrossAccountTransferStatus};
 use crate::aws::{Account, CallerIdentity, Failure, aws_error};
 use crate::context::{Context, event_action};
 use crate::desired::{Desired, Identities};
@@ -34,8 +34,6 @@ pub struct Transfer<'a> {
     pub account_a: Account,
     /// Who Account A's credentials are.
     pub identity_a: CallerIdentity,
-    /// Account B's credentials; `None` in External mode, where Ferry never calls Account B.
-    pub account_b: Option<Account>,
     /// DataSync's status of the task when the task step read it (`AVAILABLE`, `CREATING`, ...);
     /// `None` when it was just created or not read.
     pub task_status: Option<String>,
@@ -67,10 +65,6 @@ impl<'a> Transfer<'a> {
         );
         let account_a = ctx.aws.account_a(spec.source.role_arn.as_deref()).await;
         let identity_a = ctx.aws.identity(&account_a, &spec.source.region).await?;
-        let account_b = match (&spec.destination.access.mode, &spec.destination.access.role_arn) {
-            (AccessMode::AssumeRole, Some(role)) => Some(ctx.aws.account_b(&account_a, role).await),
-            _ => None,
-        };
         let who = Identities {
             account_a: identity_a.account.clone(),
             creator_arn: identity_a.principal_arn.clone(),
@@ -84,7 +78,6 @@ impl<'a> Transfer<'a> {
             status,
             account_a,
             identity_a,
-            account_b,
             task_status: None,
         })
     }
@@ -129,19 +122,6 @@ impl<'a> Transfer<'a> {
     /// Account A's id.
     pub fn account_a_id(&self) -> &str {
         &self.identity_a.account
-    }
-
-    /// Account B's client, which exists in AssumeRole mode.
-    pub fn account_b(&self) -> Option<&Account> {
-        self.account_b.as_ref()
-    }
-
-    /// Account B's client where the steps need it (AssumeRole mode; `validate` has already
-    /// refused AssumeRole without a role).
-    pub fn assumed_account_b(&self) -> Result<Account> {
-        self.account_b
-            .clone()
-            .ok_or_else(|| Error::InvalidSpec(crate::api::MSG_ROLE_ARN_REQUIRED.to_string()))
     }
 
     /// Turns an AWS failure into Ferry's error for this transfer.
