@@ -22,8 +22,6 @@ root=$PWD
 
 export GOTOOLCHAIN=local
 export CGO_ENABLED=0
-# The compiler collects garbage less often (memory is plentiful here; CPU is not).
-export GOGC="${GOGC:-400}"
 bin="$root/.cache/bin"
 stamps="$bin/.stamps"
 mkdir -p "$bin" "$stamps"
