@@ -269,94 +269,120 @@ pub fn service_disabled_schedule(
     }
 }
 
-/// Ensures the task and records its ARN.
+/// Ensures the task and records its ARN: the recorded one updated in place (or replaced), else
+/// one of this transfer's own adopted after a crash, else a new one.
 pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     let region = t.spec.destination.region.clone();
     let client = t.account_a.datasync(&region);
-    let account = t.account_a_id().to_string();
     let mut want = t.desired.task.between(
         t.status.source_location_arn.as_deref().unwrap_or_default(),
         t.status.destination_location_arn.as_deref().unwrap_or_default(),
     );
+    if let Some(arn) = t.status.task_arn.clone()
+        && update_recorded(t, &client, &arn, &mut want).await?
+    {
+        return ready(t, &arn);
+    }
+    let arn = match adopt_unrecorded(t, &client, &want).await? {
+        Some(arn) => arn,
+        None => create_task(t, &client, &want).await?,
+    };
+    ready(t, &arn)
+}
 
-    if let Some(arn) = t.status.task_arn.clone() {
-        match client.describe_task().task_arn(&arn).send().await {
-            Ok(out) => {
-                t.task_status = out.status().map(|s| s.as_str().to_string());
-                let wanted_now = keep_service_decision(t, &out, &mut want).await;
-                match diff(&observed(&out), &wanted_now) {
-                    TaskChange::Nothing => return ready(t, &arn),
-                    TaskChange::Update(update) => {
-                        let mut request = client.update_task().task_arn(&arn);
-                        if update.name {
-                            request = request.name(&want.name);
-                        }
-                        if update.options {
-                            request = request.options(options(&want));
-                        }
-                        if update.includes {
-                            request = request.set_includes(Some(filters(&want.includes)));
-                        }
-                        if update.excludes {
-                            request = request.set_excludes(Some(filters(&want.excludes)));
-                        }
-                        if update.schedule {
-                            request = request.schedule(schedule(&want)?);
-                        }
-                        if update.log_group {
-                            request = request.set_cloud_watch_log_group_arn(want.log_group_arn.clone());
-                        }
-                        if update.report {
-                            // An empty report configuration removes a report the spec no longer has.
-                            request = request.task_report_config(
-                                report(&want)?.unwrap_or_else(|| TaskReportConfig::builder().build()),
-                            );
-                        }
-                        request
-                            .send()
-                            .await
-                            .map_err(|e| t.sdk_error(&e, &account, "datasync:UpdateTask", &arn))?;
-                        t.changed(
-                            "TaskUpdated",
-                            format!("updated the settings of DataSync task {arn} in place"),
-                        )
+/// The recorded task, brought in line with the spec in place where DataSync can: true when it
+/// is in place now; false when it is gone or must be replaced (retired) and a new one is needed.
+async fn update_recorded(
+    t: &mut Transfer<'_>,
+    client: &aws_sdk_datasync::Client,
+    arn: &str,
+    want: &mut TaskSettings,
+) -> Result<bool> {
+    let account = t.account_a_id().to_string();
+    let arn = arn.to_string();
+    match client.describe_task().task_arn(&arn).send().await {
+        Ok(out) => {
+            t.task_status = out.status().map(|s| s.as_str().to_string());
+            let wanted_now = keep_service_decision(t, &out, want).await;
+            match diff(&observed(&out), &wanted_now) {
+                TaskChange::Nothing => return Ok(true),
+                TaskChange::Update(update) => {
+                    let mut request = client.update_task().task_arn(&arn);
+                    if update.name {
+                        request = request.name(&want.name);
+                    }
+                    if update.options {
+                        request = request.options(options(want));
+                    }
+                    if update.includes {
+                        request = request.set_includes(Some(filters(&want.includes)));
+                    }
+                    if update.excludes {
+                        request = request.set_excludes(Some(filters(&want.excludes)));
+                    }
+                    if update.schedule {
+                        request = request.schedule(schedule(want)?);
+                    }
+                    if update.log_group {
+                        request = request.set_cloud_watch_log_group_arn(want.log_group_arn.clone());
+                    }
+                    if update.report {
+                        // An empty report configuration removes a report the spec no longer has.
+                        request = request
+                            .task_report_config(report(want)?.unwrap_or_else(|| TaskReportConfig::builder().build()));
+                    }
+                    request
+                        .send()
+                        .await
+                        .map_err(|e| t.sdk_error(&e, &account, "datasync:UpdateTask", &arn))?;
+                    t.changed(
+                        "TaskUpdated",
+                        format!("updated the settings of DataSync task {arn} in place"),
+                    )
+                    .await;
+                    return Ok(true);
+                }
+                TaskChange::Replace(why) => {
+                    t.retire(&arn);
+                    t.status.task_arn = None;
+                    t.persist().await?;
+                    t.changed("TaskReplaced", format!("DataSync task {arn} is replaced: {why}"))
                         .await;
-                        return ready(t, &arn);
-                    }
-                    TaskChange::Replace(why) => {
-                        t.retire(&arn);
-                        t.status.task_arn = None;
-                        t.persist().await?;
-                        t.changed("TaskReplaced", format!("DataSync task {arn} is replaced: {why}"))
-                            .await;
-                    }
                 }
             }
-            Err(e) if classify(&e).kind == FailureKind::NotFound => {
-                t.status.task_arn = None;
-            }
-            Err(e) => return Err(t.sdk_error(&e, &account, "datasync:DescribeTask", &arn)),
         }
+        Err(e) if classify(&e).kind == FailureKind::NotFound => {
+            t.status.task_arn = None;
+        }
+        Err(e) => return Err(t.sdk_error(&e, &account, "datasync:DescribeTask", &arn)),
     }
 
+    Ok(false)
+}
+
+/// A task of this transfer's own that a crash left unrecorded (searched only when a create was
+/// started and not recorded): adopted when it fits the spec; its ARN.
+async fn adopt_unrecorded(
+    t: &mut Transfer<'_>,
+    client: &aws_sdk_datasync::Client,
+    want: &TaskSettings,
+) -> Result<Option<String>> {
+    let account = t.account_a_id().to_string();
     // A task of ours left by a crash between create and status write (only searched when a
     // create was started and not recorded).
     let tasks = if t.maybe_created(TASK_INTENT) {
-        list_tasks(&client)
+        list_tasks(client)
             .await
             .map_err(|f| t.aws_error(&f, &account, "datasync:ListTasks", &want.name))?
     } else {
         Vec::new()
     };
     for (arn, name) in tasks {
-        if name != want.name || !t.adoptable(&client, &arn).await? {
+        if name != want.name || !t.adoptable(client, &arn).await? {
             continue;
         }
-        let out = describe(t, &client, &arn).await?;
-        if matches!(
-            diff(&observed(&out), &want),
-            TaskChange::Nothing | TaskChange::Update(_)
-        ) {
+        let out = describe(t, client, &arn).await?;
+        if matches!(diff(&observed(&out), want), TaskChange::Nothing | TaskChange::Update(_)) {
             t.status.task_arn = Some(arn.clone());
             t.created(TASK_INTENT);
             t.persist().await?;
@@ -366,10 +392,16 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
             )
             .await;
             // The next reconcile brings its settings in line if needed.
-            return ready(t, &arn);
+            return Ok(Some(arn));
         }
     }
+    Ok(None)
+}
 
+/// Creates the task (sent once), unless DataSync's task quota makes this transfer wait in line.
+async fn create_task(t: &mut Transfer<'_>, client: &aws_sdk_datasync::Client, want: &TaskSettings) -> Result<String> {
+    let account = t.account_a_id().to_string();
+    let region = t.spec.destination.region.clone();
     // At DataSync's task quota, transfers wait in line: one behind another asks nothing of AWS.
     let key: SlotKey = (account.clone(), region.clone());
     let waiter = waiter(t);
@@ -391,20 +423,20 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         .source_location_arn(&want.source_location_arn)
         .destination_location_arn(&want.destination_location_arn)
         .task_mode(TaskMode::from(want.mode.as_str()))
-        .options(options(&want))
+        .options(options(want))
         .set_includes(want.includes.is_some().then(|| filters(&want.includes)))
         .set_excludes(want.excludes.is_some().then(|| filters(&want.excludes)))
         .set_cloud_watch_log_group_arn(want.log_group_arn.clone())
-        .set_task_report_config(report(&want)?)
+        .set_task_report_config(report(want)?)
         .set_tags(Some(tag_entries(t.id(), &[])));
     if want.schedule.is_some() {
-        request = request.schedule(schedule(&want)?);
+        request = request.schedule(schedule(want)?);
     }
     let out = match create(|| request.clone().customize().config_override(sent_once()).send()).await {
         Ok(out) => out,
         Err(e) => {
             let failure = classify(&e);
-            if let Some(tasks) = at_task_quota(t, &client, &failure).await? {
+            if let Some(tasks) = at_task_quota(t, client, &failure).await? {
                 // A refused create made nothing: no search for it next time.
                 t.created(TASK_INTENT);
                 let (place, waiting) = t.ctx.task_queue.join(&key, waiter);
@@ -424,7 +456,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         format!("created DataSync task {arn} ({} mode) in {region}", want.mode),
     )
     .await;
-    ready(t, &arn)
+    Ok(arn)
 }
 
 /// This transfer's place in a task queue: by creation time (first come, first served).
