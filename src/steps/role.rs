@@ -78,7 +78,6 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     let iam = t.account_a.iam(&region);
     let boundary = t.ctx.config.role_permissions_boundary.clone();
 
-    let resource = format!("role/{name}");
     // A role this transfer never recorded is most likely new: create it straight away and read
     // it only if it exists (a crash after the create, or someone else's role of that name).
     let mut observed = if t.status.role.is_some() {
@@ -89,43 +88,15 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     let mut arn = observed.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
     let mut created = false;
     if observed.is_none() {
-        let tags = t
-            .id()
-            .tags()
-            .into_iter()
-            .filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok())
-            .collect::<Vec<_>>();
-        let sent = iam
-            .create_role()
-            .role_name(&name)
-            .assume_role_policy_document(trust.to_string())
-            .description(description)
-            .set_permissions_boundary(boundary.clone())
-            .set_tags(Some(tags))
-            .send()
-            .await;
-        match sent {
-            Ok(out) => {
-                arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
+        match create(t, &iam, &name, description, &trust, boundary.as_deref()).await? {
+            Created::New(new) => {
+                arn = new;
                 created = true;
-                record(t, &arn, true);
-                t.permissions_changed();
-                t.persist().await?;
-                t.changed("RoleCreated", format!("created IAM role {arn} for DataSync"))
-                    .await;
             }
-            Err(e) if classify(&e).code == "EntityAlreadyExists" => {
-                observed = observe(t, &iam, &name, &account).await?;
+            Created::Existing(found) => {
+                observed = found;
                 arn = observed.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
             }
-            Err(e) if classify(&e).code == "LimitExceeded" && classify(&e).message.contains("RolesPerAccount") => {
-                return Err(crate::Error::RoleQuotaReached {
-                    account,
-                    role: name,
-                    message: classify(&e).message,
-                });
-            }
-            Err(e) => return Err(t.sdk_error(&e, &account, "iam:CreateRole", &resource)),
         }
     }
     if let Some(role) = &observed
@@ -144,11 +115,107 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         diff(observed.as_ref(), &trust, &inline, boundary.as_deref())
     };
 
+    restore(
+        t,
+        &iam,
+        &name,
+        &arn,
+        &changes,
+        &trust,
+        &inline,
+        inline_name,
+        boundary.as_deref(),
+    )
+    .await?;
+    record(t, &arn, true);
+    t.condition(
+        condition::ROLE_READY,
+        true,
+        "RoleInPlace",
+        format!("IAM role {arn} trusts DataSync and grants the transfer's S3 access"),
+    );
+    Ok(())
+}
+
+/// What a `CreateRole` found.
+enum Created {
+    /// The role is new: its ARN.
+    New(String),
+    /// A role of that name exists (Ferry's after a crash, or someone else's): as read.
+    Existing(Option<ObservedRole>),
+}
+
+/// Creates the managed role with its trust policy, tags and boundary.
+async fn create(
+    t: &mut Transfer<'_>,
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    description: String,
+    trust: &serde_json::Value,
+    boundary: Option<&str>,
+) -> Result<Created> {
+    let account = t.account_a_id().to_string();
+    let resource = format!("role/{name}");
+    let tags = t
+        .id()
+        .tags()
+        .into_iter()
+        .filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok())
+        .collect::<Vec<_>>();
+    let sent = iam
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust.to_string())
+        .description(description)
+        .set_permissions_boundary(boundary.map(str::to_string))
+        .set_tags(Some(tags))
+        .send()
+        .await;
+    match sent {
+        Ok(out) => {
+            let arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
+            record(t, &arn, true);
+            t.permissions_changed();
+            t.persist().await?;
+            t.changed("RoleCreated", format!("created IAM role {arn} for DataSync"))
+                .await;
+            Ok(Created::New(arn))
+        }
+        Err(e) if classify(&e).code == "EntityAlreadyExists" => {
+            Ok(Created::Existing(observe(t, iam, name, &account).await?))
+        }
+        Err(e) if classify(&e).code == "LimitExceeded" && classify(&e).message.contains("RolesPerAccount") => {
+            Err(crate::Error::RoleQuotaReached {
+                account,
+                role: name.to_string(),
+                message: classify(&e).message,
+            })
+        }
+        Err(e) => Err(t.sdk_error(&e, &account, "iam:CreateRole", &resource)),
+    }
+}
+
+/// Puts back, on an existing role, what differs from the spec: the boundary, the trust policy,
+/// the inline policy.
+#[allow(clippy::too_many_arguments)]
+async fn restore(
+    t: &mut Transfer<'_>,
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    arn: &str,
+    changes: &RoleChanges,
+    trust: &serde_json::Value,
+    inline: &serde_json::Value,
+    inline_name: &str,
+    boundary: Option<&str>,
+) -> Result<()> {
+    let account = t.account_a_id().to_string();
+    let resource = format!("role/{name}");
     if changes.put_boundary
-        && let Some(boundary) = &boundary
+        && let Some(boundary) = boundary
     {
         iam.put_role_permissions_boundary()
-            .role_name(&name)
+            .role_name(name)
             .permissions_boundary(boundary)
             .send()
             .await
@@ -163,7 +230,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
 
     if changes.update_trust {
         iam.update_assume_role_policy()
-            .role_name(&name)
+            .role_name(name)
             .policy_document(trust.to_string())
             .send()
             .await
@@ -177,7 +244,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     }
     if changes.put_inline {
         iam.put_role_policy()
-            .role_name(&name)
+            .role_name(name)
             .policy_name(inline_name)
             .policy_document(inline.to_string())
             .send()
@@ -192,13 +259,6 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
             .await;
         }
     }
-    record(t, &arn, true);
-    t.condition(
-        condition::ROLE_READY,
-        true,
-        "RoleInPlace",
-        format!("IAM role {arn} trusts DataSync and grants the transfer's S3 access"),
-    );
     Ok(())
 }
 
