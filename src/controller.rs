@@ -124,7 +124,10 @@ pub async fn run(
         .default_backoff()
         .modify(|p: &mut TransferPolicy| p.metadata.managed_fields = None)
         .reflect(feeds.policies)
-        .touched_objects();
+        .touched_objects()
+        .filter(changed(ctx.tenancy.policies.clone(), |p| {
+            p.metadata.generation.unwrap_or_default() as u64
+        }));
         let namespace_config = match &namespace {
             Some(ns) => watcher::Config::default().fields(&format!("metadata.name={ns}")),
             None => watcher::Config::default(),
@@ -133,7 +136,13 @@ pub async fn run(
             .default_backoff()
             .modify(|n: &mut Namespace| n.metadata.managed_fields = None)
             .reflect(feeds.namespaces)
-            .touched_objects();
+            .touched_objects()
+            .filter(changed(ctx.tenancy.namespaces.clone(), |n| {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                n.labels().hash(&mut h);
+                h.finish()
+            }));
         let all = reader.clone();
         let within = reader.clone();
         controller = controller
@@ -175,6 +184,33 @@ pub async fn run(
         .await;
     let _ = stop_tx.send(true);
     info!("controller stopped");
+}
+
+/// A filter for a watch stream after `reflect`: passes an object only when `key` of it differs
+/// from the one last passed, or it is gone from `store` (deleted). So Ferry's own writes of the
+/// policies' status, and namespace changes other than labels, reconcile no transfer: with a
+/// fleet converging, the status changes every few seconds and would reconcile every transfer.
+fn changed<K>(
+    store: reflector::Store<K>,
+    key: fn(&K) -> u64,
+) -> impl FnMut(&Result<K, watcher::Error>) -> std::future::Ready<bool>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    let mut last: std::collections::HashMap<String, u64> = Default::default();
+    move |item| {
+        let Ok(obj) = item else {
+            return std::future::ready(true);
+        };
+        let name = obj.name_any();
+        let pass = if store.get(&ObjectRef::from_obj(obj)).is_none() {
+            last.remove(&name);
+            true
+        } else {
+            last.insert(name, key(obj)) != Some(key(obj))
+        };
+        std::future::ready(pass)
+    }
 }
 
 /// How often the policies' status (namespaces selected, transfers permitted) is brought up to
@@ -698,6 +734,40 @@ async fn cleanup_refused(obj: &CrossAccountTransfer, ctx: &Context) -> Option<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn only_spec_changes_and_deletions_of_a_policy_reconcile_transfers() {
+        let (store, mut writer) = reflector::store::<TransferPolicy>();
+        let mut filter = changed(store, |p| p.metadata.generation.unwrap_or_default() as u64);
+        let mut policy: TransferPolicy = serde_json::from_value(json!({
+            "apiVersion": "ferry.dev/v1alpha1", "kind": "TransferPolicy",
+            "metadata": {"name": "p", "generation": 1},
+            "spec": {"namespaces": {"names": ["a"]}, "source": {"buckets": ["b"], "regions": ["*"]},
+                     "destination": {"accounts": ["*"], "buckets": ["*"], "regions": ["*"]}}
+        }))
+        .unwrap();
+        let mut pass = |writer: &mut reflector::store::Writer<TransferPolicy>,
+                        event: watcher::Event<TransferPolicy>| {
+            writer.apply_watcher_event(&event);
+            let obj = match event {
+                watcher::Event::Apply(o) | watcher::Event::Delete(o) => o,
+                _ => unreachable!(),
+            };
+            futures::executor::block_on(filter(&Ok(obj)))
+        };
+        assert!(pass(&mut writer, watcher::Event::Apply(policy.clone())), "a new policy");
+        policy.status = Some(Default::default());
+        assert!(
+            !pass(&mut writer, watcher::Event::Apply(policy.clone())),
+            "a status write"
+        );
+        policy.metadata.generation = Some(2);
+        assert!(
+            pass(&mut writer, watcher::Event::Apply(policy.clone())),
+            "a spec change"
+        );
+        assert!(pass(&mut writer, watcher::Event::Delete(policy)), "a deletion");
+    }
     use crate::api::RUN_ANNOTATION;
     use crate::fixtures;
     use serde_json::json;
