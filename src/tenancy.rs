@@ -64,8 +64,49 @@ enum Compare {
     Folder,
 }
 
+/// What a policy grants for one field, as strings.
+type Allowed = fn(&TransferPolicySpec) -> Vec<&str>;
+
+/// The strings of a grant list.
+fn strs(list: &[String]) -> Vec<&str> {
+    list.iter().map(String::as_str).collect()
+}
+
+/// One field of a transfer's spec that names an AWS resource or identity: its value (outer
+/// `None`: nothing to grant; `Some(None)`: a folder left empty, the whole bucket), the policy
+/// field that grants it, and how they compare. The one table [`wants`] reads.
+struct Field {
+    field: &'static str,
+    value: fn(&CrossAccountTransferSpec) -> Option<Option<&str>>,
+    grant: &'static str,
+    allowed: Allowed,
+    compare: Compare,
+}
+
+/// Every field of the spec that names an AWS resource or identity (one row each).
+#[rustfmt::skip]
+const FIELDS: &[Field] = &[
+    Field { field: "spec.source.bucket", value: |s| Some(Some(&s.source.bucket)), grant: "spec.source.buckets", allowed: |p| strs(&p.source.buckets), compare: Compare::Pattern },
+    Field { field: "spec.source.region", value: |s| Some(Some(&s.source.region)), grant: "spec.source.regions", allowed: |p| strs(&p.source.regions), compare: Compare::Pattern },
+    Field { field: "spec.source.prefix", value: |s| Some(s.source.prefix.as_deref()), grant: "spec.source.prefixes", allowed: |p| strs(&p.source.prefixes), compare: Compare::Folder },
+    Field { field: "spec.source.roleArn", value: |s| s.source.role_arn.as_deref().map(Some), grant: "spec.source.roleArns", allowed: |p| strs(&p.source.role_arns), compare: Compare::Pattern },
+    Field { field: "spec.source.kmsKeyArn", value: |s| s.source.kms_key_arn.as_deref().map(Some), grant: "spec.source.kmsKeyArns", allowed: |p| strs(&p.source.kms_key_arns), compare: Compare::Pattern },
+    Field { field: "spec.destination.accountId", value: |s| Some(Some(&s.destination.account_id)), grant: "spec.destination.accounts", allowed: |p| strs(&p.destination.accounts), compare: Compare::Pattern },
+    Field { field: "spec.destination.bucket", value: |s| Some(Some(&s.destination.bucket)), grant: "spec.destination.buckets", allowed: |p| strs(&p.destination.buckets), compare: Compare::Pattern },
+    Field { field: "spec.destination.region", value: |s| Some(Some(&s.destination.region)), grant: "spec.destination.regions", allowed: |p| strs(&p.destination.regions), compare: Compare::Pattern },
+    Field { field: "spec.destination.prefix", value: |s| Some(s.destination.prefix.as_deref()), grant: "spec.destination.prefixes", allowed: |p| strs(&p.destination.prefixes), compare: Compare::Folder },
+    Field { field: "spec.destination.access.mode", value: |s| Some(Some(s.destination.access.mode.as_str())), grant: "spec.destination.modes", allowed: |p| p.destination.modes.iter().map(|m| m.as_str()).collect(), compare: Compare::Pattern },
+    Field { field: "spec.destination.access.roleArn", value: |s| s.destination.access.role_arn.as_deref().map(Some), grant: "spec.destination.roleArns", allowed: |p| strs(&p.destination.role_arns), compare: Compare::Pattern },
+    Field { field: "spec.destination.kmsKeyArn", value: |s| s.destination.kms_key_arn.as_deref().map(Some), grant: "spec.destination.kmsKeyArns", allowed: |p| strs(&p.destination.kms_key_arns), compare: Compare::Pattern },
+    Field { field: "spec.dataSyncRole.name", value: |s| s.data_sync_role.name.as_deref().map(Some), grant: "spec.dataSyncRole.names", allowed: |p| strs(&p.data_sync_role.names), compare: Compare::Pattern },
+    Field { field: "spec.dataSyncRole.arn", value: |s| s.data_sync_role.arn.as_deref().map(Some), grant: "spec.dataSyncRole.arns", allowed: |p| strs(&p.data_sync_role.arns), compare: Compare::Pattern },
+    Field { field: "spec.task.report.bucket", value: |s| s.task.report.as_ref().map(|r| Some(r.bucket.as_str())), grant: "spec.report.buckets", allowed: |p| strs(&p.report.buckets), compare: Compare::Pattern },
+    Field { field: "spec.task.report.prefix", value: |s| s.task.report.as_ref().map(|r| r.prefix.as_deref()), grant: "spec.report.prefixes", allowed: |p| strs(&p.report.prefixes), compare: Compare::Folder },
+    Field { field: "spec.task.logGroupArn", value: |s| s.task.log_group_arn.as_deref().map(Some), grant: "spec.logGroupArns", allowed: |p| strs(&p.log_group_arns), compare: Compare::LogGroup },
+];
+
 /// One field of a transfer's spec that a policy must grant.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Want {
     /// The spec field, e.g. `spec.destination.accountId`.
     pub field: &'static str,
@@ -73,163 +114,34 @@ pub struct Want {
     pub value: Option<String>,
     /// The policy field that grants it, e.g. `spec.destination.accounts`.
     pub grant: &'static str,
+    allowed: Allowed,
     compare: Compare,
 }
 
 /// The fields of a transfer that name an AWS resource or identity, with what grants each (pure).
 /// Fields left empty need no grant, except the folders (an empty prefix is the whole bucket).
 pub fn wants(spec: &CrossAccountTransferSpec) -> Vec<Want> {
-    let mut out = Vec::new();
-    let mut want = |field, value: Option<&str>, grant, compare| {
-        if value.is_some() || compare == Compare::Folder {
-            out.push(Want {
-                field,
+    FIELDS
+        .iter()
+        .filter_map(|f| {
+            (f.value)(spec).map(|value| Want {
+                field: f.field,
                 value: value.map(str::to_string),
-                grant,
-                compare,
-            });
-        }
-    };
-    let (src, dst) = (&spec.source, &spec.destination);
-    want(
-        "spec.source.bucket",
-        Some(&src.bucket),
-        "spec.source.buckets",
-        Compare::Pattern,
-    );
-    want(
-        "spec.source.region",
-        Some(&src.region),
-        "spec.source.regions",
-        Compare::Pattern,
-    );
-    want(
-        "spec.source.prefix",
-        src.prefix.as_deref(),
-        "spec.source.prefixes",
-        Compare::Folder,
-    );
-    want(
-        "spec.source.roleArn",
-        src.role_arn.as_deref(),
-        "spec.source.roleArns",
-        Compare::Pattern,
-    );
-    want(
-        "spec.source.kmsKeyArn",
-        src.kms_key_arn.as_deref(),
-        "spec.source.kmsKeyArns",
-        Compare::Pattern,
-    );
-    want(
-        "spec.destination.accountId",
-        Some(&dst.account_id),
-        "spec.destination.accounts",
-        Compare::Pattern,
-    );
-    want(
-        "spec.destination.bucket",
-        Some(&dst.bucket),
-        "spec.destination.buckets",
-        Compare::Pattern,
-    );
-    want(
-        "spec.destination.region",
-        Some(&dst.region),
-        "spec.destination.regions",
-        Compare::Pattern,
-    );
-    want(
-        "spec.destination.prefix",
-        dst.prefix.as_deref(),
-        "spec.destination.prefixes",
-        Compare::Folder,
-    );
-    want(
-        "spec.destination.access.mode",
-        Some(dst.access.mode.as_str()),
-        "spec.destination.modes",
-        Compare::Pattern,
-    );
-    want(
-        "spec.destination.access.roleArn",
-        dst.access.role_arn.as_deref(),
-        "spec.destination.roleArns",
-        Compare::Pattern,
-    );
-    want(
-        "spec.destination.kmsKeyArn",
-        dst.kms_key_arn.as_deref(),
-        "spec.destination.kmsKeyArns",
-        Compare::Pattern,
-    );
-    want(
-        "spec.dataSyncRole.name",
-        spec.data_sync_role.name.as_deref(),
-        "spec.dataSyncRole.names",
-        Compare::Pattern,
-    );
-    want(
-        "spec.dataSyncRole.arn",
-        spec.data_sync_role.arn.as_deref(),
-        "spec.dataSyncRole.arns",
-        Compare::Pattern,
-    );
-    if let Some(report) = &spec.task.report {
-        want(
-            "spec.task.report.bucket",
-            Some(&report.bucket),
-            "spec.report.buckets",
-            Compare::Pattern,
-        );
-        want(
-            "spec.task.report.prefix",
-            report.prefix.as_deref(),
-            "spec.report.prefixes",
-            Compare::Folder,
-        );
-    }
-    want(
-        "spec.task.logGroupArn",
-        spec.task.log_group_arn.as_deref(),
-        "spec.logGroupArns",
-        Compare::LogGroup,
-    );
-    out
+                grant: f.grant,
+                allowed: f.allowed,
+                compare: f.compare,
+            })
+        })
+        .collect()
 }
 
 /// The identities a transfer's AWS calls are made with, besides the operator's own: the only
 /// fields a cleanup needs granted (it removes only what Ferry made for the transfer).
 pub const IDENTITY_FIELDS: &[&str] = &["spec.source.roleArn", "spec.destination.access.roleArn"];
 
-/// What a policy grants for one of [`Want::grant`]'s fields.
-fn granted<'p>(policy: &'p TransferPolicySpec, grant: &str) -> Vec<&'p str> {
-    let strings = |list: &'p [String]| list.iter().map(String::as_str).collect();
-    match grant {
-        "spec.source.buckets" => strings(&policy.source.buckets),
-        "spec.source.regions" => strings(&policy.source.regions),
-        "spec.source.prefixes" => strings(&policy.source.prefixes),
-        "spec.source.roleArns" => strings(&policy.source.role_arns),
-        "spec.source.kmsKeyArns" => strings(&policy.source.kms_key_arns),
-        "spec.destination.accounts" => strings(&policy.destination.accounts),
-        "spec.destination.buckets" => strings(&policy.destination.buckets),
-        "spec.destination.regions" => strings(&policy.destination.regions),
-        "spec.destination.prefixes" => strings(&policy.destination.prefixes),
-        "spec.destination.modes" => policy.destination.modes.iter().map(|m| m.as_str()).collect(),
-        "spec.destination.roleArns" => strings(&policy.destination.role_arns),
-        "spec.destination.kmsKeyArns" => strings(&policy.destination.kms_key_arns),
-        "spec.dataSyncRole.names" => strings(&policy.data_sync_role.names),
-        "spec.dataSyncRole.arns" => strings(&policy.data_sync_role.arns),
-        "spec.report.buckets" => strings(&policy.report.buckets),
-        "spec.report.prefixes" => strings(&policy.report.prefixes),
-        "spec.logGroupArns" => strings(&policy.log_group_arns),
-        _ => Vec::new(),
-    }
-}
-
 /// Whether `policy` grants `want` (pure).
 pub fn grants(policy: &TransferPolicySpec, want: &Want) -> bool {
-    let allowed = granted(policy, want.grant);
+    let allowed = (want.allowed)(policy);
     let value = want.value.as_deref();
     match want.compare {
         Compare::Folder => allowed.is_empty() || allowed.iter().any(|g| within_folder(g, value)),
@@ -340,7 +252,7 @@ pub fn decide<'p>(
         };
     };
     let first = missing[0];
-    let now = granted(&policy.spec, first.grant);
+    let now = (first.allowed)(&policy.spec);
     let now = if now.is_empty() {
         "nothing".to_string()
     } else {
