@@ -92,6 +92,40 @@ impl BucketLocks {
     }
 }
 
+/// The first shared role of each pool that may still have room, as learnt from IAM's answers
+/// (`LimitExceeded` at a role's 10,240 characters of inline policies). In memory: after a
+/// restart the first new member of a pool learns it again, one refused `PutRolePolicy` per
+/// full role.
+#[derive(Default)]
+pub struct RolePools {
+    open: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+impl RolePools {
+    /// The first shard of `pool` not known to be full.
+    pub fn first_open(&self, pool: &str) -> u32 {
+        let open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        open.get(pool).copied().unwrap_or(0)
+    }
+
+    /// IAM refused another policy on `shard`: new members start after it.
+    pub fn full(&self, pool: &str, shard: u32) {
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let first = open.entry(pool.to_string()).or_insert(0);
+        if *first == shard {
+            *first = shard + 1;
+        }
+    }
+
+    /// A member left `shard`: it has room again.
+    pub fn freed(&self, pool: &str, shard: u32) {
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(first) = open.get_mut(pool) {
+            *first = (*first).min(shard);
+        }
+    }
+}
+
 /// What the controller remembers of one transfer between reconciles (in memory: a restart
 /// starts with a full check of everything).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -362,6 +396,8 @@ pub struct Context {
     pub tenancy: crate::tenancy::Tenancy,
     /// Transfers waiting for a DataSync task slot.
     pub task_queue: TaskQueue,
+    /// Which shared DataSync roles have room.
+    pub role_pools: RolePools,
     /// Turns at AWS work, `config.max_concurrent_reconciles` at a time (fair: first come, first
     /// served); `None`: no limit.
     pub slots: Option<tokio::sync::Semaphore>,

@@ -5,8 +5,10 @@
 
 use serde_json::Value;
 
-use crate::api::{AccessMode, CrossAccountTransferSpec, LogLevel};
-use crate::naming::{INLINE_POLICY_NAME, TransferId, bucket_arn, location_uri, partition, subdirectory};
+use crate::api::{AccessMode, CrossAccountTransferSpec, LogLevel, RoleStatus};
+use crate::naming::{
+    INLINE_POLICY_NAME, RolePool, TransferId, bucket_arn, location_uri, partition, role_name_from_arn, subdirectory,
+};
 use crate::policy::{
     ACCESS_SID, CREATE_LOCATION_SID, RoleInputs, key_statement, role_inline_policy, shared_statements,
     standalone_policy, trust_policy,
@@ -78,6 +80,57 @@ pub struct DesiredRole {
     pub arn: String,
     /// Ferry creates, keeps in shape and deletes it; `None` for `dataSyncRole.arn`, used as it is.
     pub managed: Option<ManagedRole>,
+    /// Where the role of a transfer without `dataSyncRole` is.
+    pub slot: RoleSlot,
+}
+
+/// Which role a transfer without `dataSyncRole` uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleSlot {
+    /// Role `n` of its namespace's pool of shared roles (its own inline policy on it).
+    Shared(u32),
+    /// Its own role at the default name, made before roles were shared: kept while a run of
+    /// it is going on, then the transfer moves to the pool.
+    Own,
+}
+
+impl Default for RoleSlot {
+    fn default() -> Self {
+        Self::Shared(0)
+    }
+}
+
+/// Where the role of a transfer without `dataSyncRole` is, from the role its status records
+/// (pure): a shared role stays where it is; the transfer's own role from before roles were
+/// shared stays while a run goes on (a location's role changes only between runs); anything
+/// else goes to the pool's first role that may have room.
+pub fn role_slot(
+    spec: &CrossAccountTransferSpec,
+    id: &TransferId,
+    account_a: &str,
+    recorded: Option<&RoleStatus>,
+    running: bool,
+    first_open: u32,
+) -> RoleSlot {
+    let pool = role_pool(spec, id, account_a);
+    if let Some(role) = recorded.filter(|r| r.managed) {
+        if let Some(shard) = pool.shard_of(&role.arn) {
+            return RoleSlot::Shared(shard);
+        }
+        if running && role_name_from_arn(&role.arn) == Some(id.default_role_name().as_str()) {
+            return RoleSlot::Own;
+        }
+    }
+    RoleSlot::Shared(first_open)
+}
+
+/// The pool of shared roles a transfer's role comes from.
+pub fn role_pool(spec: &CrossAccountTransferSpec, id: &TransferId, account_a: &str) -> RolePool {
+    RolePool::new(
+        account_a,
+        &id.namespace,
+        &[spec.destination.region.as_str(), spec.source.region.as_str()],
+    )
 }
 
 /// A role Ferry manages.
@@ -89,10 +142,13 @@ pub struct ManagedRole {
     pub description: String,
     /// The trust policy: only DataSync, with the confused-deputy conditions.
     pub trust: Value,
-    /// Name of the inline policy.
-    pub inline_name: &'static str,
+    /// Name of the inline policy: Ferry's on a transfer's own role, the transfer's own on a
+    /// shared role.
+    pub inline_name: String,
     /// The inline policy: the tutorial's destination statements plus source read and report write.
     pub inline: Value,
+    /// The pool and shard of a shared role; `None` for a transfer's own role.
+    pub pool: Option<(RolePool, u32)>,
 }
 
 /// Ferry's part of the destination bucket in Account B.
@@ -239,14 +295,25 @@ impl TaskSettings {
 }
 
 impl Desired {
-    /// The desired state of a transfer (pure).
+    /// The desired state of a transfer whose role, if shared, is the pool's first (pure).
     pub fn build(spec: &CrossAccountTransferSpec, id: &TransferId, who: &Identities) -> Desired {
-        Self::with_keys(spec, id, who, Keys::from_spec(spec))
+        Self::placed(spec, id, who, RoleSlot::default())
+    }
+
+    /// The desired state of a transfer with its role in `slot` (pure).
+    pub fn placed(spec: &CrossAccountTransferSpec, id: &TransferId, who: &Identities, slot: RoleSlot) -> Desired {
+        Self::with_keys(spec, id, who, Keys::from_spec(spec), slot)
     }
 
     /// The desired state with the KMS keys Ferry found (pure).
-    pub fn with_keys(spec: &CrossAccountTransferSpec, id: &TransferId, who: &Identities, keys: Keys) -> Desired {
-        let role = desired_role(spec, id, &who.account_a, &keys);
+    pub fn with_keys(
+        spec: &CrossAccountTransferSpec,
+        id: &TransferId,
+        who: &Identities,
+        keys: Keys,
+        slot: RoleSlot,
+    ) -> Desired {
+        let role = desired_role(spec, id, &who.account_a, &keys, slot);
         let bucket_arn = bucket_arn(&spec.destination.region, &spec.destination.bucket);
         let statements = shared_statements(
             &bucket_arn,
@@ -285,22 +352,39 @@ impl Desired {
     }
 }
 
-/// The name of the role Ferry manages for a spec: `dataSyncRole.name` or the default.
-fn managed_role_name(spec: &CrossAccountTransferSpec, id: &TransferId) -> String {
-    spec.data_sync_role
-        .name
-        .clone()
-        .unwrap_or_else(|| id.default_role_name())
-}
-
-fn desired_role(spec: &CrossAccountTransferSpec, id: &TransferId, account_a: &str, keys: &Keys) -> DesiredRole {
+fn desired_role(
+    spec: &CrossAccountTransferSpec,
+    id: &TransferId,
+    account_a: &str,
+    keys: &Keys,
+    slot: RoleSlot,
+) -> DesiredRole {
     if let Some(arn) = &spec.data_sync_role.arn {
         return DesiredRole {
             arn: arn.clone(),
             managed: None,
+            slot,
         };
     }
-    let name = managed_role_name(spec, id);
+    // `dataSyncRole.name`: the transfer's own role of that name. Otherwise a shared role of the
+    // namespace's pool, or (while its run goes on) the own role it had before roles were shared.
+    let (name, pool, inline_name, description) = match (&spec.data_sync_role.name, slot) {
+        (Some(name), _) => (name.clone(), None, INLINE_POLICY_NAME.to_string(), None),
+        (None, RoleSlot::Own) => (id.default_role_name(), None, INLINE_POLICY_NAME.to_string(), None),
+        (None, RoleSlot::Shared(shard)) => {
+            let pool = role_pool(spec, id, account_a);
+            let description = format!(
+                "Ferry: AWS DataSync access shared by transfers of namespace {} (one inline policy each)",
+                id.namespace
+            );
+            (
+                pool.role_name(shard),
+                Some((pool, shard)),
+                id.member_policy_name(),
+                Some(description),
+            )
+        }
+    };
     let inputs = RoleInputs {
         account_id: account_a,
         regions: vec![spec.destination.region.as_str(), spec.source.region.as_str()],
@@ -319,12 +403,14 @@ fn desired_role(spec: &CrossAccountTransferSpec, id: &TransferId, account_a: &st
     DesiredRole {
         arn: format!("arn:{}:iam::{account_a}:role/{name}", partition(&spec.source.region)),
         managed: Some(ManagedRole {
-            description: format!("Ferry: AWS DataSync access for {}", id.resource()),
+            description: description.unwrap_or_else(|| format!("Ferry: AWS DataSync access for {}", id.resource())),
             trust: trust_policy(&inputs),
-            inline_name: INLINE_POLICY_NAME,
+            inline_name,
             inline: role_inline_policy(&inputs, &spec.destination.region, &spec.source.region),
             name,
+            pool,
         }),
+        slot,
     }
 }
 
@@ -454,7 +540,11 @@ mod tests {
     #[test]
     fn one_role_arn_serves_every_step() {
         let d = build(json!({}));
-        assert_eq!(d.role.arn, "arn:aws:iam::111111111111:role/ferry-data-media");
+        let pool = role_pool(&fixtures::spec(json!({})), &fixtures::id(), "111111111111");
+        assert_eq!(
+            d.role.arn,
+            format!("arn:aws:iam::111111111111:role/{}", pool.role_name(0))
+        );
         assert_eq!(d.source.role_arn, d.role.arn);
         assert_eq!(d.destination.role_arn, d.role.arn);
         assert_eq!(
@@ -474,6 +564,50 @@ mod tests {
         assert!(existing.role.managed.is_none());
         let named = build(json!({"dataSyncRole": {"name": "custom"}}));
         assert_eq!(named.role.managed.map(|m| m.name).as_deref(), Some("custom"));
+    }
+
+    #[test]
+    fn a_transfer_without_a_role_gets_its_own_policy_on_a_shared_role() {
+        let spec = fixtures::spec(json!({}));
+        let shared = Desired::placed(&spec, &fixtures::id(), &who(), RoleSlot::Shared(2));
+        let managed = shared.role.managed.clone().unwrap();
+        let (pool, shard) = managed.pool.clone().unwrap();
+        assert_eq!(shard, 2);
+        assert_eq!(managed.name, pool.role_name(2));
+        assert_eq!(managed.inline_name, fixtures::id().member_policy_name());
+        assert_eq!(
+            shared.destination.role_arn, shared.role.arn,
+            "the locations use the shared role"
+        );
+        let own = Desired::placed(&spec, &fixtures::id(), &who(), RoleSlot::Own).role;
+        assert_eq!(own.arn, "arn:aws:iam::111111111111:role/ferry-data-media");
+        let own = own.managed.unwrap();
+        assert_eq!((own.inline_name.as_str(), own.pool), (INLINE_POLICY_NAME, None));
+        let named = fixtures::spec(json!({"dataSyncRole": {"name": "custom"}}));
+        let named = Desired::placed(&named, &fixtures::id(), &who(), RoleSlot::Shared(2)).role;
+        assert_eq!(named.managed.map(|m| (m.name, m.pool)), Some(("custom".into(), None)));
+        // Where the role is: recorded shared roles stay, an own role stays only while it runs.
+        let pool = role_pool(&spec, &fixtures::id(), "111111111111");
+        let recorded = |arn: String| RoleStatus { arn, managed: true };
+        let own_arn = "arn:aws:iam::111111111111:role/ferry-data-media".to_string();
+        let shared_arn = format!("arn:aws:iam::111111111111:role/{}", pool.role_name(4));
+        let slot = |r: Option<&RoleStatus>, running| role_slot(&spec, &fixtures::id(), "111111111111", r, running, 7);
+        assert_eq!(slot(None, false), RoleSlot::Shared(7), "new: the first with room");
+        assert_eq!(slot(Some(&recorded(shared_arn)), false), RoleSlot::Shared(4));
+        assert_eq!(slot(Some(&recorded(own_arn.clone())), true), RoleSlot::Own, "running");
+        assert_eq!(
+            slot(Some(&recorded(own_arn)), false),
+            RoleSlot::Shared(7),
+            "moves when idle"
+        );
+        // Another namespace, another pool: one tenant's transfers never share another's role.
+        let other = TransferId::new("other", "media", "5678");
+        assert_ne!(
+            Desired::placed(&spec, &other, &who(), RoleSlot::Shared(0)).role.arn,
+            Desired::placed(&spec, &fixtures::id(), &who(), RoleSlot::Shared(0))
+                .role
+                .arn
+        );
     }
 
     #[test]

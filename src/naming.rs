@@ -17,8 +17,85 @@ pub const TAG_RUN: &str = "ferry.dev/run";
 pub const MAX_ROLE_NAME: usize = 64;
 /// The longest DataSync task name, and the longest tag value of IAM and DataSync.
 pub const MAX_TAG_OR_NAME: usize = 256;
-/// Name of the inline policy Ferry puts on the DataSync role.
+/// Name of the inline policy Ferry puts on a transfer's own DataSync role.
 pub const INLINE_POLICY_NAME: &str = "ferry-datasync-access";
+/// Tag on a shared DataSync role: `<namespace>/<pool hash>` of the pool it belongs to.
+pub const TAG_ROLE_POOL: &str = "ferry.dev/role-pool";
+
+/// The DataSync roles one namespace's transfers share in one account for one pair of regions
+/// (the trust policy names the regions, so it is the same for every member). A pool is a row
+/// of roles, `ferry-<namespace>-<hash>-<n>`; each transfer is one inline policy on one of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RolePool {
+    /// The namespace of its transfers.
+    pub namespace: String,
+    /// 8 hex characters of a SHA-256 of the account, namespace and regions.
+    pub hash: String,
+}
+
+impl RolePool {
+    /// The pool of a namespace's transfers in `account` whose tasks run in `regions` (task
+    /// region first).
+    pub fn new(account: &str, namespace: &str, regions: &[&str]) -> Self {
+        let mut hasher = Sha256::new();
+        for part in [account, namespace].iter().chain(regions) {
+            hasher.update(part.as_bytes());
+            hasher.update([0]);
+        }
+        let hash = hasher.finalize().iter().take(4).map(|b| format!("{b:02x}")).collect();
+        Self {
+            namespace: namespace.to_string(),
+            hash,
+        }
+    }
+
+    /// The name of role `shard` of the pool, at most IAM's 64 characters: the namespace is cut
+    /// when it is too long (the hash keeps pools of namespaces with the same start apart).
+    pub fn role_name(&self, shard: u32) -> String {
+        let tail = format!("-{}-{shard}", self.hash);
+        let room = MAX_ROLE_NAME - "ferry-".len() - tail.len();
+        let ns = &self.namespace[..self.namespace.len().min(room)];
+        format!("ferry-{}{tail}", ns.trim_end_matches(['-', '.']))
+    }
+
+    /// The shard of a role ARN of this pool, if it is one.
+    pub fn shard_of(&self, role_arn: &str) -> Option<u32> {
+        let name = role_name_from_arn(role_arn)?;
+        let (head, shard) = name.rsplit_once('-')?;
+        let shard: u32 = shard.parse().ok()?;
+        (head.ends_with(&format!("-{}", self.hash)) && self.role_name(shard) == name).then_some(shard)
+    }
+
+    /// The key of the pool's lock: its members take turns at its roles.
+    pub fn lock_key(hash: &str) -> String {
+        format!("iam-role-pool/{hash}")
+    }
+
+    /// The value of [`TAG_ROLE_POOL`].
+    pub fn tag(&self) -> String {
+        format!("{}/{}", self.namespace, self.hash)
+    }
+
+    /// The tags of a pool's role: Ferry's, and the pool's (no transfer's uid: it is shared).
+    pub fn tags(&self) -> Vec<(String, String)> {
+        vec![
+            (TAG_MANAGED_BY.to_string(), MANAGED_BY_VALUE.to_string()),
+            (TAG_ROLE_POOL.to_string(), self.tag()),
+        ]
+    }
+
+    /// True when a role's tags say it is this pool's.
+    pub fn owns<'a>(&self, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
+        let want = self.tag();
+        tags.into_iter().any(|(k, v)| k == TAG_ROLE_POOL && v == want)
+    }
+}
+
+/// True when a role's tags say it is a shared role of some pool (its members are its inline
+/// policies, so it is deleted only once it has none).
+pub fn is_pool_role<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
+    tags.into_iter().any(|(k, _)| k == TAG_ROLE_POOL)
+}
 
 /// Identity of one transfer resource, as far as naming is concerned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +158,11 @@ impl TransferId {
     /// uid tag, not this one, says who owns a resource.
     pub fn resource_tag(&self) -> String {
         self.within(self.resource(), MAX_TAG_OR_NAME)
+    }
+
+    /// Name of this transfer's inline policy on a shared DataSync role: `ferry-<uid hash>`.
+    pub fn member_policy_name(&self) -> String {
+        format!("ferry-{}", self.hash())
     }
 
     /// Sid of the bucket-policy statement that lets the DataSync role use the bucket.
@@ -194,6 +276,29 @@ mod tests {
         assert!(long.tags().iter().all(|(k, v)| k.len() <= 128 && v.len() <= 256));
         assert_eq!(id("data", "media").task_name(), "ferry-data-media");
         assert_eq!(id("data", "media").resource_tag(), "data/media");
+    }
+
+    #[test]
+    fn pool_role_names_fit_iam_and_read_back_as_their_shard() {
+        let pool = RolePool::new("111111111111", "data", &["us-west-1", "us-east-1"]);
+        assert_eq!(pool.hash.len(), 8);
+        let name = pool.role_name(3);
+        assert_eq!(name, format!("ferry-data-{}-3", pool.hash));
+        let arn = format!("arn:aws:iam::111111111111:role/{name}");
+        assert_eq!(pool.shard_of(&arn), Some(3));
+        assert_eq!(pool.shard_of("arn:aws:iam::111111111111:role/ferry-data-media"), None);
+        let other = RolePool::new("111111111111", "data", &["us-east-1", "us-east-1"]);
+        assert_ne!(other.hash, pool.hash, "other regions, another pool");
+        assert_eq!(other.shard_of(&arn), None);
+        let long = RolePool::new("111111111111", &"n".repeat(63), &["us-east-1"]);
+        for shard in [0, 99, u32::MAX] {
+            let name = long.role_name(shard);
+            assert!(name.len() <= MAX_ROLE_NAME, "{name}");
+            assert_eq!(long.shard_of(&format!("arn:aws:iam::1:role/{name}")), Some(shard));
+        }
+        assert!(pool.owns(pool.tags().iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+        assert!(!other.owns(pool.tags().iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+        assert!(is_pool_role(pool.tags().iter().map(|(k, v)| (k.as_str(), v.as_str()))));
     }
 
     #[test]

@@ -252,6 +252,19 @@ pub fn render_plan(obj: &CrossAccountTransfer, args: &ManifestArgs) -> String {
         None => out.push(format!(
             "\n1. DataSync IAM role (Account A): use the existing role {role_arn} unchanged"
         )),
+        Some(managed) if managed.pool.is_some() => {
+            out.push(format!(
+                "\n1. DataSync IAM role (Account A): a role shared by namespace {}'s transfers, {role_arn} or the next of its row with room (IAM allows 10,240 characters of inline policies per role); created if missing, deleted with its last transfer",
+                who.id.namespace
+            ));
+            out.push("   trust policy (the same for the whole row):".into());
+            out.push(indent(&pretty(&managed.trust)));
+            out.push(format!(
+                "   this transfer's own inline policy {} on it (the role grants nothing else for it):",
+                managed.inline_name
+            ));
+            out.push(indent(&pretty(&managed.inline)));
+        }
         Some(managed) => {
             out.push(format!(
                 "\n1. DataSync IAM role (Account A): create and manage {role_arn}"
@@ -606,8 +619,11 @@ mod tests {
     #[test]
     fn the_plan_names_every_step() {
         let text = render_plan(&obj(), &args());
+        let pool = crate::naming::RolePool::new("111111111111", "data", &["us-west-1", "us-east-1"]);
+        assert!(text.contains(&pool.role_name(0)), "{text}");
         for needle in [
-            "arn:aws:iam::111111111111:role/ferry-data-media",
+            "a role shared by namespace data's transfers",
+            "this transfer's own inline policy ferry-",
             "datasync.amazonaws.com",
             "External mode: Ferry never calls Account B",
             "s3://src/media/",

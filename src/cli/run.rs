@@ -243,6 +243,7 @@ pub async fn run(args: RunArgs) -> i32 {
             listed,
         },
         task_queue: TaskQueue::new(wake),
+        role_pools: crate::context::RolePools::default(),
     });
 
     // One signal, seen by every part that must stop.

@@ -94,14 +94,23 @@ pub async fn ensure(t: &mut Transfer<'_>, account: &Account) -> Result<()> {
             ),
         });
     }
-    // Roles this transfer used before (another name): no longer principals of the bucket.
-    let stale: Vec<String> = t
+    // Roles this transfer used before (another name): no longer principals of the bucket,
+    // unless the role is a shared one that another transfer into the bucket still uses.
+    let mut stale = Vec::new();
+    for arn in t
         .status
         .retired
         .iter()
         .filter(|a| a.contains(":role/") && **a != want.role_arn)
-        .cloned()
-        .collect();
+    {
+        if t.is_shared_role(arn)
+            && t.role_used_by_others(arn, |o| o.spec.destination.bucket == bucket)
+                .await?
+        {
+            continue;
+        }
+        stale.push(arn.clone());
+    }
     // When this transfer changed the bucket's Object Ownership, the shared statement records
     // what it found, for whichever transfer leaves the bucket last.
     let origin = t

@@ -4,7 +4,7 @@
 //! whatever does not carry this transfer's tag is left alone.
 
 use super::destination::Destination;
-use super::retired::{Kind, delete_location, delete_role, delete_task, kind};
+use super::retired::{Kind, RoleRelease, delete_location, delete_role, delete_task, kind};
 use super::transfer::Transfer;
 use crate::aws::datasync::{list_locations, list_tasks};
 use crate::error::Result;
@@ -91,11 +91,20 @@ pub async fn run(t: &mut Transfer<'_>) -> Result<()> {
         push_unique(&mut roles, Some(&t.desired.role.arn));
     }
     for arn in &roles {
-        if delete_role(&t.account_a, &spec.source.region, arn, t.id())
+        match delete_role(t.ctx, &t.account_a, &spec.source.region, arn, t.id())
             .await
             .map_err(|f| t.aws_error(&f, &account, "iam:DeleteRole", arn))?
         {
-            t.changed("RoleDeleted", format!("deleted IAM role {arn}")).await;
+            RoleRelease::Deleted => t.changed("RoleDeleted", format!("deleted IAM role {arn}")).await,
+            RoleRelease::Left => {
+                let policy = t.id().member_policy_name();
+                t.changed(
+                    "RoleLeft",
+                    format!("deleted this transfer's inline policy {policy} from the shared IAM role {arn}, which other transfers still use"),
+                )
+                .await;
+            }
+            RoleRelease::NotOurs => {}
         }
     }
     t.status.role = None;

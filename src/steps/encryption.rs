@@ -189,7 +189,8 @@ pub async fn observe(t: &mut Transfer<'_>, account_b: Option<&Account>) -> Resul
         creator_arn: t.identity_a.principal_arn.clone(),
     };
     let id = t.desired.id.clone();
-    t.desired = Desired::with_keys(spec, &id, &who, keys);
+    let slot = t.desired.role.slot;
+    t.desired = Desired::with_keys(spec, &id, &who, keys, slot);
     Ok(())
 }
 

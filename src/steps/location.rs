@@ -23,8 +23,8 @@ pub struct ObservedLocation {
     pub storage_class: Option<String>,
 }
 
-/// Whether an existing location serves the desired one (pure). Locations cannot be changed in
-/// place by Ferry, so a mismatch means a new location (and a new task).
+/// Whether an existing location serves the desired one (pure). Apart from its role, a mismatch
+/// means a new location (and a new task).
 pub fn matches(observed: &ObservedLocation, desired: &DesiredLocation) -> bool {
     let storage_ok = match &desired.storage_class {
         None => true,
@@ -33,6 +33,46 @@ pub fn matches(observed: &ObservedLocation, desired: &DesiredLocation) -> bool {
     same_uri(&observed.uri, &desired.uri)
         && observed.role_arn.as_deref() == Some(desired.role_arn.as_str())
         && storage_ok
+}
+
+/// Whether a location differs from the desired one only in its role (pure): DataSync changes
+/// that in place (`UpdateLocationS3` with `S3Config`), so the location and its task stay.
+pub fn role_only_differs(observed: &ObservedLocation, desired: &DesiredLocation) -> bool {
+    let with_role = ObservedLocation {
+        role_arn: Some(desired.role_arn.clone()),
+        ..observed.clone()
+    };
+    !matches(observed, desired) && matches(&with_role, desired)
+}
+
+/// Points a location at the desired role in place
+/// (<https://docs.aws.amazon.com/datasync/latest/userguide/API_UpdateLocationS3.html>): the
+/// task keeps its ARN, history and schedule, and no task is created at DataSync's quota.
+async fn update_role(
+    t: &mut Transfer<'_>,
+    client: &aws_sdk_datasync::Client,
+    arn: &str,
+    want: &DesiredLocation,
+) -> Result<()> {
+    let account = t.account_a_id().to_string();
+    let config = S3Config::builder().bucket_access_role_arn(&want.role_arn).build()?;
+    client
+        .update_location_s3()
+        .location_arn(arn)
+        .s3_config(config)
+        .send()
+        .await
+        .map_err(|e| t.sdk_error(&e, &account, "datasync:UpdateLocationS3", arn))?;
+    t.changed(
+        "LocationRoleUpdated",
+        format!(
+            "the {} location {arn} now reaches its bucket through the IAM role {}",
+            want.side.label(),
+            want.role_arn
+        ),
+    )
+    .await;
+    Ok(())
 }
 
 /// Ensures the source location.
@@ -98,6 +138,9 @@ async fn ensure_one(t: &mut Transfer<'_>, want: &DesiredLocation) -> Result<()> 
             .map_err(|f| t.aws_error(&f, &account, "datasync:DescribeLocationS3", &arn))?;
         match found {
             Some(obs) if matches(&obs, want) => return Ok(()),
+            Some(obs) if role_only_differs(&obs, want) && !t.running() => {
+                return update_role(t, &client, &arn, want).await;
+            }
             Some(_) => {
                 // The spec moved on: a new location, and this one goes once the task lets go.
                 t.retire(&arn);
@@ -209,8 +252,12 @@ mod tests {
         other_prefix.uri = "s3://dst/other/".into();
         let mut other_class = base.clone();
         other_class.storage_class = Some("GLACIER".into());
-        for obs in [other_role, other_prefix, other_class] {
+        assert!(role_only_differs(&other_role, &want()), "the role changes in place");
+        for obs in [other_role, other_prefix.clone(), other_class.clone()] {
             assert!(!matches(&obs, &want()), "{obs:?}");
+        }
+        for obs in [base, other_prefix, other_class] {
+            assert!(!role_only_differs(&obs, &want()), "{obs:?}");
         }
     }
 }

@@ -7,8 +7,11 @@ use super::transfer::Transfer;
 use crate::api::TaskRelease;
 use crate::aws::datasync::{list_executions, owned};
 use crate::aws::{Account, Failure, FailureKind, classify};
+use crate::context::Context;
 use crate::error::Result;
-use crate::naming::{INLINE_POLICY_NAME, TransferId, arn_region, role_name_from_arn};
+use crate::naming::{
+    INLINE_POLICY_NAME, RolePool, TAG_ROLE_POOL, TransferId, arn_region, is_pool_role, role_name_from_arn,
+};
 
 /// The kind of resource behind an ARN Ferry created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -82,27 +85,91 @@ pub async fn delete_location(account: &Account, arn: &str, id: &TransferId) -> s
     Ok(true)
 }
 
-/// Deletes a role Ferry created (its inline policy first), if it carries this transfer's tag.
+/// What releasing a role did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleRelease {
+    /// Not Ferry's for this transfer (or not there): nothing was done.
+    NotOurs,
+    /// The transfer's own role, or a shared role this transfer was the last member of, is
+    /// deleted.
+    Deleted,
+    /// The transfer's inline policy is off a shared role that other transfers still use.
+    Left,
+}
+
+/// A role that is not there is as good as deleted.
+fn already_gone(f: Failure) -> std::result::Result<RoleRelease, Failure> {
+    if f.is_not_found() {
+        Ok(RoleRelease::Deleted)
+    } else {
+        Err(f)
+    }
+}
+
+/// Releases a role Ferry made for this transfer: its own role (carrying its uid tag) is
+/// deleted, its inline policy first; on a shared role (the pool's tag) only its own inline
+/// policy is deleted, and the role too once no transfer's policy is left on it. IAM refuses to
+/// delete a role that still has inline policies (`DeleteConflict`), so a member that joined in
+/// the meantime keeps it.
 pub async fn delete_role(
+    ctx: &Context,
     account: &Account,
     region: &str,
     arn: &str,
     id: &TransferId,
-) -> std::result::Result<bool, Failure> {
+) -> std::result::Result<RoleRelease, Failure> {
     let Some(name) = role_name_from_arn(arn) else {
-        return Ok(false);
+        return Ok(RoleRelease::NotOurs);
     };
     let iam = account.iam(region);
     let role = match iam.get_role().role_name(name).send().await {
         Ok(out) => out.role,
-        Err(e) => {
-            let f = classify(&e);
-            return if f.is_not_found() { Ok(true) } else { Err(f) };
-        }
+        Err(e) => return already_gone(classify(&e)),
     };
-    let Some(role) = role else { return Ok(true) };
-    if !id.owns(role.tags().iter().map(|t| (t.key(), t.value()))) {
-        return Ok(false);
+    let Some(role) = role else {
+        return Ok(RoleRelease::Deleted);
+    };
+    let tags = || role.tags().iter().map(|t| (t.key(), t.value()));
+    if is_pool_role(tags()) {
+        let pool = tags()
+            .find(|(k, _)| *k == TAG_ROLE_POOL)
+            .and_then(|(_, v)| v.rsplit_once('/'))
+            .map(|(_, hash)| hash.to_string())
+            .unwrap_or_default();
+        let _turn = ctx.buckets.lock(&RolePool::lock_key(&pool)).await;
+        let member = match iam
+            .delete_role_policy()
+            .role_name(name)
+            .policy_name(id.member_policy_name())
+            .send()
+            .await
+        {
+            Ok(_) => true,
+            Err(e) if classify(&e).is_not_found() => false,
+            Err(e) => return Err(classify(&e)),
+        };
+        if let Some(shard) = name.rsplit_once('-').and_then(|(_, n)| n.parse().ok()) {
+            ctx.role_pools.freed(&pool, shard);
+        }
+        let left = match iam.list_role_policies().role_name(name).send().await {
+            Ok(out) => out.policy_names.len(),
+            Err(e) => return already_gone(classify(&e)),
+        };
+        if left > 0 {
+            return Ok(if member {
+                RoleRelease::Left
+            } else {
+                RoleRelease::NotOurs
+            });
+        }
+        return match iam.delete_role().role_name(name).send().await {
+            Ok(_) => Ok(RoleRelease::Deleted),
+            Err(e) if classify(&e).code == "DeleteConflict" => Ok(RoleRelease::Left),
+            Err(e) => gone_is_done(Err::<(), _>(e)).map(|()| RoleRelease::Deleted),
+        };
+    }
+    if !id.owns(tags()) {
+        return Ok(RoleRelease::NotOurs);
     }
     gone_is_done(
         iam.delete_role_policy()
@@ -112,7 +179,7 @@ pub async fn delete_role(
             .await,
     )?;
     gone_is_done(iam.delete_role().role_name(name).send().await)?;
-    Ok(true)
+    Ok(RoleRelease::Deleted)
 }
 
 /// Deletes retired resources, tasks first. A location still held by a task stays for later.
@@ -132,7 +199,12 @@ pub async fn collect(t: &mut Transfer<'_>) -> Result<()> {
                 delete_location(&t.account_a, &arn, t.id()).await,
                 "datasync:DeleteLocation",
             ),
-            Some(Kind::Role) => (delete_role(&t.account_a, &region, &arn, t.id()).await, "iam:DeleteRole"),
+            Some(Kind::Role) => (
+                delete_role(t.ctx, &t.account_a, &region, &arn, t.id())
+                    .await
+                    .map(|r| r != RoleRelease::NotOurs),
+                "iam:DeleteRole",
+            ),
             None => (Ok(false), "none"),
         };
         match result {

@@ -8,9 +8,9 @@ use serde_json::Value;
 use super::transfer::Transfer;
 use crate::api::{RoleStatus, condition};
 use crate::aws::classify;
-use crate::desired::ManagedRole;
+use crate::desired::{ManagedRole, RoleSlot};
 use crate::error::{Error, Result};
-use crate::naming::{INLINE_POLICY_NAME, arn_account, role_name_from_arn};
+use crate::naming::{INLINE_POLICY_NAME, RolePool, arn_account, role_name_from_arn};
 use crate::policy::{decode_iam_document, same_document};
 
 /// The role as IAM has it.
@@ -66,67 +66,101 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         let arn = t.desired.role.arn.clone();
         return use_existing(t, &arn).await;
     };
+    match managed.pool.clone() {
+        None => ensure_own(t, managed).await,
+        Some((pool, shard)) => ensure_shared(t, managed, &pool, shard).await,
+    }
+}
+
+/// Who a role of a given name must belong to before Ferry changes it.
+#[derive(Clone, Copy)]
+enum Owner<'p> {
+    /// The transfer's own role: its uid tag.
+    Transfer,
+    /// A shared role: its pool's tag.
+    Pool(&'p RolePool),
+}
+
+impl Owner<'_> {
+    fn tags(self, t: &Transfer<'_>) -> Vec<(String, String)> {
+        match self {
+            Owner::Transfer => t.id().tags(),
+            Owner::Pool(pool) => pool.tags(),
+        }
+    }
+
+    fn owns(self, t: &Transfer<'_>, tags: &[aws_sdk_iam::types::Tag]) -> bool {
+        let pairs = tags.iter().map(|tag| (tag.key(), tag.value()));
+        match self {
+            Owner::Transfer => t.id().owns(pairs),
+            Owner::Pool(pool) => pool.owns(pairs),
+        }
+    }
+
+    fn hint(self) -> &'static str {
+        match self {
+            Owner::Transfer => {
+                "set spec.dataSyncRole.name to another name, or spec.dataSyncRole.arn to use this role unchanged"
+            }
+            Owner::Pool(_) => {
+                "the role's name is the one Ferry gives the namespace's shared DataSync roles: rename or delete that role, or set spec.dataSyncRole.name so the transfer gets a role of its own"
+            }
+        }
+    }
+}
+
+/// The transfer's own role (`dataSyncRole.name`, or the role it had before roles were shared).
+async fn ensure_own(t: &mut Transfer<'_>, managed: ManagedRole) -> Result<()> {
     let ManagedRole {
         name,
         description,
         trust,
         inline,
         inline_name,
+        ..
     } = managed;
-    let region = t.spec.source.region.clone();
-    let account = t.account_a_id().to_string();
-    let iam = t.account_a.iam(&region);
-    let boundary = t.ctx.config.role_permissions_boundary.clone();
+    let (account, iam, boundary) = iam_of(t);
 
     // A role this transfer never recorded is most likely new: create it straight away and read
     // it only if it exists (a crash after the create, or someone else's role of that name).
     let mut observed = if t.status.role.is_some() {
-        observe(t, &iam, &name, &account).await?
+        observe(t, &iam, &name, &account, Some(&inline_name), Owner::Transfer).await?
     } else {
         None
     };
-    let mut arn = observed.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
-    let mut created = false;
+    let mut created = None;
     if observed.is_none() {
-        match create(t, &iam, &name, description, &trust, boundary.as_deref()).await? {
-            Created::New(new) => {
-                arn = new;
-                created = true;
-            }
-            Created::Existing(found) => {
-                observed = found;
-                arn = observed.as_ref().map(|r| r.arn.clone()).unwrap_or_default();
-            }
+        match create(
+            t,
+            &iam,
+            &name,
+            description,
+            &trust,
+            boundary.as_deref(),
+            Owner::Transfer,
+        )
+        .await?
+        {
+            Created::New(arn) => created = Some(arn),
+            Created::Existing(found) => observed = found,
         }
     }
-    if let Some(role) = &observed
-        && !role.owned
-    {
-        return Err(Error::NotOwned {
-            what: "IAM role".into(),
-            name: role.arn.clone(),
-            hint: "set spec.dataSyncRole.name to another name, or spec.dataSyncRole.arn to use this role unchanged"
-                .into(),
-        });
-    }
-    let changes = if created {
+    let role = observed.as_ref();
+    owned(role, Owner::Transfer)?;
+    let changes = if created.is_some() {
         diff(None, &trust, &inline, boundary.as_deref())
     } else {
-        diff(observed.as_ref(), &trust, &inline, boundary.as_deref())
+        diff(role, &trust, &inline, boundary.as_deref())
     };
-
-    restore(
-        t,
-        &iam,
-        &name,
-        &arn,
-        &changes,
-        &trust,
-        &inline,
-        inline_name,
-        boundary.as_deref(),
-    )
-    .await?;
+    let arn = created
+        .or_else(|| role.map(|r| r.arn.clone()))
+        .unwrap_or_else(|| t.desired.role.arn.clone());
+    restore(t, &iam, &name, &arn, &changes, &trust, boundary.as_deref()).await?;
+    if changes.put_inline && !put_inline(t, &iam, &name, &arn, &inline_name, &inline, !changes.create).await? {
+        return Err(Error::InvalidSpec(format!(
+            "the inline policy of IAM role {arn} is longer than IAM allows a role's inline policies (10,240 characters); name fewer KMS keys or use spec.dataSyncRole.arn"
+        )));
+    }
     record(t, &arn, true);
     t.condition(
         condition::ROLE_READY,
@@ -135,6 +169,120 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         format!("IAM role {arn} trusts DataSync and grants the transfer's S3 access"),
     );
     Ok(())
+}
+
+/// A shared role of the namespace's pool: the transfer's own inline policy on the first role
+/// of the pool IAM finds room on (its 10,240 characters of inline policies per role), so a
+/// role grants exactly the buckets and keys of the transfers that use it. The pool's roles
+/// are created as needed, under the pool's lock.
+async fn ensure_shared(t: &mut Transfer<'_>, managed: ManagedRole, pool: &RolePool, first: u32) -> Result<()> {
+    let (trust, inline, inline_name) = (&managed.trust, &managed.inline, &managed.inline_name);
+    let (account, iam, boundary) = iam_of(t);
+    let _turn = t.ctx.buckets.lock(&RolePool::lock_key(&pool.hash)).await;
+    let recorded = t.status.role.as_ref().map(|r| r.arn.clone());
+
+    let mut shard = first;
+    let (name, arn) = loop {
+        let name = pool.role_name(shard);
+        let member = recorded.as_deref().and_then(role_name_from_arn) == Some(name.as_str());
+        // A member's own policy is read to find drift; a new member only puts it.
+        let policy = member.then_some(inline_name.as_str());
+        let mut observed = observe(t, &iam, &name, &account, policy, Owner::Pool(pool)).await?;
+        let mut created = None;
+        if observed.is_none() {
+            let owner = Owner::Pool(pool);
+            match create(
+                t,
+                &iam,
+                &name,
+                managed.description.clone(),
+                trust,
+                boundary.as_deref(),
+                owner,
+            )
+            .await?
+            {
+                Created::New(arn) => created = Some(arn),
+                Created::Existing(found) => observed = found,
+            }
+        }
+        let role = observed.as_ref();
+        owned(role, Owner::Pool(pool))?;
+        let changes = if created.is_some() {
+            diff(None, trust, inline, boundary.as_deref())
+        } else {
+            let mut changes = diff(role, trust, inline, boundary.as_deref());
+            changes.put_inline |= !member;
+            changes
+        };
+        let arn = created
+            .or_else(|| role.map(|r| r.arn.clone()))
+            .unwrap_or_else(|| shard_arn(&t.desired.role.arn, &name));
+        restore(t, &iam, &name, &arn, &changes, trust, boundary.as_deref()).await?;
+        if !changes.put_inline || put_inline(t, &iam, &name, &arn, inline_name, inline, member).await? {
+            break (name, arn);
+        }
+        t.ctx.role_pools.full(&pool.hash, shard);
+        shard += 1;
+    };
+    if shard != first {
+        let who = crate::desired::Identities {
+            account_a: account.clone(),
+            creator_arn: t.identity_a.principal_arn.clone(),
+        };
+        let keys = t.desired.keys.clone();
+        t.desired =
+            crate::desired::Desired::with_keys(t.spec, &t.desired.id.clone(), &who, keys, RoleSlot::Shared(shard));
+    }
+    let joined = recorded.as_deref() != Some(arn.as_str());
+    record(t, &arn, true);
+    if joined {
+        t.permissions_changed();
+        t.persist().await?;
+        t.changed(
+            "RoleJoined",
+            format!("DataSync uses the shared IAM role {arn} for this transfer: its access is the role's inline policy {inline_name}"),
+        )
+        .await;
+    }
+    t.condition(
+        condition::ROLE_READY,
+        true,
+        "SharedRoleInPlace",
+        format!(
+            "shared IAM role {arn} ({name}) trusts DataSync; its inline policy {inline_name} grants this transfer's S3 access and nothing else"
+        ),
+    );
+    Ok(())
+}
+
+/// The ARN of role `name` in the account and partition of `like` (pure).
+fn shard_arn(like: &str, name: &str) -> String {
+    match like.split_once(":role/") {
+        Some((head, _)) => format!("{head}:role/{name}"),
+        None => name.to_string(),
+    }
+}
+
+/// Account A's id, its IAM client and the permissions boundary every managed role gets.
+fn iam_of(t: &Transfer<'_>) -> (String, aws_sdk_iam::Client, Option<String>) {
+    (
+        t.account_a_id().to_string(),
+        t.account_a.iam(&t.spec.source.region),
+        t.ctx.config.role_permissions_boundary.clone(),
+    )
+}
+
+/// A role of the right name that is someone else's is never changed.
+fn owned(role: Option<&ObservedRole>, owner: Owner<'_>) -> Result<()> {
+    match role {
+        Some(role) if !role.owned => Err(Error::NotOwned {
+            what: "IAM role".into(),
+            name: role.arn.clone(),
+            hint: owner.hint().into(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// What a `CreateRole` found.
@@ -153,12 +301,12 @@ async fn create(
     description: String,
     trust: &serde_json::Value,
     boundary: Option<&str>,
+    owner: Owner<'_>,
 ) -> Result<Created> {
     let account = t.account_a_id().to_string();
     let resource = format!("role/{name}");
-    let tags = t
-        .id()
-        .tags()
+    let tags = owner
+        .tags(t)
         .into_iter()
         .filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok())
         .collect::<Vec<_>>();
@@ -174,7 +322,9 @@ async fn create(
     match sent {
         Ok(out) => {
             let arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
-            record(t, &arn, true);
+            if matches!(owner, Owner::Transfer) {
+                record(t, &arn, true);
+            }
             t.permissions_changed();
             t.persist().await?;
             t.changed("RoleCreated", format!("created IAM role {arn} for DataSync"))
@@ -182,7 +332,11 @@ async fn create(
             Ok(Created::New(arn))
         }
         Err(e) if classify(&e).code == "EntityAlreadyExists" => {
-            Ok(Created::Existing(observe(t, iam, name, &account).await?))
+            let inline = match owner {
+                Owner::Transfer => Some(INLINE_POLICY_NAME),
+                Owner::Pool(_) => None,
+            };
+            Ok(Created::Existing(observe(t, iam, name, &account, inline, owner).await?))
         }
         Err(e) if classify(&e).code == "LimitExceeded" && classify(&e).message.contains("RolesPerAccount") => {
             Err(crate::Error::RoleQuotaReached {
@@ -195,9 +349,7 @@ async fn create(
     }
 }
 
-/// Puts back, on an existing role, what differs from the spec: the boundary, the trust policy,
-/// the inline policy.
-#[allow(clippy::too_many_arguments)]
+/// Puts back, on an existing role, what differs from the spec: the boundary, the trust policy.
 async fn restore(
     t: &mut Transfer<'_>,
     iam: &aws_sdk_iam::Client,
@@ -205,8 +357,6 @@ async fn restore(
     arn: &str,
     changes: &RoleChanges,
     trust: &serde_json::Value,
-    inline: &serde_json::Value,
-    inline_name: &str,
     boundary: Option<&str>,
 ) -> Result<()> {
     let account = t.account_a_id().to_string();
@@ -242,32 +392,61 @@ async fn restore(
         )
         .await;
     }
-    if changes.put_inline {
-        iam.put_role_policy()
-            .role_name(name)
-            .policy_name(inline_name)
-            .policy_document(inline.to_string())
-            .send()
-            .await
-            .map_err(|e| t.sdk_error(&e, &account, "iam:PutRolePolicy", &resource))?;
-        t.permissions_changed();
-        if !changes.create {
-            t.changed(
-                "RolePolicyRestored",
-                format!("put back the inline policy {inline_name} of {arn}"),
-            )
-            .await;
-        }
-    }
     Ok(())
 }
 
-/// Reads the role and its inline policy; `None` when the role does not exist.
+/// Puts the transfer's inline policy on the role; `false` when IAM refuses it because the
+/// role's inline policies would pass their 10,240 characters (`LimitExceeded`, "Maximum policy
+/// size ... exceeded": <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html>).
+async fn put_inline(
+    t: &mut Transfer<'_>,
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    arn: &str,
+    inline_name: &str,
+    inline: &serde_json::Value,
+    restored: bool,
+) -> Result<bool> {
+    let account = t.account_a_id().to_string();
+    let sent = iam
+        .put_role_policy()
+        .role_name(name)
+        .policy_name(inline_name)
+        .policy_document(inline.to_string())
+        .send()
+        .await;
+    match sent {
+        Ok(_) => {}
+        Err(e) if classify(&e).code == "LimitExceeded" && classify(&e).message.contains("policy size") => {
+            tracing::info!(
+                role = name,
+                "IAM has no room for another inline policy on the role: {}",
+                classify(&e).message
+            );
+            return Ok(false);
+        }
+        Err(e) => return Err(t.sdk_error(&e, &account, "iam:PutRolePolicy", &format!("role/{name}"))),
+    }
+    t.permissions_changed();
+    if restored {
+        t.changed(
+            "RolePolicyRestored",
+            format!("put back the inline policy {inline_name} of {arn}"),
+        )
+        .await;
+    }
+    Ok(true)
+}
+
+/// Reads the role and, when `inline` names one, that inline policy; `None` when the role does
+/// not exist.
 async fn observe(
     t: &Transfer<'_>,
     iam: &aws_sdk_iam::Client,
     name: &str,
     account: &str,
+    inline: Option<&str>,
+    owner: Owner<'_>,
 ) -> Result<Option<ObservedRole>> {
     let resource = format!("role/{name}");
     let role = match iam.get_role().role_name(name).send().await {
@@ -278,22 +457,19 @@ async fn observe(
         Err(e) if classify(&e).is_not_found() => return Ok(None),
         Err(e) => return Err(t.sdk_error(&e, account, "iam:GetRole", &resource)),
     };
-    let inline = match iam
-        .get_role_policy()
-        .role_name(name)
-        .policy_name(INLINE_POLICY_NAME)
-        .send()
-        .await
-    {
-        Ok(out) => Some(decode_iam_document(out.policy_document())),
-        Err(e) if classify(&e).is_not_found() => None,
-        Err(e) => return Err(t.sdk_error(&e, account, "iam:GetRolePolicy", &resource)),
+    let inline = match inline {
+        None => None,
+        Some(policy) => match iam.get_role_policy().role_name(name).policy_name(policy).send().await {
+            Ok(out) => Some(decode_iam_document(out.policy_document())),
+            Err(e) if classify(&e).is_not_found() => None,
+            Err(e) => return Err(t.sdk_error(&e, account, "iam:GetRolePolicy", &resource)),
+        },
     };
     Ok(Some(ObservedRole {
         arn: role.arn().to_string(),
         trust: role.assume_role_policy_document().map(decode_iam_document),
         inline,
-        owned: t.id().owns(role.tags().iter().map(|tag| (tag.key(), tag.value()))),
+        owned: owner.owns(t, role.tags()),
         boundary: role
             .permissions_boundary()
             .and_then(|b| b.permissions_boundary_arn())

@@ -11,7 +11,7 @@ use kube::runtime::events::EventType;
 use crate::api::{CrossAccountTransfer, CrossAccountTransferSpec, CrossAccountTransferStatus};
 use crate::aws::{Account, CallerIdentity, Failure, aws_error};
 use crate::context::{Context, event_action};
-use crate::desired::{Desired, Identities};
+use crate::desired::{Desired, Identities, role_pool, role_slot};
 use crate::error::{Error, Result};
 use crate::naming::TransferId;
 use crate::status;
@@ -69,17 +69,38 @@ impl<'a> Transfer<'a> {
             account_a: identity_a.account.clone(),
             creator_arn: identity_a.principal_arn.clone(),
         };
+        let running = status
+            .execution
+            .as_ref()
+            .is_some_and(|e| crate::api::is_running_status(&e.status));
+        let pool = role_pool(spec, &id, &who.account_a);
+        let slot = role_slot(
+            spec,
+            &id,
+            &who.account_a,
+            status.role.as_ref(),
+            running,
+            ctx.role_pools.first_open(&pool.hash),
+        );
         Ok(Transfer {
             ctx,
             obj,
             spec,
-            desired: Desired::build(spec, &id, &who),
+            desired: Desired::placed(spec, &id, &who, slot),
             generation: obj.metadata.generation.unwrap_or_default(),
             status,
             account_a,
             identity_a,
             task_status: None,
         })
+    }
+
+    /// Whether the status records an execution that has not finished.
+    pub fn running(&self) -> bool {
+        self.status
+            .execution
+            .as_ref()
+            .is_some_and(|e| crate::api::is_running_status(&e.status))
     }
 
     /// True while an access error is more likely IAM propagation than a real refusal.
@@ -207,23 +228,43 @@ impl<'a> Transfer<'a> {
 
     /// Whether another transfer of this cluster, not being deleted, uses the same DataSync role
     /// and matches `also` (sends into the same bucket, writes with the same key): then the role
-    /// stays a principal where that other transfer needs it. Only a role given by
-    /// `dataSyncRole.arn` can be shared; a managed role is this transfer's alone.
+    /// stays a principal where that other transfer needs it. A role is shared when the spec
+    /// names it (`dataSyncRole.arn`) or when it is a role of a pool of shared roles.
     pub async fn role_shared(&self, also: impl Fn(&CrossAccountTransfer) -> bool) -> Result<bool> {
-        let Some(role) = self.spec.data_sync_role.arn.as_deref() else {
+        let role = self.role_arn_in_use();
+        if self.spec.data_sync_role.arn.is_none() && !self.is_shared_role(&role) {
             return Ok(false);
-        };
+        }
+        self.role_used_by_others(&role, also).await
+    }
+
+    /// Whether another transfer of this cluster, not being deleted, uses DataSync role `role`
+    /// and matches `also`.
+    pub async fn role_used_by_others(&self, role: &str, also: impl Fn(&CrossAccountTransfer) -> bool) -> Result<bool> {
         let api: kube::Api<CrossAccountTransfer> = match &self.ctx.watch_namespace {
             Some(ns) => kube::Api::namespaced(self.ctx.client.clone(), ns),
             None => kube::Api::all(self.ctx.client.clone()),
         };
         let others = api.list(&kube::api::ListParams::default()).await?;
         Ok(others.items.iter().any(|o| {
+            let theirs = o
+                .spec
+                .data_sync_role
+                .arn
+                .as_deref()
+                .or_else(|| o.status.as_ref().and_then(|s| s.role.as_ref()).map(|r| r.arn.as_str()));
             o.metadata.uid != self.obj.metadata.uid
                 && o.metadata.deletion_timestamp.is_none()
-                && o.spec.data_sync_role.arn.as_deref() == Some(role)
+                && theirs == Some(role)
                 && also(o)
         }))
+    }
+
+    /// Whether `arn` is one of the shared roles of this transfer's pool.
+    pub fn is_shared_role(&self, arn: &str) -> bool {
+        role_pool(self.spec, self.id(), self.account_a_id())
+            .shard_of(arn)
+            .is_some()
     }
 
     /// Polling interval while an execution runs.

@@ -97,7 +97,7 @@ pub const TEST_ROLE_POLICY: &str = r#"{
     {"Sid": "Operator", "Effect": "Allow", "Resource": "*", "Action": [
       "iam:GetRole", "iam:CreateRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy", "iam:GetRolePolicy",
       "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:DeleteRole", "iam:PassRole", "iam:CreateServiceLinkedRole",
-      "datasync:*", "s3:ListBucket", "s3:GetBucketLocation", "sts:AssumeRole",
+      "iam:ListRolePolicies", "datasync:*", "s3:ListBucket", "s3:GetBucketLocation", "sts:AssumeRole",
       "s3:GetEncryptionConfiguration", "kms:DescribeKey", "s3:GetObject"]},
     {"Sid": "BucketAdmin", "Effect": "Allow", "Resource": "*", "Action": [
       "s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",

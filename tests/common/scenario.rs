@@ -67,6 +67,22 @@ impl Scenario {
         }
     }
 
+    /// The pool of shared DataSync roles of the test's namespace.
+    pub fn pool(&self) -> ferry::naming::RolePool {
+        ferry::naming::RolePool::new(&self.a.id, &self.ns, &[&self.dst_region, &self.src_region])
+    }
+
+    /// The name of a transfer's own inline policy on its shared DataSync role.
+    pub fn member_policy(obj: &CrossAccountTransfer) -> String {
+        use kube::ResourceExt;
+        ferry::naming::TransferId::new(
+            obj.namespace().unwrap_or_default(),
+            obj.name_any(),
+            obj.uid().unwrap_or_default(),
+        )
+        .member_policy_name()
+    }
+
     /// The API in the test namespace.
     pub fn api(&self) -> Api<CrossAccountTransfer> {
         Api::namespaced(self.client.clone(), &self.ns)

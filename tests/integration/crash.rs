@@ -66,10 +66,20 @@ async fn exactly_once(s: &Scenario, name: &str, status: &CrossAccountTransferSta
             .into_iter()
             .filter(|r| r != "ferry-operator")
             .collect();
+    assert_eq!(ferry_roles, vec![s.pool().role_name(0)], "exactly one DataSync role");
+    let obj = s.api().get(name).await.expect("the transfer");
+    let policies =
+        s.a.iam()
+            .list_role_policies()
+            .role_name(s.pool().role_name(0))
+            .send()
+            .await
+            .expect("the role's policies")
+            .policy_names;
     assert_eq!(
-        ferry_roles,
-        vec![format!("ferry-{}-{name}", s.ns)],
-        "exactly one DataSync role"
+        policies,
+        vec![Scenario::member_policy(&obj)],
+        "exactly one inline policy, the transfer's"
     );
     assert_eq!(
         s.a.locations(&s.src_region).await,

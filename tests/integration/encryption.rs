@@ -92,7 +92,7 @@ async fn sse_kms_source_and_destination_in_assume_role_mode() {
             s.a.iam()
                 .get_role_policy()
                 .role_name(name)
-                .policy_name(ferry::naming::INLINE_POLICY_NAME)
+                .policy_name(Scenario::member_policy(&obj))
                 .send()
                 .await;
         let doc = out.expect("inline policy").policy_document;

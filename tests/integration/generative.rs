@@ -137,7 +137,7 @@ fn problems_of(spec: &CrossAccountTransferSpec, id: &TransferId) -> Vec<String> 
             &mut p,
         );
         check("iam.PutRolePolicy.RoleName", &role.name, &mut p);
-        check("iam.PutRolePolicy.PolicyName", role.inline_name, &mut p);
+        check("iam.PutRolePolicy.PolicyName", &role.inline_name, &mut p);
         check("iam.PutRolePolicy.PolicyDocument", &role.inline.to_string(), &mut p);
         for (k, v) in &tags {
             check("iam.CreateRole.Tags[].Key", k, &mut p);

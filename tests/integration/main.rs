@@ -15,5 +15,6 @@ mod fleet;
 mod generative;
 mod operator;
 mod quotas;
+mod roles;
 mod ship;
 mod tenancy;

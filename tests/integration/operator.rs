@@ -62,7 +62,12 @@ async fn same_region_transfer_succeeds_and_counts_match() {
     assert_eq!(condition(&st, "Reconciling").status, "False");
     let role = st.role.expect("role");
     assert!(role.managed);
-    assert!(role.arn.ends_with(&format!("role/ferry-{}-copy", s.ns)), "{}", role.arn);
+    // The namespace's first shared role, with this transfer's own inline policy on it.
+    assert!(
+        role.arn.ends_with(&format!("role/{}", s.pool().role_name(0))),
+        "{}",
+        role.arn
+    );
     // Statement two names the operator's identity, mapped from its session to the role with its path.
     assert_eq!(
         st.destination.expect("destination").creator_arn.as_deref(),
@@ -74,6 +79,7 @@ async fn same_region_transfer_succeeds_and_counts_match() {
     let reasons: Vec<String> = s.events("copy").await.into_iter().map(|e| e.1).collect();
     for r in [
         "RoleCreated",
+        "RoleJoined",
         "AclsDisabled",
         "BucketPolicyUpdated",
         "LocationCreated",
@@ -160,10 +166,7 @@ async fn other_bucket_policy_statements_survive_create_update_and_delete() {
     );
     // The old role was Ferry's and is gone once nothing uses it.
     let roles = s.a.roles().await;
-    assert!(
-        !roles.contains(&format!("ferry-{}-keep", s.ns)),
-        "old role left: {roles:?}"
-    );
+    assert!(!roles.contains(&s.pool().role_name(0)), "old role left: {roles:?}");
 
     // Delete: back to the original policy and ownership.
     s.delete_and_wait("keep", CONVERGE).await;
@@ -363,7 +366,7 @@ async fn retain_leaves_everything_in_aws() {
     let obj = s.wait_phase("r", Phase::Succeeded, CONVERGE).await;
     let st = status(&obj);
     s.delete_and_wait("r", CONVERGE).await;
-    assert!(s.a.roles().await.contains(&format!("ferry-{}-r", s.ns)));
+    assert!(s.a.roles().await.contains(&s.pool().role_name(0)));
     assert_eq!(s.a.locations(&s.src_region).await.len(), 2);
     assert_eq!(s.a.tasks(&s.dst_region).await, vec![st.task_arn.expect("task")]);
     let policy = parse(&s.b.bucket_policy(&s.dst_region, &s.dst).await.expect("policy"));
@@ -482,7 +485,7 @@ async fn an_invalid_spec_stalls_until_it_is_fixed() {
 #[tokio::test]
 async fn a_role_ferry_does_not_own_is_never_touched() {
     let s = Scenario::new("own", "us-east-1", "us-east-1").await;
-    let name = format!("ferry-{}-o", s.ns);
+    let name = s.pool().role_name(0);
     let foreign_policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
     s.a.iam()
@@ -533,11 +536,12 @@ async fn drift_is_put_back() {
         .next()
         .unwrap_or_default()
         .to_string();
+    let policy = Scenario::member_policy(&obj);
     // Someone trims the inline policy, re-enables ACLs and removes Ferry's statements.
     s.a.iam()
         .put_role_policy()
         .role_name(&role_name)
-        .policy_name("ferry-datasync-access")
+        .policy_name(&policy)
         .policy_document(json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}).to_string())
         .send()
         .await
@@ -549,12 +553,13 @@ async fn drift_is_put_back() {
     let (role, region, dst) = (role_name.clone(), s.dst_region.clone(), s.dst.clone());
     wait_for("Ferry to put everything back", CONVERGE, || {
         let (a, b, role, region, dst) = (a.clone(), b.clone(), role.clone(), region.clone(), dst.clone());
+        let policy = policy.clone();
         async move {
             let inline = a
                 .iam()
                 .get_role_policy()
                 .role_name(&role)
-                .policy_name("ferry-datasync-access")
+                .policy_name(&policy)
                 .send()
                 .await
                 .map_err(|e| e.to_string())?;
@@ -877,7 +882,7 @@ async fn a_permissions_boundary_caps_every_role_ferry_creates() {
     let stalled = condition(&status(&obj), "Stalled").clone();
     assert_eq!(stalled.reason, "AccessDenied", "{stalled:?}");
     assert!(stalled.message.contains(&s.dst), "{}", stalled.message);
-    let role_name = format!("ferry-{}-b", s.ns);
+    let role_name = s.pool().role_name(0);
     let boundary_of_role = || async {
         let role = iam.get_role().role_name(&role_name).send().await.expect("role").role;
         role.and_then(|r| r.permissions_boundary)

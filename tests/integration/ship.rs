@@ -541,10 +541,13 @@ async fn collect_statuses(s: &Scenario) -> BTreeMap<String, Value> {
         "Failed",
         &mut seen,
     );
-    // External mode, waiting for Account B.
+    // External mode, waiting for Account B (another bucket: the namespace's shared role
+    // already reaches the first, whose policy names it).
+    let other = format!("{}-ext", s.dst);
+    s.b.bucket(&s.dst_region, &other).await;
     s.apply(&s.manifest(
         "waiting",
-        json!({"destination": {"access": {"mode": "External", "roleArn": null}}}),
+        json!({"destination": {"bucket": other, "access": {"mode": "External", "roleArn": null}}}),
     ))
     .await;
     record(
@@ -666,10 +669,13 @@ async fn the_cli_reports_status_and_publishes_the_external_policy() {
     );
     assert!(row.contains("2 objects, 10 B"), "{table}");
 
-    // `ferry policy` reads the exact policy Ferry published for an External transfer and merges it.
+    // `ferry policy` reads the exact policy Ferry published for an External transfer and merges
+    // it (another bucket: the namespace's shared role already reaches the first).
+    let other = format!("{}-ext", s.dst);
+    s.b.bucket(&s.dst_region, &other).await;
     let manifest = s.manifest(
         "ext",
-        json!({"destination": {"access": {"mode": "External", "roleArn": null}}}),
+        json!({"destination": {"bucket": other, "access": {"mode": "External", "roleArn": null}}}),
     );
     s.apply(&manifest).await;
     let obj = s.wait_phase("ext", Phase::AwaitingDestination, CONVERGE).await;

@@ -245,7 +245,7 @@ async fn a_narrowed_policy_stops_new_runs_and_deletion_still_cleans_up() {
     s.apply(&s.manifest("n", json!({"run": "Manual"}))).await;
     s.annotate("n", "ferry.dev/run", "first").await;
     s.wait_phase("n", Phase::Succeeded, CONVERGE).await;
-    let role = format!("ferry-{}-n", s.ns);
+    let role = s.pool().role_name(0);
     assert!(s.a.roles().await.contains(&role));
 
     // The admin takes the destination bucket away: the transfer says so and runs no more.
