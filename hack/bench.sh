@@ -3,7 +3,7 @@
 # transfers, each against a fresh operator, on a local control plane and the AWS emulator) and
 # writes its tables into BENCHMARKS.md between the bench:start and bench:end markers.
 #
-#   FERRY_BENCH_COUNTS="1,10,10,10"  a quick subset: transfers of scenarios a, b, c, d (0 skips one)
+#   FERRY_BENCH_COUNTS="1,10,10,10,0,0"  a quick subset: transfers of scenarios a to f (0 skips one)
 #   FERRY_BENCH_IDLE_SECS=20         a shorter idle window than the default resync interval
 #
 # With either set, the tables are printed but BENCHMARKS.md is left alone unless
@@ -35,7 +35,7 @@ if { [ -n "${FERRY_BENCH_COUNTS:-}" ] || [ -n "${FERRY_BENCH_IDLE_SECS:-}" ]; } 
 fi
 machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m)"
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/')"
-python3 - "$table" "$machine" "$commit" "$elapsed" "${FERRY_BENCH_COUNTS:-1,100,1000,100}" <<'PY'
+python3 - "$table" "$machine" "$commit" "$elapsed" "${FERRY_BENCH_COUNTS:-1,100,1000,100,1000,1000}" <<'PY'
 import re, sys, datetime
 table, machine, commit, elapsed, counts = sys.argv[1:]
 path = "BENCHMARKS.md"

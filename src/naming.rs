@@ -91,6 +91,24 @@ impl RolePool {
     }
 }
 
+/// Whether a role ARN has the shape of a pool's shared role, `ferry-<namespace>-<8 hex>-<n>`,
+/// of any pool (pure): a transfer that moved to another pool (its Regions changed) still knows
+/// the role it left is shared.
+pub fn looks_shared(role_arn: &str) -> bool {
+    let Some(name) = role_name_from_arn(role_arn) else {
+        return false;
+    };
+    let mut parts = name.rsplitn(3, '-');
+    let (Some(shard), Some(hash), Some(head)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    head.starts_with("ferry-")
+        && !shard.is_empty()
+        && shard.bytes().all(|b| b.is_ascii_digit())
+        && hash.len() == 8
+        && hash.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// True when a role's tags say it is a shared role of some pool (its members are its inline
 /// policies, so it is deleted only once it has none).
 pub fn is_pool_role<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
@@ -299,6 +317,10 @@ mod tests {
         assert!(pool.owns(pool.tags().iter().map(|(k, v)| (k.as_str(), v.as_str()))));
         assert!(!other.owns(pool.tags().iter().map(|(k, v)| (k.as_str(), v.as_str()))));
         assert!(is_pool_role(pool.tags().iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+        assert!(looks_shared(&arn));
+        assert!(looks_shared(&format!("arn:aws:iam::1:role/{}", long.role_name(7))));
+        assert!(!looks_shared("arn:aws:iam::111111111111:role/ferry-data-media"));
+        assert!(!looks_shared("arn:aws:iam::111111111111:role/mine-0123abcd-1"));
     }
 
     #[test]

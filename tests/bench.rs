@@ -3,7 +3,15 @@
 //!
 //! - (a) 1 transfer, (b) 100 transfers and (c) 1,000 transfers, each into its own destination
 //!   bucket (all made in Account B before the first apply);
-//! - (d) 100 transfers into one destination bucket (one prefix each).
+//! - (d) 100 transfers into one destination bucket (one prefix each);
+//! - (e) 1,000 transfers, a bucket each, and (f) 1,000 transfers into one bucket, in an account
+//!   at AWS's **default** quotas (100 DataSync tasks in the Region, 1,000 IAM roles): one-off
+//!   transfers (`task.release: AfterSuccess`) that pass through the 100 task slots, waiting in
+//!   line. The fleets (a)–(d) run at raised quotas, as the figures before quotas were measured.
+//!
+//! After every fleet, an AWS audit: the executions per task (exactly one each: one run request
+//! per transfer), the tasks, locations and DataSync roles left, the roles per transfer, the
+//! largest bucket policy, the transfers that were seen waiting at the task quota.
 //!
 //! For each: the time until all are Succeeded; AWS calls per transfer to converge (the
 //! operator's `ferry_aws_calls_total`, cross-checked with the emulator's call log) next to the
@@ -11,7 +19,7 @@
 //! reconciles per transfer per hour (one drift check observed at a short resync, scaled to the default interval); reconciles per transfer to
 //! converge; the operator's peak RSS and CPU seconds. BENCHMARKS.md says how each is measured.
 //!
-//! `FERRY_BENCH_COUNTS="1,10,10,10"` runs smaller fleets (a, b, c, d; 0 skips a scenario) and
+//! `FERRY_BENCH_COUNTS="1,10,10,10,0,0"` runs smaller fleets (a to f; 0 skips a scenario) and
 //! `FERRY_BENCH_IDLE_SECS=20` a shorter idle window, for a quick check of the harness.
 //!
 //! Timings on a shared 2-core machine are noisy: everything is reported, nothing asserted.
@@ -59,15 +67,22 @@ struct Case {
     transfers: usize,
     /// All transfers into one destination bucket (one prefix each) rather than one bucket each.
     shared_destination: bool,
+    /// At AWS's default quotas, one-off transfers that release their task after the run.
+    default_quotas: bool,
 }
 
 impl Case {
     fn label(&self) -> String {
         let (key, n) = (self.key, self.transfers);
+        let quotas = if self.default_quotas {
+            ", default quotas, tasks released"
+        } else {
+            ""
+        };
         match (n, self.shared_destination) {
-            (1, _) => format!("({key}) 1 transfer, its own bucket"),
-            (_, true) => format!("({key}) {n} transfers, one destination bucket"),
-            (_, false) => format!("({key}) {n} transfers, a bucket each"),
+            (1, _) => format!("({key}) 1 transfer, its own bucket{quotas}"),
+            (_, true) => format!("({key}) {n} transfers, one destination bucket{quotas}"),
+            (_, false) => format!("({key}) {n} transfers, a bucket each{quotas}"),
         }
     }
 }
@@ -79,32 +94,36 @@ const PASSED_THROUGH: [&str; 3] = [
     "FERRY_AWS_RATE_LIMITS",
 ];
 
-/// The scenarios, from `FERRY_BENCH_COUNTS` ("a,b,c,d", 0 skips one) or the defaults.
+/// The scenarios, from `FERRY_BENCH_COUNTS` ("a,b,c,d,e,f", 0 skips one; missing ones are
+/// skipped) or the defaults.
+pub const DEFAULT_COUNTS: &str = "1,100,1000,100,1000,1000";
+
 fn cases() -> Vec<Case> {
-    let counts: Vec<usize> = match std::env::var("FERRY_BENCH_COUNTS") {
-        Ok(raw) if !raw.trim().is_empty() => raw
-            .split(',')
-            .map(|c| {
-                c.trim()
-                    .parse()
-                    .unwrap_or_else(|_| panic!("FERRY_BENCH_COUNTS={raw}: expected four counts like 1,10,10,10"))
-            })
-            .collect(),
-        _ => vec![1, 100, 1000, 100],
-    };
-    assert_eq!(
-        counts.len(),
-        4,
-        "FERRY_BENCH_COUNTS: four counts (a, b, c, d), e.g. 1,10,10,10"
+    let raw = std::env::var("FERRY_BENCH_COUNTS")
+        .ok()
+        .filter(|raw| !raw.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_COUNTS.to_string());
+    let counts: Vec<usize> = raw
+        .split(',')
+        .map(|c| {
+            c.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("FERRY_BENCH_COUNTS={raw}: expected counts like 1,10,10,10,0,0"))
+        })
+        .collect();
+    assert!(
+        (1..=6).contains(&counts.len()),
+        "FERRY_BENCH_COUNTS: up to six counts (a to f), e.g. 1,10,10,10,0,0"
     );
-    ['a', 'b', 'c', 'd']
+    ['a', 'b', 'c', 'd', 'e', 'f']
         .into_iter()
         .zip(counts)
         .filter(|(_, n)| *n > 0)
         .map(|(key, transfers)| Case {
             key,
             transfers,
-            shared_destination: key == 'd',
+            shared_destination: key == 'd' || key == 'f',
+            default_quotas: key == 'e' || key == 'f',
         })
         .collect()
 }
@@ -314,6 +333,8 @@ struct Fleet {
     failed: BTreeMap<String, String>,
     /// Seconds from the first apply until each transfer was first seen Succeeded.
     succeeded_at: BTreeMap<String, f64>,
+    /// Transfers seen waiting at DataSync's task quota (`Reconciling` `TaskQuotaReached`).
+    waited: std::collections::BTreeSet<String>,
 }
 
 impl Fleet {
@@ -324,6 +345,14 @@ impl Fleet {
             self.succeeded_at.entry(name.clone()).or_insert(elapsed);
         }
         let status = t.status.as_ref();
+        let waiting = status.is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Reconciling" && c.status == "True" && c.reason == "TaskQuotaReached")
+        });
+        if waiting {
+            self.waited.insert(name.clone());
+        }
         if status.and_then(|s| s.phase) == Some(Phase::Failed) {
             let why = status
                 .map(|s| {
@@ -392,6 +421,125 @@ struct Converged {
     /// AWS calls of one reconcile of a settled transfer (a resync), when one could be caused.
     settled: Option<f64>,
     cpu: f64,
+    audit: Audit,
+}
+
+/// What AWS holds once a fleet has succeeded (read from the emulator with the real SDK).
+#[derive(Debug, Default)]
+struct Audit {
+    /// Executions in the Region (DataSync keeps them listed after their task is deleted).
+    executions: usize,
+    /// Tasks that ran, and the most executions one of them had (one run request each).
+    tasks_run: usize,
+    most_per_task: usize,
+    /// Left in AWS: tasks and locations in the Region, Ferry's DataSync roles in Account A.
+    tasks: usize,
+    locations: usize,
+    roles: usize,
+    /// The largest destination bucket policy, in bytes.
+    policy_bytes: usize,
+    /// Transfers seen waiting at the task quota.
+    waited: usize,
+    /// The creates Ferry sent (the emulator's call log, refusals at the quota included).
+    create_task: usize,
+    create_location: usize,
+    start_execution: usize,
+}
+
+/// Reads the audit of a fleet that has succeeded.
+async fn audit(s: &Scenario, buckets: &[String], waited: usize) -> Audit {
+    let ds = s.a.datasync(&s.dst_region);
+    let mut per_task: BTreeMap<String, usize> = BTreeMap::new();
+    let mut executions = ds
+        .list_task_executions()
+        .max_results(100)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(e) = executions.next().await {
+        let arn = e.expect("list task executions").task_execution_arn.unwrap_or_default();
+        let task = arn.split("/execution/").next().unwrap_or_default().to_string();
+        *per_task.entry(task).or_default() += 1;
+    }
+    let tasks = ds
+        .list_tasks()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .len();
+    let locations = ds
+        .list_locations()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .len();
+    let roles =
+        s.a.iam()
+            .list_roles()
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|r| r.role_name().starts_with(&format!("ferry-{}-", s.ns)))
+            .count();
+    let distinct: std::collections::BTreeSet<&String> = buckets.iter().collect();
+    let policy_bytes = futures::stream::iter(distinct)
+        .map(|b| s.b.bucket_policy(&s.dst_region, b))
+        .buffer_unordered(BUCKET_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(|p| p.map_or(0, |p| p.len()))
+        .max()
+        .unwrap_or(0);
+    let count = |operation: &str| calls(s.env, &format!("account={}&operation={operation}", s.a.id)).len();
+    Audit {
+        executions: per_task.values().sum(),
+        tasks_run: per_task.len(),
+        most_per_task: per_task.values().copied().max().unwrap_or(0),
+        tasks,
+        locations,
+        roles,
+        policy_bytes,
+        waited,
+        create_task: count("CreateTask"),
+        create_location: count("CreateLocationS3"),
+        start_execution: count("StartTaskExecution"),
+    }
+}
+
+fn audit_table(rows: &[(Converged, Idle)]) -> String {
+    let mut out = String::from(
+        "| AWS audit once all succeeded | executions (tasks that ran; most per task) | CreateTask / CreateLocationS3 / StartTaskExecution sent | tasks, locations left | DataSync roles (per transfer) | largest bucket policy (bytes of 20,480) | transfers that waited at the task quota |\n| --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for (c, _) in rows {
+        let a = &c.audit;
+        out.push_str(&format!(
+            "| {} | {} ({}; {}) | {} / {} / {} | {}, {} | {} ({:.3}) | {} | {} |\n",
+            c.case.label(),
+            a.executions,
+            a.tasks_run,
+            a.most_per_task,
+            a.create_task,
+            a.create_location,
+            a.start_execution,
+            a.tasks,
+            a.locations,
+            a.roles,
+            a.roles as f64 / c.case.transfers as f64,
+            a.policy_bytes,
+            a.waited,
+        ));
+    }
+    out.push('\n');
+    out
 }
 
 /// What one scenario measured while idle.
@@ -471,12 +619,15 @@ async fn converge(case: &Case, timeout: Duration) -> (Converged, Scenario, Opera
     // The emulator enforces AWS's default quotas (100 tasks per Region, 1,000 roles): these
     // fleets run in an account whose quotas were raised, as today's figures were measured, and
     // Ferry is told so (FERRY_DATASYNC_TASK_QUOTA below).
-    let raised = json!([
-        {"account": s.a.id, "region": "us-east-1", "quota": "DataSyncTasks", "value": 10_000},
-        {"account": s.a.id, "quota": "IamRoles", "value": 5_000}
-    ]);
-    let answer = common::aws::emulator_call(s.env, "POST", "/ferry-emulator/quotas", &raised.to_string());
-    assert!(answer.contains(" 200 "), "raising the quotas: {answer}");
+    // Fleets (e) and (f) keep AWS's defaults.
+    if !case.default_quotas {
+        let raised = json!([
+            {"account": s.a.id, "region": "us-east-1", "quota": "DataSyncTasks", "value": 10_000},
+            {"account": s.a.id, "quota": "IamRoles", "value": 5_000}
+        ]);
+        let answer = common::aws::emulator_call(s.env, "POST", "/ferry-emulator/quotas", &raised.to_string());
+        assert!(answer.contains(" 200 "), "raising the quotas: {answer}");
+    }
     let buckets: Vec<String> = if case.shared_destination {
         vec![s.dst.clone(); n]
     } else {
@@ -500,10 +651,11 @@ async fn converge(case: &Case, timeout: Duration) -> (Converged, Scenario, Opera
             } else {
                 "archive/".to_string()
             };
-            s.manifest(
-                &format!("t{i}"),
-                json!({"destination": {"bucket": buckets[i], "prefix": prefix}}),
-            )
+            let mut spec = json!({"destination": {"bucket": buckets[i], "prefix": prefix}});
+            if case.default_quotas {
+                spec["task"] = json!({"release": "AfterSuccess"});
+            }
+            s.manifest(&format!("t{i}"), spec)
         })
         .collect();
 
@@ -511,8 +663,10 @@ async fn converge(case: &Case, timeout: Duration) -> (Converged, Scenario, Opera
     let mut env = vec![
         ("RUST_LOG", OPERATOR_LOG.to_string()),
         ("FERRY_RESYNC_INTERVAL", resync),
-        ("FERRY_DATASYNC_TASK_QUOTA", "10000".to_string()),
     ];
+    if !case.default_quotas {
+        env.push(("FERRY_DATASYNC_TASK_QUOTA", "10000".to_string()));
+    }
     // Operator settings to try in a benchmark run, passed through when set.
     for name in PASSED_THROUGH {
         if let Ok(value) = std::env::var(name) {
@@ -651,6 +805,9 @@ async fn converge(case: &Case, timeout: Duration) -> (Converged, Scenario, Opera
         .copied()
         .unwrap_or_default();
     let emulator_calls = emulator_count(&s, from, to);
+    let waited = fleet.lock().expect("fleet lock").waited.len();
+    let audit = audit(&s, &buckets, waited).await;
+    eprintln!("bench {}: audit {audit:?}", case.key);
     let converged = Converged {
         case: case.clone(),
         seconds,
@@ -660,6 +817,7 @@ async fn converge(case: &Case, timeout: Duration) -> (Converged, Scenario, Opera
         per_poll: calls_per_poll(&samples, settled.unwrap_or(0.0)),
         settled,
         cpu,
+        audit,
     };
     eprintln!(
         "bench {}: all {n} succeeded in {seconds:.1}s; {:.1} AWS calls/transfer",
@@ -806,5 +964,6 @@ async fn bench_fleets() {
         .collect();
     println!("<!-- bench-output:start -->");
     print!("{}", table(&rows, idle_note));
+    print!("{}", audit_table(&rows));
     println!("<!-- bench-output:end -->");
 }

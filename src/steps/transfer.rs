@@ -260,11 +260,11 @@ impl<'a> Transfer<'a> {
         }))
     }
 
-    /// Whether `arn` is one of the shared roles of this transfer's pool.
+    /// Whether `arn` is a shared role (of this transfer's pool or of one it left), not one of
+    /// a single transfer.
     pub fn is_shared_role(&self, arn: &str) -> bool {
-        role_pool(self.spec, self.id(), self.account_a_id())
-            .shard_of(arn)
-            .is_some()
+        self.spec.data_sync_role.name.as_deref() != crate::naming::role_name_from_arn(arn)
+            && crate::naming::looks_shared(arn)
     }
 
     /// Polling interval while an execution runs.
