@@ -112,9 +112,7 @@ impl RolePools {
     pub fn full(&self, pool: &str, shard: u32) {
         let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let first = open.entry(pool.to_string()).or_insert(0);
-        if *first == shard {
-            *first = shard + 1;
-        }
+        *first = (*first).max(shard + 1);
     }
 
     /// A member left `shard`: it has room again.
@@ -490,7 +488,25 @@ impl Context {
 
 #[cfg(test)]
 mod tests {
-    use super::{ControllerConfig, TaskQueue, Waiter, event_action, outdated};
+    use super::{ControllerConfig, RolePools, TaskQueue, Waiter, event_action, outdated};
+
+    #[test]
+    fn the_first_role_with_room_only_moves_forward_until_a_member_leaves() {
+        let pools = RolePools::default();
+        assert_eq!(pools.first_open("p"), 0);
+        pools.full("p", 0);
+        pools.full("p", 2);
+        assert_eq!(pools.first_open("p"), 3, "roles 0 to 2 are known to be full");
+        pools.full("p", 1);
+        assert_eq!(
+            pools.first_open("p"),
+            3,
+            "a late refusal of an earlier role moves nothing back"
+        );
+        pools.freed("p", 1);
+        assert_eq!(pools.first_open("p"), 1, "a member left role 1");
+        assert_eq!(pools.first_open("other"), 0);
+    }
 
     fn waiter(created: i64, uid: &str) -> Waiter {
         Waiter {

@@ -92,6 +92,9 @@ pub fn summarize(obj: &CrossAccountTransfer, status: &mut CrossAccountTransferSt
         Outcome::Failed { reason, message, .. } => {
             let phase = if running {
                 Phase::Transferring
+            } else if reason == "TaskQuotaReached" {
+                // In line for a task slot: nothing more happens until its turn comes.
+                Phase::Pending
             } else if status.task_arn.is_some() {
                 status.phase.unwrap_or(Phase::Provisioning)
             } else {
@@ -351,6 +354,16 @@ mod tests {
         assert_eq!(s.phase, Some(Phase::Provisioning));
         assert_eq!(cond(&s, "Stalled").status, "False");
         assert_eq!(cond(&s, "Reconciling").status, "True");
+
+        let mut s = CrossAccountTransferStatus::default();
+        let waiting = Outcome::Failed {
+            reason: "TaskQuotaReached".into(),
+            message: "in line".into(),
+            stalled: false,
+        };
+        summarize(&obj(json!({})), &mut s, &waiting);
+        assert_eq!(s.phase, Some(Phase::Pending), "in line at the task quota");
+        assert_eq!(cond(&s, "Reconciling").reason, "TaskQuotaReached");
     }
 
     #[test]

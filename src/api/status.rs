@@ -102,7 +102,8 @@ pub struct CrossAccountTransferStatus {
 /// Where a transfer is, for humans and printer columns.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, JsonSchema, PartialEq, Eq)]
 pub enum Phase {
-    /// Nothing done yet.
+    /// Waiting in line for a DataSync task slot (the account's task quota in the Region is
+    /// reached): nothing happens until its turn comes.
     Pending,
     /// Ferry is creating or updating AWS resources.
     Provisioning,
@@ -445,13 +446,4 @@ pub mod condition {
     pub const RECONCILING: &str = "Reconciling";
     /// Ferry is stuck on something retrying cannot fix (kstatus: Failed).
     pub const STALLED: &str = "Stalled";
-
-    /// The step conditions in pipeline order.
-    pub const STEPS: [&str; 5] = [
-        ROLE_READY,
-        DESTINATION_READY,
-        LOCATIONS_READY,
-        TASK_READY,
-        EXECUTION_SUCCEEDED,
-    ];
 }

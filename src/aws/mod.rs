@@ -10,7 +10,6 @@ pub mod observe;
 pub mod report;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -231,8 +230,8 @@ impl Aws {
     }
 }
 
-/// The SDK's HTTP client with rustls on `ring` (the only crypto provider in the build, see
-/// DEPENDENCIES.md).
+/// The SDK's HTTP client with rustls on `ring` (the only crypto provider in the build: the
+/// `rustls-ring` feature of `aws-smithy-http-client` in Cargo.toml).
 pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
@@ -280,9 +279,6 @@ impl aws_credential_types::provider::ProvideCredentials for CachedCredentials {
         })
     }
 }
-
-/// Shared handle.
-pub type SharedAws = Arc<Aws>;
 
 /// The role name of an STS assumed-role session ARN
 /// (`arn:aws:sts::1:assumed-role/NAME/SESSION` → `NAME`).

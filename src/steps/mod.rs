@@ -45,6 +45,7 @@ pub async fn provision(t: &mut Transfer<'_>) -> Result<Progress> {
     if retired::released_and_idle(t) {
         return Ok(Progress::Provisioned);
     }
+    task::wait_in_line(t)?;
     location::ensure_source(t).await?;
     if destination.locate(t).await? == Progress::AwaitingDestination {
         return Ok(Progress::AwaitingDestination);

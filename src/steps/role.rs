@@ -181,7 +181,13 @@ async fn ensure_shared(t: &mut Transfer<'_>, managed: ManagedRole, pool: &RolePo
     let _turn = t.ctx.buckets.lock(&RolePool::lock_key(&pool.hash)).await;
     let recorded = t.status.role.as_ref().map(|r| r.arn.clone());
 
-    let mut shard = first;
+    // A member stays on its role; a new one starts at the first role with room as known now,
+    // under the lock (the value read when the reconcile began may be stale by then: other
+    // members filled roles while it waited for its turn).
+    let mut shard = match recorded.as_deref().and_then(|arn| pool.shard_of(arn)) {
+        Some(own) if own == first => first,
+        _ => first.max(t.ctx.role_pools.first_open(&pool.hash)),
+    };
     let (name, arn) = loop {
         let name = pool.role_name(shard);
         let member = recorded.as_deref().and_then(role_name_from_arn) == Some(name.as_str());

@@ -402,20 +402,8 @@ async fn adopt_unrecorded(
 async fn create_task(t: &mut Transfer<'_>, client: &aws_sdk_datasync::Client, want: &TaskSettings) -> Result<String> {
     let account = t.account_a_id().to_string();
     let region = t.spec.destination.region.clone();
-    // At DataSync's task quota, transfers wait in line: one behind another asks nothing of AWS.
-    let key: SlotKey = (account.clone(), region.clone());
+    let key = wait_in_line(t)?;
     let waiter = waiter(t);
-    if t.ctx.task_queue.ahead(&key, &waiter) > 0 {
-        let (place, waiting) = t.ctx.task_queue.join(&key, waiter);
-        return Err(quota_reached(
-            t,
-            &key,
-            None,
-            place,
-            waiting,
-            "not asked: another transfer waits before this one".into(),
-        ));
-    }
     t.creating(TASK_INTENT).await?;
     let mut request = client
         .create_task()
@@ -457,6 +445,26 @@ async fn create_task(t: &mut Transfer<'_>, client: &aws_sdk_datasync::Client, wa
     )
     .await;
     Ok(arn)
+}
+
+/// At DataSync's task quota, transfers wait in line: a transfer without a task behind another
+/// one asks nothing of AWS, and is stopped before its locations too (a transfer in line holds
+/// nothing in DataSync until its turn). The queue's key otherwise.
+pub fn wait_in_line(t: &Transfer<'_>) -> Result<SlotKey> {
+    let key: SlotKey = (t.account_a_id().to_string(), t.spec.destination.region.clone());
+    let waiter = waiter(t);
+    if t.status.task_arn.is_none() && t.ctx.task_queue.ahead(&key, &waiter) > 0 {
+        let (place, waiting) = t.ctx.task_queue.join(&key, waiter);
+        return Err(quota_reached(
+            t,
+            &key,
+            None,
+            place,
+            waiting,
+            "not asked: another transfer waits before this one".into(),
+        ));
+    }
+    Ok(key)
 }
 
 /// This transfer's place in a task queue: by creation time (first come, first served).

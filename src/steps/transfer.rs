@@ -2,8 +2,6 @@
 //! desired state, the credentials of both accounts, and the status being built — and the
 //! helpers every step uses to report (conditions, events, errors, the status write).
 
-use std::time::Duration;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::runtime::events::EventType;
@@ -265,10 +263,5 @@ impl<'a> Transfer<'a> {
     pub fn is_shared_role(&self, arn: &str) -> bool {
         self.spec.data_sync_role.name.as_deref() != crate::naming::role_name_from_arn(arn)
             && crate::naming::looks_shared(arn)
-    }
-
-    /// Polling interval while an execution runs.
-    pub fn poll_interval(&self) -> Duration {
-        self.ctx.config.poll_interval
     }
 }
