@@ -252,15 +252,35 @@ impl Memory {
 pub type SlotKey = (String, String);
 
 /// Transfers waiting for a DataSync task slot, per account and Region, in the order they were
-/// created (first come, first served; the order survives a restart). Only the first of a queue
-/// tries `CreateTask` again; the others wait without an AWS call until they are first. A task
-/// Ferry deletes in that account and Region, or a queued create that succeeds (a slot was free,
-/// or the quota was raised), wakes the next one.
+/// created (first come, first served; the order survives a restart). Each task Ferry deletes in
+/// an account and Region grants its slot to the first waiting transfer without one, and wakes
+/// it: as many transfers go on at once as slots were freed. Besides them, only the first
+/// transfer without a grant tries `CreateTask` again (slots freed outside Ferry, a raised
+/// quota); a create of it that succeeds wakes the next. The others wait without an AWS call.
 pub struct TaskQueue {
-    waiting: std::sync::Mutex<std::collections::HashMap<SlotKey, std::collections::BTreeSet<Waiter>>>,
+    lines: std::sync::Mutex<Lines>,
     wake: tokio::sync::mpsc::UnboundedSender<(String, String)>,
     /// Woken and not reconciled since: their failure's retry delay no longer holds.
     woken: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// The queues and the slots granted in them.
+#[derive(Default)]
+struct Lines {
+    waiting: std::collections::HashMap<SlotKey, std::collections::BTreeSet<Waiter>>,
+    /// Transfers a freed slot was granted to (by uid), until they leave or are refused again.
+    granted: std::collections::HashSet<String>,
+}
+
+impl Lines {
+    /// The waiters of `key` without a grant, in order.
+    fn ungranted<'a>(&'a self, key: &SlotKey) -> impl Iterator<Item = &'a Waiter> + 'a {
+        self.waiting
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter(|w| !self.granted.contains(&w.uid))
+    }
 }
 
 /// One waiting transfer: ordered by creation time, then uid; with its namespace and name.
@@ -278,7 +298,7 @@ impl TaskQueue {
     /// A queue that wakes transfers through `wake` (namespace, name).
     pub fn new(wake: tokio::sync::mpsc::UnboundedSender<(String, String)>) -> Self {
         Self {
-            waiting: Default::default(),
+            lines: Default::default(),
             wake,
             woken: Default::default(),
         }
@@ -300,60 +320,79 @@ impl TaskQueue {
             .remove(uid)
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<SlotKey, std::collections::BTreeSet<Waiter>>> {
-        self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lines> {
+        self.lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Puts a transfer in the queue of `key` (again: no change); its place (1 = first) and the
-    /// queue's length.
+    /// Puts a transfer in the queue of `key` (again: no change) after a refusal at the quota
+    /// (a slot granted to it was taken meanwhile: the grant is gone); its place (1 = first)
+    /// and the queue's length.
     pub fn join(&self, key: &SlotKey, waiter: Waiter) -> (usize, usize) {
-        let mut waiting = self.lock();
-        let queue = waiting.entry(key.clone()).or_default();
+        let mut lines = self.lock();
+        lines.granted.remove(&waiter.uid);
+        let queue = lines.waiting.entry(key.clone()).or_default();
         queue.insert(waiter.clone());
         let place = queue.iter().position(|w| *w == waiter).unwrap_or_default() + 1;
         (place, queue.len())
     }
 
-    /// How many transfers wait before this one in the queue of `key` (0: none, or no queue).
+    /// How many transfers without a grant wait before this one in the queue of `key` (0: none,
+    /// no queue, or a freed slot was granted to this one).
     pub fn ahead(&self, key: &SlotKey, waiter: &Waiter) -> usize {
-        self.lock()
-            .get(key)
-            .map_or(0, |queue| queue.iter().take_while(|w| *w < waiter).count())
+        let lines = self.lock();
+        if lines.granted.contains(&waiter.uid) {
+            return 0;
+        }
+        lines.ungranted(key).take_while(|w| *w < waiter).count()
     }
 
-    /// Whether the transfer `uid` waits behind another one (in any queue).
+    /// Whether the transfer `uid` waits behind another one without a grant of its own (in any
+    /// queue).
     pub fn behind_another(&self, uid: &str) -> bool {
-        self.lock()
-            .values()
-            .any(|queue| queue.iter().skip(1).any(|w| w.uid == uid))
+        let lines = self.lock();
+        !lines.granted.contains(uid)
+            && lines
+                .waiting
+                .keys()
+                .any(|key| lines.ungranted(key).skip(1).any(|w| w.uid == uid))
     }
 
-    /// Takes a transfer out of every queue (it got its task, or it is gone); a transfer that was
-    /// first lets the next one try.
+    /// Takes a transfer out of every queue (it got its task, or it is gone). When it was the
+    /// first without a grant, the next one tries too (its create may have found a slot freed
+    /// outside Ferry, or a raised quota: there may be more).
     pub fn leave(&self, uid: &str) {
         let mut woken = Vec::new();
         {
-            let mut waiting = self.lock();
-            for queue in waiting.values_mut() {
-                let was_first = queue.first().is_some_and(|w| w.uid == uid);
-                queue.retain(|w| w.uid != uid);
-                if was_first && let Some(next) = queue.first() {
+            let mut lines = self.lock();
+            let was_granted = lines.granted.remove(uid);
+            let keys: Vec<SlotKey> = lines.waiting.keys().cloned().collect();
+            for key in keys {
+                let was_first = !was_granted && lines.ungranted(&key).next().is_some_and(|w| w.uid == uid);
+                if let Some(queue) = lines.waiting.get_mut(&key) {
+                    queue.retain(|w| w.uid != uid);
+                }
+                if was_first && let Some(next) = lines.ungranted(&key).next() {
                     woken.push(next.clone());
                 }
             }
-            waiting.retain(|_, queue| !queue.is_empty());
+            lines.waiting.retain(|_, queue| !queue.is_empty());
         }
         for waiter in woken {
             self.wake(&waiter);
         }
     }
 
-    /// A task slot was freed in `key` (Ferry deleted a task there): the first waiting transfer
-    /// tries again now.
+    /// A task slot was freed in `key` (Ferry deleted a task there): it is granted to the first
+    /// waiting transfer without one, which goes on now.
     pub fn freed(&self, key: &SlotKey) {
-        let first = self.lock().get(key).and_then(|q| q.first().cloned());
+        let first = {
+            let mut lines = self.lock();
+            let first = lines.ungranted(key).next().cloned();
+            if let Some(waiter) = &first {
+                lines.granted.insert(waiter.uid.clone());
+            }
+            first
+        };
         if let Some(waiter) = first {
             self.wake(&waiter);
         }
@@ -538,14 +577,55 @@ mod tests {
             "a freed slot wakes the first"
         );
         assert!(queue.take_woken("a") && !queue.take_woken("a"));
+        assert_eq!(
+            queue.ahead(&key, &waiter(20, "b")),
+            0,
+            "b is the first without a grant: it may ask AWS"
+        );
         queue.leave("a");
+        assert!(rx.try_recv().is_err(), "a took the freed slot: nobody else is woken");
+        // The first without a grant that got its task wakes the next: there may be more room.
+        queue.join(&key, waiter(40, "d"));
+        queue.leave("b");
         assert_eq!(
             rx.try_recv().ok(),
-            Some(("ns".into(), "b".into())),
+            Some(("ns".into(), "d".into())),
             "the first leaving wakes the next"
         );
-        queue.leave("b");
+        queue.leave("d");
         assert!(rx.try_recv().is_err(), "nobody left to wake");
+
+        // Three slots freed at once: three transfers go on at once, the fourth waits.
+        for (created, uid) in [(1, "p"), (2, "q"), (3, "r"), (4, "s")] {
+            queue.join(&key, waiter(created, uid));
+        }
+        for _ in 0..3 {
+            queue.freed(&key);
+        }
+        let woken: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).map(|(_, n)| n).collect();
+        assert_eq!(woken, ["p", "q", "r"], "one grant per freed slot, in order");
+        for uid in ["p", "q", "r"] {
+            assert_eq!(queue.ahead(&key, &waiter(0, uid)), 0, "{uid} was granted a slot");
+            assert!(!queue.behind_another(uid));
+        }
+        assert_eq!(
+            queue.ahead(&key, &waiter(4, "s")),
+            0,
+            "the first without a grant may ask AWS"
+        );
+        queue.join(&key, waiter(5, "t"));
+        assert!(queue.behind_another("t"), "behind s");
+        // A granted transfer refused anyway loses its grant and waits in its place again.
+        queue.join(&key, waiter(1, "p"));
+        assert!(!queue.behind_another("p"), "first without a grant again");
+        assert!(queue.behind_another("s"));
+        // A granted one that got its task wakes nobody: its slot was the freed one.
+        queue.leave("q");
+        assert!(rx.try_recv().is_err());
+        for uid in ["p", "r", "s", "t"] {
+            queue.leave(uid);
+        }
+        let _ = std::iter::from_fn(|| rx.try_recv().ok()).count();
         assert_eq!(queue.ahead(&key, &waiter(30, "c")), 0, "an empty queue is gone");
         queue.join(&key, waiter(1, "z"));
         queue.freed_task("arn:aws:datasync:us-east-1:111111111111:task/task-0123");
