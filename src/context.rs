@@ -400,8 +400,8 @@ impl TaskQueue {
 
     /// [`freed`](Self::freed) for the account and Region of a deleted task's ARN.
     pub fn freed_task(&self, task_arn: &str) {
-        let parts: Vec<&str> = task_arn.split(':').collect();
-        if let [_, _, _, region, account, ..] = parts.as_slice() {
+        use crate::naming::{arn_account, arn_region};
+        if let (Some(account), Some(region)) = (arn_account(task_arn), arn_region(task_arn)) {
             self.freed(&(account.to_string(), region.to_string()));
         }
     }

@@ -235,6 +235,12 @@ pub fn location_uri(bucket: &str, prefix: Option<&str>) -> String {
     format!("s3://{bucket}/{}", normalize_prefix(prefix))
 }
 
+/// The partition of an ARN (`arn:aws-cn:...` → `aws-cn`). Every ARN Ferry reads is taken apart
+/// by these helpers (`arn:partition:service:region:account:resource`), nowhere else.
+pub fn arn_partition(arn: &str) -> Option<&str> {
+    arn.split(':').nth(1).filter(|p| !p.is_empty())
+}
+
 /// The account id inside an ARN (`arn:aws:iam::123456789012:role/x` → `123456789012`).
 pub fn arn_account(arn: &str) -> Option<&str> {
     arn.split(':').nth(4).filter(|a| !a.is_empty())
@@ -342,6 +348,11 @@ mod tests {
 
     #[test]
     fn arn_parts() {
+        let task = "arn:aws-cn:datasync:cn-north-1:123456789012:task/task-1";
+        assert_eq!(
+            (arn_partition(task), arn_region(task), arn_account(task)),
+            (Some("aws-cn"), Some("cn-north-1"), Some("123456789012"))
+        );
         let arn = "arn:aws:iam::123456789012:role/path/to/ferry-role";
         assert_eq!(arn_account(arn), Some("123456789012"));
         assert_eq!(role_name_from_arn(arn), Some("ferry-role"));

@@ -464,7 +464,7 @@ pub fn revoke(
     if !keep_role {
         roles.retain(|r| r != role_arn);
     }
-    let account = |arn: &str| arn.split(':').nth(4).map(str::to_string);
+    let account = |arn: &str| crate::naming::arn_account(arn).map(str::to_string);
     if !roles.iter().any(|r| account(r) == account(creator_arn)) {
         creators.retain(|c| c != creator_arn);
     }

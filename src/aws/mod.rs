@@ -288,7 +288,7 @@ pub fn assumed_role_name(arn: &str) -> Option<&str> {
 }
 
 fn plain_role_arn(session_arn: &str, role: &str) -> String {
-    let partition = session_arn.split(':').nth(1).unwrap_or("aws");
+    let partition = crate::naming::arn_partition(session_arn).unwrap_or("aws");
     let account = crate::naming::arn_account(session_arn).unwrap_or_default();
     format!("arn:{partition}:iam::{account}:role/{role}")
 }

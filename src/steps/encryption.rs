@@ -337,7 +337,7 @@ pub async fn release_key(t: &Transfer<'_>, b: &Account, key: &str) -> Result<()>
 
 /// The region of a key ARN (`arn:aws:kms:<region>:...`).
 fn key_region(key: &str) -> &str {
-    key.split(':').nth(3).unwrap_or("us-east-1")
+    crate::naming::arn_region(key).unwrap_or("us-east-1")
 }
 
 #[cfg(test)]
