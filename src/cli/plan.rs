@@ -230,6 +230,20 @@ pub fn render_plan(obj: &CrossAccountTransfer, args: &ManifestArgs) -> String {
     }
 
     let desired = Desired::build(spec, &who.id, &who.who);
+    plan_role(&mut out, spec, &desired, &who);
+    plan_destination(&mut out, spec, &desired);
+    plan_locations_and_task(&mut out, spec, &desired);
+    plan_run(&mut out, spec);
+    let text = out.join("\n");
+    if who.id.uid == "<uid>" {
+        text.replace(&who.id.hash(), "<uid-hash>")
+    } else {
+        text
+    }
+}
+
+/// Steps 0 and 1 of the plan: the encryption read and the DataSync role.
+fn plan_role(out: &mut Vec<String>, spec: &crate::api::CrossAccountTransferSpec, desired: &Desired, who: &Identity) {
     let role_arn = &desired.role.arn;
     out.push(format!(
         "\n0. Encryption: read the default encryption of buckets {} (Account A) and {} ({}); a customer managed KMS key found there is granted to the DataSync role like the keys below. SSE-C, the AWS managed key aws/s3 or a key named by alias on the destination are refused.",
@@ -275,7 +289,11 @@ pub fn render_plan(obj: &CrossAccountTransfer, args: &ManifestArgs) -> String {
             out.push(indent(&pretty(&managed.inline)));
         }
     }
+}
 
+/// Steps 2 and 3: Account B's bucket (ownership, policy) and the destination key's policy.
+fn plan_destination(out: &mut Vec<String>, spec: &crate::api::CrossAccountTransferSpec, desired: &Desired) {
+    let role_arn = &desired.role.arn;
     let bucket = &desired.destination_bucket;
     let b = &spec.destination;
     match b.access.mode {
@@ -316,7 +334,11 @@ pub fn render_plan(obj: &CrossAccountTransfer, args: &ManifestArgs) -> String {
             out.push(indent(&doc));
         }
     }
+}
 
+/// Steps 4 to 6: the two locations and the task.
+fn plan_locations_and_task(out: &mut Vec<String>, spec: &crate::api::CrossAccountTransferSpec, desired: &Desired) {
+    let role_arn = &desired.role.arn;
     let (src, dst) = (&desired.source, &desired.destination);
     out.push(format!(
         "\n4. Source location (Account A, {}): {} (subdirectory {}), bucket access role {role_arn}",
@@ -369,6 +391,10 @@ pub fn render_plan(obj: &CrossAccountTransfer, args: &ManifestArgs) -> String {
             r.bucket_arn, r.subdirectory, r.output, r.level
         ));
     }
+}
+
+/// Step 7 and deletion: when executions start and what deletion takes back.
+fn plan_run(out: &mut Vec<String>, spec: &crate::api::CrossAccountTransferSpec) {
     let run = match (spec.suspend, spec.run) {
         (true, _) => "suspended: no execution is started".to_string(),
         (false, RunPolicy::OnChange) => {
@@ -387,12 +413,6 @@ pub fn render_plan(obj: &CrossAccountTransfer, args: &ManifestArgs) -> String {
             crate::api::DeletionPolicy::Retain => "everything stays in AWS",
         }
     ));
-    let text = out.join("\n");
-    if who.id.uid == "<uid>" {
-        text.replace(&who.id.hash(), "<uid-hash>")
-    } else {
-        text
-    }
 }
 
 /// Runs `ferry plan`.
