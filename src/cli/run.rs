@@ -153,6 +153,50 @@ async fn shutdown_signal() {
     }
 }
 
+/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` in the background.
+fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) {
+    let state = ServerState { metrics, ready };
+    tokio::spawn(async move {
+        if let Err(e) = server::serve(addr, state).await {
+            error!(error = %e, %addr, "metrics server stopped");
+        }
+    });
+}
+
+/// The controller's timing and limits, from the flags.
+fn controller_config(args: &RunArgs) -> ControllerConfig {
+    ControllerConfig {
+        poll_interval: args.poll_interval,
+        resync_interval: args.resync_interval,
+        propagation_window: args.propagation_window,
+        external_retry: args.external_retry,
+        stalled_retry: args.stalled_retry,
+        max_concurrent_reconciles: args.max_concurrent_reconciles,
+        reconcile_timeout: args.reconcile_timeout,
+        poll_rate: args.poll_rate,
+        role_permissions_boundary: args.role_permissions_boundary.clone(),
+        datasync_task_quota: args.datasync_task_quota,
+    }
+}
+
+/// The lease this replica competes for (`--lease-namespace`, else the watched namespace, else
+/// `default`).
+fn elector(args: &RunArgs, client: &kube::Client, identity: &str, fence: &Fence) -> LeaderElector {
+    let namespace = args
+        .lease_namespace
+        .clone()
+        .or_else(|| args.namespace.clone())
+        .unwrap_or_else(|| "default".into());
+    LeaderElector::new(
+        client.clone(),
+        &namespace,
+        &args.lease_name,
+        identity,
+        args.lease_duration,
+        fence.clone(),
+    )
+}
+
 /// Runs the controller process; returns the exit code.
 pub async fn run(args: RunArgs) -> i32 {
     telemetry::init(args.log_format);
@@ -165,16 +209,7 @@ pub async fn run(args: RunArgs) -> i32 {
     };
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
-    let server_state = ServerState {
-        metrics: metrics.clone(),
-        ready: ready.clone(),
-    };
-    let addr = args.metrics_addr;
-    tokio::spawn(async move {
-        if let Err(e) = server::serve(addr, server_state).await {
-            error!(error = %e, %addr, "metrics server stopped");
-        }
-    });
+    serve_metrics(args.metrics_addr, metrics.clone(), ready.clone());
 
     let identity = args.identity.clone().unwrap_or_else(default_identity);
     let fence = if args.leader_election {
@@ -198,18 +233,7 @@ pub async fn run(args: RunArgs) -> i32 {
         instance: Some(identity.clone()),
     };
     let recorder = Recorder::new(client.clone(), reporter.clone());
-    let config = ControllerConfig {
-        poll_interval: args.poll_interval,
-        resync_interval: args.resync_interval,
-        propagation_window: args.propagation_window,
-        external_retry: args.external_retry,
-        stalled_retry: args.stalled_retry,
-        max_concurrent_reconciles: args.max_concurrent_reconciles,
-        reconcile_timeout: args.reconcile_timeout,
-        poll_rate: args.poll_rate,
-        role_permissions_boundary: args.role_permissions_boundary.clone(),
-        datasync_task_quota: args.datasync_task_quota,
-    };
+    let config = controller_config(&args);
     let (policies, policy_writer) = reflector::store();
     let (namespaces, namespace_writer) = reflector::store();
     let (listed_tx, listed) = watch::channel(false);
@@ -261,19 +285,7 @@ pub async fn run(args: RunArgs) -> i32 {
     ready.store(true, Ordering::SeqCst);
 
     let elector = if args.leader_election {
-        let namespace = args
-            .lease_namespace
-            .clone()
-            .or_else(|| args.namespace.clone())
-            .unwrap_or_else(|| "default".into());
-        let elector = LeaderElector::new(
-            client.clone(),
-            &namespace,
-            &args.lease_name,
-            &identity,
-            args.lease_duration,
-            fence.clone(),
-        );
+        let elector = elector(&args, &client, &identity, &fence);
         tokio::select! {
             () = elector.acquire() => {},
             () = stopped(stop_rx.clone()) => return 0,
