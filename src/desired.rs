@@ -110,7 +110,7 @@ pub fn role_slot(
     account_a: &str,
     recorded: Option<&RoleStatus>,
     running: bool,
-    first_open: u32,
+    first_open: impl FnOnce(&RolePool) -> u32,
 ) -> RoleSlot {
     let pool = role_pool(spec, id, account_a);
     if let Some(role) = recorded.filter(|r| r.managed) {
@@ -121,7 +121,7 @@ pub fn role_slot(
             return RoleSlot::Own;
         }
     }
-    RoleSlot::Shared(first_open)
+    RoleSlot::Shared(first_open(&pool))
 }
 
 /// The pool of shared roles a transfer's role comes from.
@@ -591,7 +591,8 @@ mod tests {
         let recorded = |arn: String| RoleStatus { arn, managed: true };
         let own_arn = "arn:aws:iam::111111111111:role/ferry-data-media".to_string();
         let shared_arn = format!("arn:aws:iam::111111111111:role/{}", pool.role_name(4));
-        let slot = |r: Option<&RoleStatus>, running| role_slot(&spec, &fixtures::id(), "111111111111", r, running, 7);
+        let slot =
+            |r: Option<&RoleStatus>, running| role_slot(&spec, &fixtures::id(), "111111111111", r, running, |_| 7);
         assert_eq!(slot(None, false), RoleSlot::Shared(7), "new: the first with room");
         assert_eq!(slot(Some(&recorded(shared_arn)), false), RoleSlot::Shared(4));
         assert_eq!(slot(Some(&recorded(own_arn.clone())), true), RoleSlot::Own, "running");

@@ -461,34 +461,24 @@ async fn audit(s: &Scenario, buckets: &[String], waited: usize) -> Audit {
         let task = arn.split("/execution/").next().unwrap_or_default().to_string();
         *per_task.entry(task).or_default() += 1;
     }
-    let tasks = ds
-        .list_tasks()
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Vec<_>>()
-        .await
-        .len();
-    let locations = ds
-        .list_locations()
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Vec<_>>()
-        .await
-        .len();
+    // Every page, or the audit fails: a listing error must not count as a resource.
+    let tasks = ds.list_tasks().into_paginator().items().send().try_collect().await;
+    let tasks = tasks.expect("list tasks").len();
+    let locations = ds.list_locations().into_paginator().items().send().try_collect().await;
+    let locations = locations.expect("list locations").len();
     let roles =
         s.a.iam()
             .list_roles()
             .into_paginator()
             .items()
             .send()
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter(|r| r.role_name().starts_with(&format!("ferry-{}-", s.ns)))
-            .count();
+            .try_collect()
+            .await;
+    let roles = roles
+        .expect("list roles")
+        .iter()
+        .filter(|r| r.role_name().starts_with(&format!("ferry-{}-", s.ns)))
+        .count();
     let distinct: std::collections::BTreeSet<&String> = buckets.iter().collect();
     let policy_bytes = futures::stream::iter(distinct)
         .map(|b| s.b.bucket_policy(&s.dst_region, b))

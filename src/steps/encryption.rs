@@ -14,7 +14,7 @@
 use super::transfer::Transfer;
 use crate::api::{BucketEncryption, CrossAccountTransfer, DestinationStatus, EncryptionStatus, is_kms_key_arn};
 use crate::aws::{Account, Failure, classify};
-use crate::desired::{Desired, Identities, Keys};
+use crate::desired::Keys;
 use crate::error::{Error, Result};
 use crate::naming::{arn_account, bucket_arn};
 use crate::policy::{KEY_SID, key_policy_with};
@@ -184,13 +184,8 @@ pub async fn observe(t: &mut Transfer<'_>, account_b: Option<&Account>) -> Resul
         source: Some(source),
         destination,
     });
-    let who = Identities {
-        account_a,
-        creator_arn: t.identity_a.principal_arn.clone(),
-    };
-    let id = t.desired.id.clone();
     let slot = t.desired.role.slot;
-    t.desired = Desired::with_keys(spec, &id, &who, keys, slot);
+    t.rebuild_desired(keys, slot);
     Ok(())
 }
 

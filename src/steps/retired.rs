@@ -148,7 +148,7 @@ pub async fn delete_role(
             Err(e) if classify(&e).is_not_found() => false,
             Err(e) => return Err(classify(&e)),
         };
-        if let Some(shard) = name.rsplit_once('-').and_then(|(_, n)| n.parse().ok()) {
+        if member && let Some(shard) = name.rsplit_once('-').and_then(|(_, n)| n.parse().ok()) {
             ctx.role_pools.freed(&pool, shard);
         }
         let left = match iam.list_role_policies().role_name(name).send().await {

@@ -109,54 +109,73 @@ impl Owner<'_> {
     }
 }
 
-/// The transfer's own role (`dataSyncRole.name`, or the role it had before roles were shared).
-async fn ensure_own(t: &mut Transfer<'_>, managed: ManagedRole) -> Result<()> {
-    let ManagedRole {
-        name,
-        description,
-        trust,
-        inline,
-        inline_name,
-        ..
-    } = managed;
-    let (account, iam, boundary) = iam_of(t);
+/// What putting the transfer's policy on one role came to.
+struct Placed {
+    /// The role's ARN.
+    arn: String,
+    /// IAM took the policy (or it was in place); `false`: no room left on the role.
+    fits: bool,
+}
 
-    // A role this transfer never recorded is most likely new: create it straight away and read
-    // it only if it exists (a crash after the create, or someone else's role of that name).
-    let mut observed = if t.status.role.is_some() {
-        observe(t, &iam, &name, &account, Some(&inline_name), Owner::Transfer).await?
+/// One role: read it (and the transfer's policy when `read` is set), create it when it is not
+/// there, refuse someone else's, put back its boundary and trust, and put the transfer's
+/// inline policy when it differs (or, `join`, is not on it yet).
+#[allow(clippy::too_many_arguments)]
+async fn place(
+    t: &mut Transfer<'_>,
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    managed: &ManagedRole,
+    owner: Owner<'_>,
+    observe_first: bool,
+    read: bool,
+    join: bool,
+) -> Result<Placed> {
+    let (account, boundary) = (
+        t.account_a_id().to_string(),
+        t.ctx.config.role_permissions_boundary.clone(),
+    );
+    let (trust, inline, inline_name) = (&managed.trust, &managed.inline, managed.inline_name.as_str());
+    let policy = read.then_some(inline_name);
+    let mut observed = if observe_first {
+        observe(t, iam, name, &account, policy, owner).await?
     } else {
         None
     };
     let mut created = None;
     if observed.is_none() {
-        match create(
-            t,
-            &iam,
-            &name,
-            description,
-            &trust,
-            boundary.as_deref(),
-            Owner::Transfer,
-        )
-        .await?
-        {
+        let description = managed.description.clone();
+        match create(t, iam, name, description, trust, boundary.as_deref(), owner).await? {
             Created::New(arn) => created = Some(arn),
             Created::Existing(found) => observed = found,
         }
     }
     let role = observed.as_ref();
-    owned(role, Owner::Transfer)?;
-    let changes = if created.is_some() {
-        diff(None, &trust, &inline, boundary.as_deref())
-    } else {
-        diff(role, &trust, &inline, boundary.as_deref())
-    };
+    owned(role, owner)?;
+    let mut changes = diff(
+        if created.is_some() { None } else { role },
+        trust,
+        inline,
+        boundary.as_deref(),
+    );
+    changes.put_inline |= join;
     let arn = created
         .or_else(|| role.map(|r| r.arn.clone()))
-        .unwrap_or_else(|| t.desired.role.arn.clone());
-    restore(t, &iam, &name, &arn, &changes, &trust, boundary.as_deref()).await?;
-    if changes.put_inline && !put_inline(t, &iam, &name, &arn, &inline_name, &inline, !changes.create).await? {
+        .unwrap_or_else(|| shard_arn(&t.desired.role.arn, name));
+    restore(t, iam, name, &arn, &changes, trust, boundary.as_deref()).await?;
+    let restored = !join && !changes.create;
+    let fits = !changes.put_inline || put_inline(t, iam, name, &arn, inline_name, inline, restored).await?;
+    Ok(Placed { arn, fits })
+}
+
+/// The transfer's own role (`dataSyncRole.name`, or the role it had before roles were shared).
+async fn ensure_own(t: &mut Transfer<'_>, managed: ManagedRole) -> Result<()> {
+    let iam = t.account_a.iam(&t.spec.source.region);
+    // A role this transfer never recorded is most likely new: create it straight away and read
+    // it only if it exists (a crash after the create, or someone else's role of that name).
+    let recorded = t.status.role.is_some();
+    let Placed { arn, fits } = place(t, &iam, &managed.name, &managed, Owner::Transfer, recorded, true, false).await?;
+    if !fits {
         return Err(Error::InvalidSpec(format!(
             "the inline policy of IAM role {arn} is longer than IAM allows a role's inline policies (10,240 characters); name fewer KMS keys or use spec.dataSyncRole.arn"
         )));
@@ -176,70 +195,35 @@ async fn ensure_own(t: &mut Transfer<'_>, managed: ManagedRole) -> Result<()> {
 /// role grants exactly the buckets and keys of the transfers that use it. The pool's roles
 /// are created as needed, under the pool's lock.
 async fn ensure_shared(t: &mut Transfer<'_>, managed: ManagedRole, pool: &RolePool, first: u32) -> Result<()> {
-    let (trust, inline, inline_name) = (&managed.trust, &managed.inline, &managed.inline_name);
-    let (account, iam, boundary) = iam_of(t);
+    let iam = t.account_a.iam(&t.spec.source.region);
     let _turn = t.ctx.buckets.lock(&RolePool::lock_key(&pool.hash)).await;
     let recorded = t.status.role.as_ref().map(|r| r.arn.clone());
 
     // A member stays on its role; a new one starts at the first role with room as known now,
     // under the lock (the value read when the reconcile began may be stale by then: other
     // members filled roles while it waited for its turn).
-    let mut shard = match recorded.as_deref().and_then(|arn| pool.shard_of(arn)) {
-        Some(own) if own == first => first,
-        _ => first.max(t.ctx.role_pools.first_open(&pool.hash)),
+    let member_of_pool = recorded.as_deref().and_then(|arn| pool.shard_of(arn)).is_some();
+    let mut shard = if member_of_pool {
+        first
+    } else {
+        first.max(t.ctx.role_pools.first_open(&pool.hash))
     };
     let (name, arn) = loop {
         let name = pool.role_name(shard);
-        let member = recorded.as_deref().and_then(role_name_from_arn) == Some(name.as_str());
         // A member's own policy is read to find drift; a new member only puts it.
-        let policy = member.then_some(inline_name.as_str());
-        let mut observed = observe(t, &iam, &name, &account, policy, Owner::Pool(pool)).await?;
-        let mut created = None;
-        if observed.is_none() {
-            let owner = Owner::Pool(pool);
-            match create(
-                t,
-                &iam,
-                &name,
-                managed.description.clone(),
-                trust,
-                boundary.as_deref(),
-                owner,
-            )
-            .await?
-            {
-                Created::New(arn) => created = Some(arn),
-                Created::Existing(found) => observed = found,
-            }
-        }
-        let role = observed.as_ref();
-        owned(role, Owner::Pool(pool))?;
-        let changes = if created.is_some() {
-            diff(None, trust, inline, boundary.as_deref())
-        } else {
-            let mut changes = diff(role, trust, inline, boundary.as_deref());
-            changes.put_inline |= !member;
-            changes
-        };
-        let arn = created
-            .or_else(|| role.map(|r| r.arn.clone()))
-            .unwrap_or_else(|| shard_arn(&t.desired.role.arn, &name));
-        restore(t, &iam, &name, &arn, &changes, trust, boundary.as_deref()).await?;
-        if !changes.put_inline || put_inline(t, &iam, &name, &arn, inline_name, inline, member).await? {
-            break (name, arn);
+        let member = recorded.as_deref().and_then(role_name_from_arn) == Some(name.as_str());
+        let placed = place(t, &iam, &name, &managed, Owner::Pool(pool), true, member, !member).await?;
+        if placed.fits {
+            break (name, placed.arn);
         }
         t.ctx.role_pools.full(&pool.hash, shard);
         shard += 1;
     };
     if shard != first {
-        let who = crate::desired::Identities {
-            account_a: account.clone(),
-            creator_arn: t.identity_a.principal_arn.clone(),
-        };
         let keys = t.desired.keys.clone();
-        t.desired =
-            crate::desired::Desired::with_keys(t.spec, &t.desired.id.clone(), &who, keys, RoleSlot::Shared(shard));
+        t.rebuild_desired(keys, RoleSlot::Shared(shard));
     }
+    let inline_name = &managed.inline_name;
     let joined = recorded.as_deref() != Some(arn.as_str());
     record(t, &arn, true);
     if joined {
@@ -268,15 +252,6 @@ fn shard_arn(like: &str, name: &str) -> String {
         Some((head, _)) => format!("{head}:role/{name}"),
         None => name.to_string(),
     }
-}
-
-/// Account A's id, its IAM client and the permissions boundary every managed role gets.
-fn iam_of(t: &Transfer<'_>) -> (String, aws_sdk_iam::Client, Option<String>) {
-    (
-        t.account_a_id().to_string(),
-        t.account_a.iam(&t.spec.source.region),
-        t.ctx.config.role_permissions_boundary.clone(),
-    )
 }
 
 /// A role of the right name that is someone else's is never changed.

@@ -6,10 +6,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
-use crate::api::{CrossAccountTransfer, CrossAccountTransferSpec, CrossAccountTransferStatus};
+use crate::api::{CrossAccountTransfer, CrossAccountTransferSpec, CrossAccountTransferStatus, ExecutionStatus};
 use crate::aws::{Account, CallerIdentity, Failure, aws_error};
 use crate::context::{Context, event_action};
-use crate::desired::{Desired, Identities, role_pool, role_slot};
+use crate::desired::{Desired, Identities, Keys, RoleSlot, role_slot};
 use crate::error::{Error, Result};
 use crate::naming::TransferId;
 use crate::status;
@@ -67,19 +67,10 @@ impl<'a> Transfer<'a> {
             account_a: identity_a.account.clone(),
             creator_arn: identity_a.principal_arn.clone(),
         };
-        let running = status
-            .execution
-            .as_ref()
-            .is_some_and(|e| crate::api::is_running_status(&e.status));
-        let pool = role_pool(spec, &id, &who.account_a);
-        let slot = role_slot(
-            spec,
-            &id,
-            &who.account_a,
-            status.role.as_ref(),
-            running,
-            ctx.role_pools.first_open(&pool.hash),
-        );
+        let running = status.execution.as_ref().is_some_and(ExecutionStatus::is_running);
+        let slot = role_slot(spec, &id, &who.account_a, status.role.as_ref(), running, |pool| {
+            ctx.role_pools.first_open(&pool.hash)
+        });
         Ok(Transfer {
             ctx,
             obj,
@@ -95,10 +86,21 @@ impl<'a> Transfer<'a> {
 
     /// Whether the status records an execution that has not finished.
     pub fn running(&self) -> bool {
-        self.status
-            .execution
-            .as_ref()
-            .is_some_and(|e| crate::api::is_running_status(&e.status))
+        self.status.execution.as_ref().is_some_and(ExecutionStatus::is_running)
+    }
+
+    /// Who Ferry is in Account A, as the desired state needs it.
+    pub fn identities(&self) -> Identities {
+        Identities {
+            account_a: self.identity_a.account.clone(),
+            creator_arn: self.identity_a.principal_arn.clone(),
+        }
+    }
+
+    /// Builds the desired state again with the KMS keys found and the role's slot.
+    pub fn rebuild_desired(&mut self, keys: Keys, slot: RoleSlot) {
+        let id = self.desired.id.clone();
+        self.desired = Desired::with_keys(self.spec, &id, &self.identities(), keys, slot);
     }
 
     /// True while an access error is more likely IAM propagation than a real refusal.
@@ -239,7 +241,13 @@ impl<'a> Transfer<'a> {
     /// Whether another transfer of this cluster, not being deleted, uses DataSync role `role`
     /// and matches `also`.
     pub async fn role_used_by_others(&self, role: &str, also: impl Fn(&CrossAccountTransfer) -> bool) -> Result<bool> {
-        let api: kube::Api<CrossAccountTransfer> = match &self.ctx.watch_namespace {
+        // Only the namespace's transfers use its shared roles: list those alone.
+        let namespace = if self.is_shared_role(role) {
+            Some(&self.id().namespace)
+        } else {
+            self.ctx.watch_namespace.as_ref()
+        };
+        let api: kube::Api<CrossAccountTransfer> = match namespace {
             Some(ns) => kube::Api::namespaced(self.ctx.client.clone(), ns),
             None => kube::Api::all(self.ctx.client.clone()),
         };
