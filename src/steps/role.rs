@@ -193,16 +193,22 @@ async fn ensure_own(t: &mut Transfer<'_>, managed: ManagedRole) -> Result<()> {
 /// A shared role of the namespace's pool: the transfer's own inline policy on the first role
 /// of the pool IAM finds room on (its 10,240 characters of inline policies per role), so a
 /// role grants exactly the buckets and keys of the transfers that use it. The pool's roles
-/// are created as needed, under the pool's lock.
+/// are created as needed.
 async fn ensure_shared(t: &mut Transfer<'_>, managed: ManagedRole, pool: &RolePool, first: u32) -> Result<()> {
     let iam = t.account_a.iam(&t.spec.source.region);
-    let _turn = t.ctx.buckets.lock(&RolePool::lock_key(&pool.hash)).await;
     let recorded = t.status.role.as_ref().map(|r| r.arn.clone());
+    let lock = RolePool::lock_key(&pool.hash);
 
-    // A member stays on its role; a new one starts at the first role with room as known now,
-    // under the lock (the value read when the reconcile began may be stale by then: other
-    // members filled roles while it waited for its turn).
+    // A member checks its own policy on its role without the pool's lock (every drift check of
+    // a namespace's transfers would otherwise take turns); joining, or moving on because a
+    // role is full, is done under it. A new member starts at the first role with room as
+    // known once its turn came (other members may have filled roles while it waited).
     let member_of_pool = recorded.as_deref().and_then(|arn| pool.shard_of(arn)).is_some();
+    let mut turn = if member_of_pool {
+        None
+    } else {
+        Some(t.ctx.buckets.lock(&lock).await)
+    };
     let mut shard = if member_of_pool {
         first
     } else {
@@ -215,6 +221,9 @@ async fn ensure_shared(t: &mut Transfer<'_>, managed: ManagedRole, pool: &RolePo
         let placed = place(t, &iam, &name, &managed, Owner::Pool(pool), true, member, !member).await?;
         if placed.fits {
             break (name, placed.arn);
+        }
+        if turn.is_none() {
+            turn = Some(t.ctx.buckets.lock(&lock).await);
         }
         t.ctx.role_pools.full(&pool.hash, shard);
         shard += 1;
