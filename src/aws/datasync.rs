@@ -7,7 +7,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use super::{Failure, FailureKind};
+use super::{Failure, FailureKind, Refused};
 use crate::naming::TransferId;
 
 /// The configuration of a DataSync create (`CreateLocationS3`, `CreateTask`,
@@ -136,6 +136,31 @@ pub async fn list_tasks(client: &Client) -> Result<Vec<(String, String)>, Failur
         .collect())
 }
 
+/// The tasks named `name` that carry the transfer's uid tag, leaving out `skip` (tasks Ferry
+/// retired): what a crash between `CreateTask` and the status write left for adoption. Only
+/// tasks of that name have their tags read; one that vanished meanwhile is not ours.
+pub async fn owned_tasks_named(
+    client: &Client,
+    name: &str,
+    id: &TransferId,
+    skip: &[String],
+) -> Result<Vec<String>, Refused> {
+    let tasks = list_tasks(client).await.map_err(|failure| Refused {
+        action: "datasync:ListTasks",
+        failure,
+    })?;
+    let mut owned_tasks = Vec::new();
+    for (arn, _) in tasks.into_iter().filter(|(arn, n)| n == name && !skip.contains(arn)) {
+        if owned(client, &arn, id).await.map_err(|failure| Refused {
+            action: "datasync:ListTagsForResource",
+            failure,
+        })? {
+            owned_tasks.push(arn);
+        }
+    }
+    Ok(owned_tasks)
+}
+
 /// The executions of a task as (ARN, status), in the order DataSync lists them (which DataSync
 /// does not document: callers must not rely on it).
 pub async fn list_executions(client: &Client, task_arn: &str) -> Result<Vec<(String, String)>, Failure> {
@@ -180,5 +205,114 @@ mod tests {
     fn uris_compare_without_trailing_slash() {
         assert!(same_uri("s3://b/x/", "s3://b/x"));
         assert!(!same_uri("s3://b/x/", "s3://b/y/"));
+    }
+
+    mod mocked {
+        use aws_sdk_datasync::operation::list_tags_for_resource::{
+            ListTagsForResourceError, ListTagsForResourceOutput,
+        };
+        use aws_sdk_datasync::operation::list_tasks::ListTasksOutput;
+        use aws_sdk_datasync::types::TaskListEntry;
+        use aws_sdk_datasync::types::error::InvalidRequestException;
+        use aws_smithy_mocks::{RuleMode, mock};
+
+        use super::super::*;
+        use crate::aws::mocked::{Mocked, error_meta};
+
+        fn task(n: u32, name: &str) -> TaskListEntry {
+            TaskListEntry::builder()
+                .task_arn(format!("arn:aws:datasync:us-east-1:111111111111:task/task-{n:017}"))
+                .name(name)
+                .build()
+        }
+
+        fn arn(n: u32) -> String {
+            format!("arn:aws:datasync:us-east-1:111111111111:task/task-{n:017}")
+        }
+
+        #[tokio::test]
+        async fn adoption_finds_only_this_transfers_unretired_tasks_of_its_name_over_every_page() {
+            let id = TransferId::new("ns", "copy", "0b5e9a9c-1111-2222-3333-444455556666");
+            let ours = id.tags();
+            let page1 = mock!(aws_sdk_datasync::Client::list_tasks)
+                .match_requests(|r| r.next_token().is_none())
+                .then_output(|| {
+                    ListTasksOutput::builder()
+                        .tasks(task(1, "ferry-copy"))
+                        .tasks(task(2, "someone-else"))
+                        .next_token("page2")
+                        .build()
+                });
+            let page2 = mock!(aws_sdk_datasync::Client::list_tasks)
+                .match_requests(|r| r.next_token() == Some("page2"))
+                .then_output(|| {
+                    ListTasksOutput::builder()
+                        .tasks(task(3, "ferry-copy"))
+                        .tasks(task(4, "ferry-copy"))
+                        .tasks(task(5, "ferry-copy"))
+                        .build()
+                });
+            // Task 1: another transfer's (same name, other uid); task 3: ours; task 4: retired
+            // (its tags are never read); task 5: deleted meanwhile.
+            let foreign = mock!(aws_sdk_datasync::Client::list_tags_for_resource)
+                .match_requests(|r| r.resource_arn() == Some(&arn(1)))
+                .then_output(|| {
+                    ListTagsForResourceOutput::builder()
+                        .tags(
+                            TagListEntry::builder()
+                                .key("ferry.dev/uid")
+                                .value("other")
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                });
+            let mine = mock!(aws_sdk_datasync::Client::list_tags_for_resource)
+                .match_requests(|r| r.resource_arn() == Some(&arn(3)))
+                .then_output(move || {
+                    ListTagsForResourceOutput::builder()
+                        .set_tags(Some(
+                            ours.iter()
+                                .map(|(k, v)| TagListEntry::builder().key(k).value(v).build().unwrap())
+                                .collect(),
+                        ))
+                        .build()
+                });
+            let gone = mock!(aws_sdk_datasync::Client::list_tags_for_resource)
+                .match_requests(|r| r.resource_arn() == Some(&arn(5)))
+                .then_error(|| {
+                    ListTagsForResourceError::InvalidRequestException(
+                        InvalidRequestException::builder()
+                            .meta(error_meta(
+                                "InvalidRequestException",
+                                "Resource not found: the task was deleted.",
+                            ))
+                            .build(),
+                    )
+                });
+            let m = Mocked::new(RuleMode::MatchAny, &[&page1, &page2, &foreign, &mine, &gone]);
+            let client = m.account.datasync("us-east-1");
+
+            let found = owned_tasks_named(&client, "ferry-copy", &id, &[arn(4)]).await.unwrap();
+            assert_eq!(found, vec![arn(3)]);
+            assert_eq!((page1.num_calls(), page2.num_calls()), (1, 1));
+            assert_eq!((foreign.num_calls(), mine.num_calls(), gone.num_calls()), (1, 1, 1));
+        }
+
+        #[tokio::test]
+        async fn a_refused_tag_read_names_its_action() {
+            let id = TransferId::new("ns", "copy", "0b5e9a9c-1111-2222-3333-444455556666");
+            let list = mock!(aws_sdk_datasync::Client::list_tasks)
+                .then_output(|| ListTasksOutput::builder().tasks(task(1, "ferry-copy")).build());
+            let denied = mock!(aws_sdk_datasync::Client::list_tags_for_resource).then_error(|| {
+                ListTagsForResourceError::generic(error_meta("AccessDeniedException", "not authorized"))
+            });
+            let m = Mocked::new(RuleMode::MatchAny, &[&list, &denied]);
+            let client = m.account.datasync("us-east-1");
+
+            let refused = owned_tasks_named(&client, "ferry-copy", &id, &[]).await.unwrap_err();
+            assert_eq!(refused.action, "datasync:ListTagsForResource");
+            assert_eq!(refused.failure.kind, FailureKind::AccessDenied);
+        }
     }
 }

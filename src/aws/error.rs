@@ -193,6 +193,28 @@ where
     }
 }
 
+/// An AWS call that failed, and which action it was (for the condition and the event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// The IAM action of the call, e.g. `iam:CreateRole`.
+    pub action: &'static str,
+    /// The failure, read.
+    pub failure: Failure,
+}
+
+impl Refused {
+    /// Reads an SDK error of the call `action`.
+    pub fn new<E>(action: &'static str, err: &SdkError<E, Response>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        Self {
+            action,
+            failure: classify(err),
+        }
+    }
+}
+
 /// An error and its sources on one line.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut parts = vec![err.to_string()];

@@ -6,6 +6,9 @@
 pub mod budget;
 pub mod datasync;
 pub mod error;
+pub mod iam;
+#[cfg(test)]
+pub mod mocked;
 pub mod observe;
 pub mod report;
 
@@ -20,7 +23,7 @@ use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::metrics::SharedMetrics;
-pub use error::{Failure, FailureKind, classify};
+pub use error::{Failure, FailureKind, Refused, classify};
 
 /// Settings of the AWS side, from the command line.
 #[derive(Clone, Debug, Default)]

@@ -7,11 +7,12 @@ use serde_json::Value;
 
 use super::transfer::Transfer;
 use crate::api::{RoleStatus, condition};
-use crate::aws::classify;
+use crate::aws::iam::{Creation, NewRole};
+use crate::aws::{self, classify};
 use crate::desired::{ManagedRole, RoleSlot};
 use crate::error::{Error, Result};
 use crate::naming::{INLINE_POLICY_NAME, RolePool, arn_account, role_name_from_arn};
-use crate::policy::{decode_iam_document, same_document};
+use crate::policy::same_document;
 
 /// The role as IAM has it.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,8 +90,8 @@ impl Owner<'_> {
         }
     }
 
-    fn owns(self, t: &Transfer<'_>, tags: &[aws_sdk_iam::types::Tag]) -> bool {
-        let pairs = tags.iter().map(|tag| (tag.key(), tag.value()));
+    fn owns(self, t: &Transfer<'_>, tags: &[(String, String)]) -> bool {
+        let pairs = tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         match self {
             Owner::Transfer => t.id().owns(pairs),
             Owner::Pool(pool) => pool.owns(pairs),
@@ -294,24 +295,15 @@ async fn create(
     owner: Owner<'_>,
 ) -> Result<Created> {
     let account = t.account_a_id().to_string();
-    let resource = format!("role/{name}");
-    let tags = owner
-        .tags(t)
-        .into_iter()
-        .filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok())
-        .collect::<Vec<_>>();
-    let sent = iam
-        .create_role()
-        .role_name(name)
-        .assume_role_policy_document(trust.to_string())
-        .description(description)
-        .set_permissions_boundary(boundary.map(str::to_string))
-        .set_tags(Some(tags))
-        .send()
-        .await;
-    match sent {
-        Ok(out) => {
-            let arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
+    let role = NewRole {
+        name,
+        trust,
+        description,
+        boundary,
+        tags: owner.tags(t),
+    };
+    match aws::iam::create_role(iam, &role).await {
+        Ok(Creation::Created(arn)) => {
             if matches!(owner, Owner::Transfer) {
                 record(t, &arn, true);
             }
@@ -321,21 +313,19 @@ async fn create(
                 .await;
             Ok(Created::New(arn))
         }
-        Err(e) if classify(&e).code == "EntityAlreadyExists" => {
+        Ok(Creation::Exists) => {
             let inline = match owner {
                 Owner::Transfer => Some(INLINE_POLICY_NAME),
                 Owner::Pool(_) => None,
             };
             Ok(Created::Existing(observe(t, iam, name, &account, inline, owner).await?))
         }
-        Err(e) if classify(&e).code == "LimitExceeded" && classify(&e).message.contains("RolesPerAccount") => {
-            Err(crate::Error::RoleQuotaReached {
-                account,
-                role: name.to_string(),
-                message: classify(&e).message,
-            })
-        }
-        Err(e) => Err(t.sdk_error(&e, &account, "iam:CreateRole", &resource)),
+        Ok(Creation::AtRoleQuota(message)) => Err(crate::Error::RoleQuotaReached {
+            account,
+            role: name.to_string(),
+            message,
+        }),
+        Err(refused) => Err(t.refused(&refused, &account, &format!("role/{name}"))),
     }
 }
 
@@ -387,7 +377,7 @@ async fn restore(
 
 /// Puts the transfer's inline policy on the role; `false` when IAM refuses it because the
 /// role's inline policies would pass their 10,240 characters (`LimitExceeded`, "Maximum policy
-/// size ... exceeded": <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html>).
+/// size ... exceeded", [`aws::iam::put_role_policy`]).
 async fn put_inline(
     t: &mut Transfer<'_>,
     iam: &aws_sdk_iam::Client,
@@ -398,24 +388,10 @@ async fn put_inline(
     restored: bool,
 ) -> Result<bool> {
     let account = t.account_a_id().to_string();
-    let sent = iam
-        .put_role_policy()
-        .role_name(name)
-        .policy_name(inline_name)
-        .policy_document(inline.to_string())
-        .send()
-        .await;
-    match sent {
-        Ok(_) => {}
-        Err(e) if classify(&e).code == "LimitExceeded" && classify(&e).message.contains("policy size") => {
-            tracing::info!(
-                role = name,
-                "IAM has no room for another inline policy on the role: {}",
-                classify(&e).message
-            );
-            return Ok(false);
-        }
-        Err(e) => return Err(t.sdk_error(&e, &account, "iam:PutRolePolicy", &format!("role/{name}"))),
+    match aws::iam::put_role_policy(iam, name, inline_name, inline).await {
+        Ok(true) => {}
+        Ok(false) => return Ok(false),
+        Err(refused) => return Err(t.refused(&refused, &account, &format!("role/{name}"))),
     }
     t.permissions_changed();
     if restored {
@@ -438,32 +414,19 @@ async fn observe(
     inline: Option<&str>,
     owner: Owner<'_>,
 ) -> Result<Option<ObservedRole>> {
-    let resource = format!("role/{name}");
-    let role = match iam.get_role().role_name(name).send().await {
-        Ok(out) => match out.role {
-            Some(role) => role,
-            None => return Ok(None),
-        },
-        Err(e) if classify(&e).is_not_found() => return Ok(None),
-        Err(e) => return Err(t.sdk_error(&e, account, "iam:GetRole", &resource)),
+    let Some(role) = aws::iam::read_role(iam, name, inline)
+        .await
+        .map_err(|refused| t.refused(&refused, account, &format!("role/{name}")))?
+    else {
+        return Ok(None);
     };
-    let inline = match inline {
-        None => None,
-        Some(policy) => match iam.get_role_policy().role_name(name).policy_name(policy).send().await {
-            Ok(out) => Some(decode_iam_document(out.policy_document())),
-            Err(e) if classify(&e).is_not_found() => None,
-            Err(e) => return Err(t.sdk_error(&e, account, "iam:GetRolePolicy", &resource)),
-        },
-    };
+    let owned = owner.owns(t, &role.tags);
     Ok(Some(ObservedRole {
-        arn: role.arn().to_string(),
-        trust: role.assume_role_policy_document().map(decode_iam_document),
-        inline,
-        owned: owner.owns(t, role.tags()),
-        boundary: role
-            .permissions_boundary()
-            .and_then(|b| b.permissions_boundary_arn())
-            .map(str::to_string),
+        arn: role.arn,
+        trust: role.trust,
+        inline: role.inline,
+        owned,
+        boundary: role.boundary,
     }))
 }
 

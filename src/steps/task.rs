@@ -14,7 +14,7 @@ use kube::runtime::events::EventType;
 use super::transfer::Transfer;
 use crate::api::{RUN_ANNOTATION, ScheduleState, condition};
 use crate::aws::datasync::{create, list_tasks, sent_once, tag_entries};
-use crate::aws::{FailureKind, classify};
+use crate::aws::{self, FailureKind, classify};
 use crate::context::{SlotKey, Waiter};
 use crate::desired::{ReportSettings, TaskOptions, TaskSettings};
 use crate::error::Result;
@@ -371,16 +371,13 @@ async fn adopt_unrecorded(
     // A task of ours left by a crash between create and status write (only searched when a
     // create was started and not recorded).
     let tasks = if t.maybe_created(TASK_INTENT) {
-        list_tasks(client)
+        aws::datasync::owned_tasks_named(client, &want.name, t.id(), &t.status.retired)
             .await
-            .map_err(|f| t.aws_error(&f, &account, "datasync:ListTasks", &want.name))?
+            .map_err(|refused| t.refused(&refused, &account, &want.name))?
     } else {
         Vec::new()
     };
-    for (arn, name) in tasks {
-        if name != want.name || !t.adoptable(client, &arn).await? {
-            continue;
-        }
+    for arn in tasks {
         let out = describe(t, client, &arn).await?;
         if matches!(diff(&observed(&out), want), TaskChange::Nothing | TaskChange::Update(_)) {
             t.status.task_arn = Some(arn.clone());

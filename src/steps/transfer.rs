@@ -150,6 +150,11 @@ impl<'a> Transfer<'a> {
         aws_error(failure, account, action, resource, self.propagating())
     }
 
+    /// Turns a refused AWS call into Ferry's error for this transfer.
+    pub fn refused(&self, refused: &crate::aws::Refused, account: &str, resource: &str) -> Error {
+        self.aws_error(&refused.failure, account, refused.action, resource)
+    }
+
     /// Reads an SDK error and turns it into Ferry's error for this transfer.
     pub fn sdk_error<E>(
         &self,
