@@ -1,6 +1,8 @@
 //! An SDK interceptor on every AWS client: counts calls by service, operation and outcome, and
-//! (for crash tests only) aborts the process right after a chosen AWS call succeeded.
+//! (for crash tests only, in debug builds: never in a release build, the image's and `make
+//! install`'s) aborts the process right after a chosen AWS call succeeded.
 
+#[cfg(debug_assertions)]
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -15,9 +17,12 @@ use aws_smithy_types::config_bag::ConfigBag;
 use crate::metrics::SharedMetrics;
 
 /// Environment variable naming an AWS operation after whose success the process aborts, as a
-/// crash would: `CreateTask`, or `CreateLocationS3#2` for its second success. Test use only.
+/// crash would: `CreateTask`, or `CreateLocationS3#2` for its second success. Test use only:
+/// read by debug builds only.
+#[cfg(debug_assertions)]
 pub const ABORT_AFTER_ENV: &str = "FERRY_TEST_ABORT_AFTER";
 
+#[cfg(debug_assertions)]
 #[derive(Debug)]
 struct AbortPlan {
     operation: String,
@@ -25,6 +30,7 @@ struct AbortPlan {
     seen: AtomicUsize,
 }
 
+#[cfg(debug_assertions)]
 impl AbortPlan {
     fn from_env() -> Option<Self> {
         let raw = std::env::var(ABORT_AFTER_ENV).ok()?;
@@ -45,6 +51,7 @@ impl AbortPlan {
 pub struct CallObserver {
     metrics: SharedMetrics,
     budget: std::sync::Arc<super::budget::Budget>,
+    #[cfg(debug_assertions)]
     abort: Option<AbortPlan>,
     fence: crate::leader::Fence,
 }
@@ -59,6 +66,7 @@ impl CallObserver {
         Self {
             metrics,
             budget,
+            #[cfg(debug_assertions)]
             abort: AbortPlan::from_env(),
             fence,
         }
@@ -121,6 +129,16 @@ impl Intercept for CallObserver {
         {
             self.budget.throttled(&key);
         }
+        #[cfg(debug_assertions)]
+        self.abort_if_planned(&operation, succeeded);
+        Ok(())
+    }
+}
+
+#[cfg(debug_assertions)]
+impl CallObserver {
+    /// The crash tests' abort right after the planned success of `operation`.
+    fn abort_if_planned(&self, operation: &str, succeeded: bool) {
         if let Some(plan) = &self.abort
             && succeeded
             && plan.operation == operation
@@ -132,6 +150,5 @@ impl Intercept for CallObserver {
             );
             std::process::abort();
         }
-        Ok(())
     }
 }
