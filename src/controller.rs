@@ -108,70 +108,21 @@ pub async fn run(
         })
         .reflect(writer)
         .applied_objects();
-    let woken = futures::stream::unfold(feeds.woken, |mut rx| async move {
+    let TenancyFeeds {
+        policies,
+        namespaces: namespace_feed,
+        listed,
+        woken,
+    } = feeds;
+    let woken = futures::stream::unfold(woken, |mut rx| async move {
         let (namespace, name): (String, String) = rx.recv().await?;
         Some((ObjectRef::new(&name).within(&namespace), rx))
     });
     let mut controller = Controller::for_stream(objects, reader.clone()).reconcile_on(woken);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if ctx.tenancy.enforcement == Enforcement::Enforce {
-        // A policy that changes (or goes) may change the answer for any transfer; a namespace
-        // whose labels change, for its transfers.
-        let policies = watcher(
-            Api::<TransferPolicy>::all(ctx.client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .modify(|p: &mut TransferPolicy| p.metadata.managed_fields = None)
-        .reflect(feeds.policies)
-        .touched_objects()
-        .filter(changed(ctx.tenancy.policies.clone(), |p| {
-            p.metadata.generation.unwrap_or_default() as u64
-        }));
-        let namespace_config = match &namespace {
-            Some(ns) => watcher::Config::default().fields(&format!("metadata.name={ns}")),
-            None => watcher::Config::default(),
-        };
-        let namespaces = watcher(Api::<Namespace>::all(ctx.client.clone()), namespace_config)
-            .default_backoff()
-            .modify(|n: &mut Namespace| n.metadata.managed_fields = None)
-            .reflect(feeds.namespaces)
-            .touched_objects()
-            .filter(changed(ctx.tenancy.namespaces.clone(), |n| {
-                use std::hash::{Hash, Hasher};
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                n.labels().hash(&mut h);
-                h.finish()
-            }));
-        let all = reader.clone();
-        let within = reader.clone();
-        controller = controller
-            .watches_stream(policies, move |_: TransferPolicy| {
-                all.state()
-                    .iter()
-                    .map(|o| ObjectRef::from_obj(&**o))
-                    .collect::<Vec<_>>()
-            })
-            .watches_stream(namespaces, move |ns: Namespace| {
-                let name = ns.name_any();
-                within
-                    .state()
-                    .iter()
-                    .filter(|o| {
-                        o.0.as_ref()
-                            .is_ok_and(|t| t.namespace().as_deref() == Some(name.as_str()))
-                    })
-                    .map(|o| ObjectRef::from_obj(&**o))
-                    .collect::<Vec<_>>()
-            });
-        let tenancy = ctx.tenancy.clone();
-        let listed = feeds.listed;
-        tokio::spawn(async move {
-            let _ = tenancy.policies.wait_until_ready().await;
-            let _ = tenancy.namespaces.wait_until_ready().await;
-            let _ = listed.send(true);
-        });
-        tokio::spawn(report_policies(ctx.clone(), reader.clone(), stop_rx));
+        let stores = (policies, namespace_feed, listed);
+        controller = watch_tenancy(controller, &ctx, namespace.as_deref(), &reader, stores, stop_rx);
     }
     controller
         .graceful_shutdown_on(shutdown)
@@ -184,6 +135,82 @@ pub async fn run(
         .await;
     let _ = stop_tx.send(true);
     info!("controller stopped");
+}
+
+/// The writers of the tenancy stores, and the signal that both are listed.
+type TenancyStores = (
+    reflector::store::Writer<TransferPolicy>,
+    reflector::store::Writer<Namespace>,
+    tokio::sync::watch::Sender<bool>,
+);
+
+/// With TransferPolicies enforced: the controller also reconciles every transfer when a
+/// policy changes (or goes), and a namespace's transfers when its labels change; the tenancy
+/// stores are filled, and the policies' status kept, until `stop`.
+fn watch_tenancy(
+    controller: Controller<DeserializeGuard<CrossAccountTransfer>>,
+    ctx: &Arc<Context>,
+    namespace: Option<&str>,
+    reader: &reflector::Store<DeserializeGuard<CrossAccountTransfer>>,
+    (policy_feed, namespace_feed, listed): TenancyStores,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Controller<DeserializeGuard<CrossAccountTransfer>> {
+    // A policy that changes (or goes) may change the answer for any transfer; a namespace
+    // whose labels change, for its transfers.
+    let policies = watcher(
+        Api::<TransferPolicy>::all(ctx.client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|p: &mut TransferPolicy| p.metadata.managed_fields = None)
+    .reflect(policy_feed)
+    .touched_objects()
+    .filter(changed(ctx.tenancy.policies.clone(), |p| {
+        p.metadata.generation.unwrap_or_default() as u64
+    }));
+    let namespace_config = match namespace {
+        Some(ns) => watcher::Config::default().fields(&format!("metadata.name={ns}")),
+        None => watcher::Config::default(),
+    };
+    let namespaces = watcher(Api::<Namespace>::all(ctx.client.clone()), namespace_config)
+        .default_backoff()
+        .modify(|n: &mut Namespace| n.metadata.managed_fields = None)
+        .reflect(namespace_feed)
+        .touched_objects()
+        .filter(changed(ctx.tenancy.namespaces.clone(), |n| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            n.labels().hash(&mut h);
+            h.finish()
+        }));
+    let tenancy = ctx.tenancy.clone();
+    tokio::spawn(async move {
+        let _ = tenancy.policies.wait_until_ready().await;
+        let _ = tenancy.namespaces.wait_until_ready().await;
+        let _ = listed.send(true);
+    });
+    tokio::spawn(report_policies(ctx.clone(), reader.clone(), stop));
+    let all = reader.clone();
+    let within = reader.clone();
+    controller
+        .watches_stream(policies, move |_: TransferPolicy| {
+            all.state()
+                .iter()
+                .map(|o| ObjectRef::from_obj(&**o))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(namespaces, move |ns: Namespace| {
+            let name = ns.name_any();
+            within
+                .state()
+                .iter()
+                .filter(|o| {
+                    o.0.as_ref()
+                        .is_ok_and(|t| t.namespace().as_deref() == Some(name.as_str()))
+                })
+                .map(|o| ObjectRef::from_obj(&**o))
+                .collect::<Vec<_>>()
+        })
 }
 
 /// A filter for a watch stream after `reflect`: passes an object only when `key` of it differs

@@ -69,133 +69,14 @@ pub enum Outcome {
 pub fn summarize(obj: &CrossAccountTransfer, status: &mut CrossAccountTransferStatus, outcome: &Outcome) {
     let generation = obj.metadata.generation.unwrap_or_default();
     let token = obj.run_token();
-    let pending = obj
-        .spec
-        .pending_run(generation, token, status.last_run.as_ref())
-        .is_some();
-    let running = status.execution.as_ref().is_some_and(ExecutionStatus::is_running);
-    let succeeded = status.execution.as_ref().is_some_and(ExecutionStatus::succeeded);
-    let last_run_arn = status.last_run.as_ref().and_then(|l| l.execution_arn.clone());
-    let current_run_failed = match (&status.execution, &last_run_arn) {
-        (Some(e), Some(arn)) => &e.arn == arn && e.failed(),
-        (Some(e), None) => e.failed(),
-        _ => false,
-    };
-
-    // (phase, ready, ready reason, reconciling, stalled, message)
-    let (phase, ready, reason, reconciling, stalled, message): (Phase, bool, String, bool, bool, String) = match outcome {
-        Outcome::Failed {
-            reason,
-            message,
-            stalled: true,
-        } => (Phase::Failed, false, reason.clone(), false, true, message.clone()),
-        Outcome::Failed { reason, message, .. } => {
-            let phase = if running {
-                Phase::Transferring
-            } else if reason == "TaskQuotaReached" {
-                // In line for a task slot: nothing more happens until its turn comes.
-                Phase::Pending
-            } else if status.task_arn.is_some() {
-                status.phase.unwrap_or(Phase::Provisioning)
-            } else {
-                Phase::Provisioning
-            };
-            (phase, false, reason.clone(), true, false, message.clone())
-        }
-        Outcome::InProgress => (
-            if running { Phase::Transferring } else { Phase::Provisioning },
-            false,
-            "Provisioning".into(),
-            true,
-            false,
-            "Ferry is bringing the AWS resources in line with the spec".into(),
-        ),
-        Outcome::AwaitingDestination => (
-            Phase::AwaitingDestination,
-            false,
-            "AwaitingDestination".into(),
-            true,
-            false,
-            "waiting for Account B's administrator to apply the bucket policy in status.destination.requiredBucketPolicy".into(),
-        ),
-        Outcome::Provisioned if running => (
-            Phase::Transferring,
-            false,
-            "Transferring".into(),
-            true,
-            false,
-            format!("DataSync is copying: {}", status.progress.clone().unwrap_or_else(|| "0%".into())),
-        ),
-        Outcome::Provisioned if obj.spec.suspend => (
-            Phase::Suspended,
-            true,
-            "Suspended".into(),
-            false,
-            false,
-            "suspended: Ferry starts no execution and the DataSync schedule is disabled".into(),
-        ),
-        Outcome::Provisioned if pending => (
-            Phase::Transferring,
-            false,
-            "RunPending".into(),
-            true,
-            false,
-            "an execution is about to start".into(),
-        ),
-        Outcome::Provisioned if current_run_failed => {
-            let e = status.execution.clone().unwrap_or_default();
-            (
-                Phase::Failed,
-                false,
-                "ExecutionFailed".into(),
-                false,
-                true,
-                format!(
-                    "execution {} failed: {}: {}{}; fix the cause, then set the annotation {RUN_ANNOTATION} to a new value (or change the spec) to run again",
-                    e.arn,
-                    e.error_code.clone().unwrap_or_default(),
-                    e.error_detail.clone().unwrap_or_default(),
-                    e.report.as_ref().map(ReportSummary::note).unwrap_or_default()
-                ),
-            )
-        }
-        Outcome::Provisioned if succeeded => {
-            let failed = status.execution.as_ref().map(|e| e.files_failed).unwrap_or_default();
-            let report = status
-                .execution
-                .as_ref()
-                .and_then(|e| e.report.as_ref())
-                .map_or_else(|| "the task report".to_string(), |r| format!("the task report {}", r.location));
-            if failed > 0 {
-                // Healthy for GitOps (the run finished), but never a clean success.
-                (
-                    Phase::Succeeded,
-                    true,
-                    "SucceededWithFailures".into(),
-                    false,
-                    false,
-                    format!("the transfer finished, but {failed} items failed to transfer or verify; see {report} (status.execution.report) or the DataSync logs, then set the annotation {RUN_ANNOTATION} to run again"),
-                )
-            } else {
-                (
-                    Phase::Succeeded,
-                    true,
-                    "Succeeded".into(),
-                    false,
-                    false,
-                    "the transfer succeeded".into(),
-                )
-            }
-        }
-        Outcome::Provisioned => (
-            Phase::Ready,
-            true,
-            "Provisioned".into(),
-            false,
-            false,
-            "every AWS resource is in place; no execution asked for".into(),
-        ),
-    };
+    let Summary {
+        phase,
+        ready,
+        reason,
+        reconciling,
+        stalled,
+        message,
+    } = judge(obj, status, outcome);
     status.phase = Some(phase);
     status.observed_generation = Some(generation);
     status.observed_run_token = token.map(str::to_string);
@@ -218,6 +99,155 @@ pub fn summarize(obj: &CrossAccountTransfer, status: &mut CrossAccountTransferSt
         if stalled { &message } else { "" },
         generation,
     );
+}
+
+/// The phase and the three kstatus conditions one reconcile comes to.
+struct Summary {
+    phase: Phase,
+    ready: bool,
+    reason: String,
+    reconciling: bool,
+    stalled: bool,
+    message: String,
+}
+
+impl Summary {
+    /// Ferry is still working on it: Reconciling.
+    fn working(phase: Phase, reason: &str, message: impl Into<String>) -> Self {
+        Self::new(phase, false, reason, true, false, message)
+    }
+
+    /// Done for now and healthy: Ready.
+    fn ready(phase: Phase, reason: &str, message: impl Into<String>) -> Self {
+        Self::new(phase, true, reason, false, false, message)
+    }
+
+    /// Nothing more happens until someone acts: Stalled.
+    fn stalled(phase: Phase, reason: &str, message: impl Into<String>) -> Self {
+        Self::new(phase, false, reason, false, true, message)
+    }
+
+    fn new(
+        phase: Phase,
+        ready: bool,
+        reason: &str,
+        reconciling: bool,
+        stalled: bool,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            phase,
+            ready,
+            reason: reason.to_string(),
+            reconciling,
+            stalled,
+            message: message.into(),
+        }
+    }
+}
+
+/// What the outcome of a reconcile means for the transfer as a whole.
+fn judge(obj: &CrossAccountTransfer, status: &CrossAccountTransferStatus, outcome: &Outcome) -> Summary {
+    let running = status.execution.as_ref().is_some_and(ExecutionStatus::is_running);
+    match outcome {
+        Outcome::Failed {
+            reason,
+            message,
+            stalled: true,
+        } => Summary::stalled(Phase::Failed, reason, message.clone()),
+        Outcome::Failed { reason, message, .. } => {
+            let phase = if running {
+                Phase::Transferring
+            } else if reason == "TaskQuotaReached" {
+                // In line for a task slot: nothing more happens until its turn comes.
+                Phase::Pending
+            } else if status.task_arn.is_some() {
+                status.phase.unwrap_or(Phase::Provisioning)
+            } else {
+                Phase::Provisioning
+            };
+            Summary::working(phase, reason, message.clone())
+        }
+        Outcome::InProgress => Summary::working(
+            if running {
+                Phase::Transferring
+            } else {
+                Phase::Provisioning
+            },
+            "Provisioning",
+            "Ferry is bringing the AWS resources in line with the spec",
+        ),
+        Outcome::AwaitingDestination => Summary::working(
+            Phase::AwaitingDestination,
+            "AwaitingDestination",
+            "waiting for Account B's administrator to apply the bucket policy in status.destination.requiredBucketPolicy",
+        ),
+        Outcome::Provisioned => provisioned(obj, status),
+    }
+}
+
+/// Every AWS resource is in place: what the runs say.
+fn provisioned(obj: &CrossAccountTransfer, status: &CrossAccountTransferStatus) -> Summary {
+    let generation = obj.metadata.generation.unwrap_or_default();
+    let pending = obj
+        .spec
+        .pending_run(generation, obj.run_token(), status.last_run.as_ref())
+        .is_some();
+    let last_run_arn = status.last_run.as_ref().and_then(|l| l.execution_arn.clone());
+    let execution = status.execution.as_ref();
+    let current_run_failed = match (execution, &last_run_arn) {
+        (Some(e), Some(arn)) => &e.arn == arn && e.failed(),
+        (Some(e), None) => e.failed(),
+        _ => false,
+    };
+    match execution {
+        Some(e) if e.is_running() => Summary::working(
+            Phase::Transferring,
+            "Transferring",
+            format!(
+                "DataSync is copying: {}",
+                status.progress.clone().unwrap_or_else(|| "0%".into())
+            ),
+        ),
+        _ if obj.spec.suspend => Summary::ready(
+            Phase::Suspended,
+            "Suspended",
+            "suspended: Ferry starts no execution and the DataSync schedule is disabled",
+        ),
+        _ if pending => Summary::working(Phase::Transferring, "RunPending", "an execution is about to start"),
+        Some(e) if current_run_failed => Summary::stalled(
+            Phase::Failed,
+            "ExecutionFailed",
+            format!(
+                "execution {} failed: {}: {}{}; fix the cause, then set the annotation {RUN_ANNOTATION} to a new value (or change the spec) to run again",
+                e.arn,
+                e.error_code.clone().unwrap_or_default(),
+                e.error_detail.clone().unwrap_or_default(),
+                e.report.as_ref().map(ReportSummary::note).unwrap_or_default()
+            ),
+        ),
+        Some(e) if e.succeeded() && e.files_failed > 0 => {
+            let report = e.report.as_ref().map_or_else(
+                || "the task report".to_string(),
+                |r| format!("the task report {}", r.location),
+            );
+            // Healthy for GitOps (the run finished), but never a clean success.
+            Summary::ready(
+                Phase::Succeeded,
+                "SucceededWithFailures",
+                format!(
+                    "the transfer finished, but {} items failed to transfer or verify; see {report} (status.execution.report) or the DataSync logs, then set the annotation {RUN_ANNOTATION} to run again",
+                    e.files_failed
+                ),
+            )
+        }
+        Some(e) if e.succeeded() => Summary::ready(Phase::Succeeded, "Succeeded", "the transfer succeeded"),
+        _ => Summary::ready(
+            Phase::Ready,
+            "Provisioned",
+            "every AWS resource is in place; no execution asked for",
+        ),
+    }
 }
 
 /// Writes the whole status with server-side apply (forced, field manager `ferry.dev/controller`).

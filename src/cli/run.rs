@@ -197,26 +197,15 @@ fn elector(args: &RunArgs, client: &kube::Client, identity: &str, fence: &Fence)
     )
 }
 
-/// Runs the controller process; returns the exit code.
-pub async fn run(args: RunArgs) -> i32 {
-    telemetry::init(args.log_format);
-    let client = match kube::Client::try_default().await {
-        Ok(c) => c,
-        Err(e) => {
-            error!(error = %e, "no Kubernetes configuration (in-cluster or KUBECONFIG)");
-            return 1;
-        }
-    };
-    let metrics = Arc::new(Metrics::new());
-    let ready = Arc::new(AtomicBool::new(false));
-    serve_metrics(args.metrics_addr, metrics.clone(), ready.clone());
-
-    let identity = args.identity.clone().unwrap_or_else(default_identity);
-    let fence = if args.leader_election {
-        Fence::closed()
-    } else {
-        Fence::open()
-    };
+/// The controller's shared context (AWS, events, settings, the tenancy stores, the task queue)
+/// and the feeds that fill its stores.
+async fn build_context(
+    args: &RunArgs,
+    client: kube::Client,
+    metrics: Arc<Metrics>,
+    identity: &str,
+    fence: &Fence,
+) -> (Arc<Context>, TenancyFeeds) {
     let aws = Aws::new(
         AwsSettings {
             force_path_style: args.s3_force_path_style,
@@ -230,10 +219,10 @@ pub async fn run(args: RunArgs) -> i32 {
     .await;
     let reporter = Reporter {
         controller: "ferry".into(),
-        instance: Some(identity.clone()),
+        instance: Some(identity.to_string()),
     };
     let recorder = Recorder::new(client.clone(), reporter.clone());
-    let config = controller_config(&args);
+    let config = controller_config(args);
     let (policies, policy_writer) = reflector::store();
     let (namespaces, namespace_writer) = reflector::store();
     let (listed_tx, listed) = watch::channel(false);
@@ -269,6 +258,30 @@ pub async fn run(args: RunArgs) -> i32 {
         task_queue: TaskQueue::new(wake),
         role_pools: crate::context::RolePools::default(),
     });
+    (ctx, feeds)
+}
+
+/// Runs the controller process; returns the exit code.
+pub async fn run(args: RunArgs) -> i32 {
+    telemetry::init(args.log_format);
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            error!(error = %e, "no Kubernetes configuration (in-cluster or KUBECONFIG)");
+            return 1;
+        }
+    };
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    serve_metrics(args.metrics_addr, metrics.clone(), ready.clone());
+
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let fence = if args.leader_election {
+        Fence::closed()
+    } else {
+        Fence::open()
+    };
+    let (ctx, feeds) = build_context(&args, client.clone(), metrics, &identity, &fence).await;
 
     // One signal, seen by every part that must stop.
     let (stop_tx, stop_rx) = watch::channel(false);

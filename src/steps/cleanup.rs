@@ -19,10 +19,19 @@ fn push_unique(list: &mut Vec<String>, arn: Option<&str>) {
 
 /// Removes everything Ferry created for the transfer.
 pub async fn run(t: &mut Transfer<'_>) -> Result<()> {
+    delete_tasks(t).await?;
+    delete_locations(t).await?;
+    // Account B: Ferry's statements out of the policies, the ownership put back.
+    Destination::connect(t).await.release(t).await?;
+    delete_roles(t).await?;
+    t.status.retired.clear();
+    Ok(())
+}
+
+/// Tasks: recorded, retired, and any of ours by name (a crash may have left one unrecorded).
+async fn delete_tasks(t: &mut Transfer<'_>) -> Result<()> {
     let account = t.account_a_id().to_string();
     let spec = t.spec;
-
-    // Tasks: recorded, retired, and any of ours by name (a crash may have left one unrecorded).
     let mut tasks = Vec::new();
     push_unique(&mut tasks, t.status.task_arn.as_deref());
     for arn in t.status.retired.iter().filter(|a| kind(a) == Some(Kind::Task)) {
@@ -47,8 +56,12 @@ pub async fn run(t: &mut Transfer<'_>) -> Result<()> {
         }
     }
     t.status.task_arn = None;
+    Ok(())
+}
 
-    // Locations: recorded, retired, and any of ours with the spec's URIs.
+/// Locations: recorded, retired, and any of ours with the spec's URIs.
+async fn delete_locations(t: &mut Transfer<'_>) -> Result<()> {
+    let account = t.account_a_id().to_string();
     let mut locations = Vec::new();
     push_unique(&mut locations, t.status.source_location_arn.as_deref());
     push_unique(&mut locations, t.status.destination_location_arn.as_deref());
@@ -75,11 +88,14 @@ pub async fn run(t: &mut Transfer<'_>) -> Result<()> {
     }
     t.status.source_location_arn = None;
     t.status.destination_location_arn = None;
+    Ok(())
+}
 
-    // Account B: Ferry's statements out of the policies, the ownership put back.
-    Destination::connect(t).await.release(t).await?;
-
-    // Roles: the managed one, retired ones, and the default-named one if it is ours.
+/// Roles: the managed one, retired ones, and the default-named one if it is ours (a shared
+/// role: only this transfer's policy on it, the role once no policy is left).
+async fn delete_roles(t: &mut Transfer<'_>) -> Result<()> {
+    let account = t.account_a_id().to_string();
+    let spec = t.spec;
     let mut roles = Vec::new();
     if let Some(role) = t.status.role.as_ref().filter(|r| r.managed) {
         push_unique(&mut roles, Some(&role.arn));
@@ -108,6 +124,5 @@ pub async fn run(t: &mut Transfer<'_>) -> Result<()> {
         }
     }
     t.status.role = None;
-    t.status.retired.clear();
     Ok(())
 }

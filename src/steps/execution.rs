@@ -250,7 +250,6 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         return Ok(());
     };
     let client = t.account_a.datasync(&t.spec.destination.region);
-    let account = t.account_a_id().to_string();
 
     // 1. Bring the tracked execution up to date.
     refresh(t, &client).await?;
@@ -262,56 +261,7 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
     let mut wanted = t
         .spec
         .pending_run(t.generation, token.as_deref(), t.status.last_run.as_ref());
-    // Executions to look at: after a start that was not recorded (a crash), or when a schedule
-    // may have started one; a healthy start searches nothing.
-    let listed = if t.maybe_created(EXECUTION_INTENT) || t.spec.schedule.is_some() {
-        list_executions(&client, &task_arn)
-            .await
-            .map_err(|f| t.aws_error(&f, &account, "datasync:ListTaskExecutions", &task_arn))?
-    } else {
-        Vec::new()
-    };
-    for (arn, listed_status) in unknown_executions(&listed, &t.status) {
-        let answers_request = match &wanted {
-            Some(request) => {
-                let key = run_key(t.id(), request);
-                let found = tags(&client, &arn)
-                    .await
-                    .map_err(|f| t.aws_error(&f, &account, "datasync:ListTagsForResource", &arn))?;
-                found.iter().any(|(k, v)| k == TAG_RUN && *v == key)
-            }
-            None => false,
-        };
-        match follow(&listed_status, answers_request) {
-            Some(Follow::Adopt) => {
-                let mut request = wanted.take().unwrap_or_default();
-                request.execution_arn = Some(arn.clone());
-                t.status.last_run = Some(request);
-                track(t, &arn);
-                refresh(t, &client).await?;
-                t.created(EXECUTION_INTENT);
-                t.persist().await?;
-                t.changed(
-                    "ExecutionAdopted",
-                    format!("found execution {arn} started before a restart and follows it"),
-                )
-                .await;
-                break;
-            }
-            Some(Follow::Discover) => {
-                track(t, &arn);
-                refresh(t, &client).await?;
-                note_scheduled_run(&mut t.status, true);
-                t.changed(
-                    "ExecutionDiscovered",
-                    format!("following execution {arn} (started by the DataSync schedule)"),
-                )
-                .await;
-                break;
-            }
-            None => {}
-        }
-    }
+    find_unknown(t, &client, &task_arn, &mut wanted).await?;
 
     // 3. Start the run the spec asks for, once nothing runs and the task can run: DataSync
     //    starts executions of AVAILABLE (or already running) tasks only, not of a task it is
@@ -330,30 +280,105 @@ pub async fn ensure(t: &mut Transfer<'_>) -> Result<()> {
         );
         return Ok(());
     }
-    if let Some(mut request) = wanted
+    if let Some(request) = wanted
         && !running
     {
-        let key = run_key(t.id(), &request);
-        t.creating(EXECUTION_INTENT).await?;
-        let start = client
-            .start_task_execution()
-            .task_arn(&task_arn)
-            .set_tags(Some(tag_entries(t.id(), &[(TAG_RUN, key.as_str())])));
-        let out = create(|| start.clone().customize().config_override(sent_once()).send())
-            .await
-            .map_err(|e| t.sdk_error(&e, &account, "datasync:StartTaskExecution", &task_arn))?;
-        let arn = out.task_execution_arn().unwrap_or_default().to_string();
-        request.execution_arn = Some(arn.clone());
-        t.status.last_run = Some(request);
-        track(t, &arn);
-        t.created(EXECUTION_INTENT);
-        t.persist().await?;
-        t.changed("ExecutionStarted", format!("started DataSync execution {arn}"))
-            .await;
+        start(t, &client, &task_arn, request).await?;
     }
 
     note_scheduled_run(&mut t.status, false);
     report(t);
+    Ok(())
+}
+
+/// Executions Ferry does not know yet: one started by the schedule, or one Ferry started right
+/// before a crash (recognised by its run tag, which answers `wanted`: then taken). Listed only
+/// after a start that was not recorded, or when a schedule may have started one.
+async fn find_unknown(
+    t: &mut Transfer<'_>,
+    client: &aws_sdk_datasync::Client,
+    task_arn: &str,
+    wanted: &mut Option<RunRequest>,
+) -> Result<()> {
+    let account = t.account_a_id().to_string();
+    let listed = if t.maybe_created(EXECUTION_INTENT) || t.spec.schedule.is_some() {
+        list_executions(client, task_arn)
+            .await
+            .map_err(|f| t.aws_error(&f, &account, "datasync:ListTaskExecutions", task_arn))?
+    } else {
+        Vec::new()
+    };
+    for (arn, listed_status) in unknown_executions(&listed, &t.status) {
+        let answers_request = match wanted {
+            Some(request) => {
+                let key = run_key(t.id(), request);
+                let found = tags(client, &arn)
+                    .await
+                    .map_err(|f| t.aws_error(&f, &account, "datasync:ListTagsForResource", &arn))?;
+                found.iter().any(|(k, v)| k == TAG_RUN && *v == key)
+            }
+            None => false,
+        };
+        match follow(&listed_status, answers_request) {
+            Some(Follow::Adopt) => {
+                let mut request = wanted.take().unwrap_or_default();
+                request.execution_arn = Some(arn.clone());
+                t.status.last_run = Some(request);
+                track(t, &arn);
+                refresh(t, client).await?;
+                t.created(EXECUTION_INTENT);
+                t.persist().await?;
+                t.changed(
+                    "ExecutionAdopted",
+                    format!("found execution {arn} started before a restart and follows it"),
+                )
+                .await;
+                break;
+            }
+            Some(Follow::Discover) => {
+                track(t, &arn);
+                refresh(t, client).await?;
+                note_scheduled_run(&mut t.status, true);
+                t.changed(
+                    "ExecutionDiscovered",
+                    format!("following execution {arn} (started by the DataSync schedule)"),
+                )
+                .await;
+                break;
+            }
+            None => {}
+        }
+    }
+
+    Ok(())
+}
+
+/// Starts the run `request` asks for (sent once; the intent recorded first, so a crash
+/// before the ARN is written is found again by [`find_unknown`]).
+async fn start(
+    t: &mut Transfer<'_>,
+    client: &aws_sdk_datasync::Client,
+    task_arn: &str,
+    mut request: RunRequest,
+) -> Result<()> {
+    let account = t.account_a_id().to_string();
+    let key = run_key(t.id(), &request);
+    t.creating(EXECUTION_INTENT).await?;
+    let start = client
+        .start_task_execution()
+        .task_arn(task_arn)
+        .set_tags(Some(tag_entries(t.id(), &[(TAG_RUN, key.as_str())])));
+    let out = create(|| start.clone().customize().config_override(sent_once()).send())
+        .await
+        .map_err(|e| t.sdk_error(&e, &account, "datasync:StartTaskExecution", task_arn))?;
+    let arn = out.task_execution_arn().unwrap_or_default().to_string();
+    request.execution_arn = Some(arn.clone());
+    t.status.last_run = Some(request);
+    track(t, &arn);
+    t.created(EXECUTION_INTENT);
+    t.persist().await?;
+    t.changed("ExecutionStarted", format!("started DataSync execution {arn}"))
+        .await;
     Ok(())
 }
 

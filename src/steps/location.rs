@@ -187,7 +187,18 @@ async fn ensure_one(t: &mut Transfer<'_>, want: &DesiredLocation) -> Result<()> 
     }
 
     // 3. Create it.
-    t.creating(&intent).await?;
+    create_one(t, &client, want, &intent).await
+}
+
+/// Creates the location (sent once, after its intent is recorded).
+async fn create_one(
+    t: &mut Transfer<'_>,
+    client: &aws_sdk_datasync::Client,
+    want: &DesiredLocation,
+    intent: &str,
+) -> Result<()> {
+    let (side, account) = (want.side, t.account_a_id().to_string());
+    t.creating(intent).await?;
     let config = S3Config::builder().bucket_access_role_arn(&want.role_arn).build()?;
     let mut request = client
         .create_location_s3()
@@ -203,7 +214,7 @@ async fn ensure_one(t: &mut Transfer<'_>, want: &DesiredLocation) -> Result<()> 
         .map_err(|e| t.sdk_error(&e, &account, "datasync:CreateLocationS3", &want.uri))?;
     let arn = out.location_arn().unwrap_or_default().to_string();
     *slot(t, side) = Some(arn.clone());
-    t.created(&intent);
+    t.created(intent);
     t.persist().await?;
     t.changed(
         "LocationCreated",
