@@ -90,6 +90,18 @@ pub enum Error {
         message: String,
     },
 
+    /// Another writer replaced a document between Ferry's read and its write (S3 has no
+    /// conditional bucket-policy write): read again and retried soon.
+    #[error("{resource} was written by someone else at the same time as Ferry's {action}: {message}; trying again")]
+    ConcurrentWrite {
+        /// The AWS action.
+        action: String,
+        /// The resource.
+        resource: String,
+        /// What the read-back showed.
+        message: String,
+    },
+
     /// AWS answered with an error that is neither access nor availability.
     #[error("{action} on {resource} failed: {code}: {message}")]
     AwsFailed {
@@ -190,6 +202,7 @@ impl Error {
             Error::AccessDenied { .. } => "AccessDenied",
             Error::IamPropagation { .. } => "IamPropagation",
             Error::AwsUnavailable { .. } => "AwsUnavailable",
+            Error::ConcurrentWrite { .. } => "ConcurrentWrite",
             Error::AwsFailed { .. } => "AwsFailed",
             Error::AwsRejected { .. } => "AwsRejected",
             Error::NotOwned { .. } => "NotOwned",
@@ -232,9 +245,10 @@ impl Error {
             Error::TaskQuotaReached { .. } => Some(Duration::from_secs(3600)),
             _ if self.is_stalled() => Some(stalled_retry),
             Error::IamPropagation { .. } => Some(Duration::from_secs(5)),
-            Error::AwsUnavailable { .. } | Error::KubernetesApi(_) | Error::ReconcileTimeout(_) => {
-                Some(Duration::from_secs(10))
-            }
+            Error::AwsUnavailable { .. }
+            | Error::ConcurrentWrite { .. }
+            | Error::KubernetesApi(_)
+            | Error::ReconcileTimeout(_) => Some(Duration::from_secs(10)),
             _ => Some(Duration::from_secs(60)),
         }
     }

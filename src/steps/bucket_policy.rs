@@ -8,6 +8,7 @@
 use super::transfer::Transfer;
 use crate::api::{DestinationStatus, condition};
 use crate::aws::{Account, Failure, classify};
+use crate::desired::DesiredBucket;
 use crate::error::{Error, Result};
 use crate::policy::{
     ACCESS_SID, BUCKET_OWNER_ENFORCED, CREATE_LOCATION_SID, Grant, MAX_BUCKET_POLICY_BYTES, PolicyChange, grant,
@@ -74,6 +75,48 @@ pub fn publish(t: &mut Transfer<'_>) {
     }
 }
 
+/// Roles this transfer used before (another name): no longer principals of `bucket`, unless
+/// the role is a shared one that another transfer into the bucket still uses.
+async fn stale_roles(t: &Transfer<'_>, bucket: &str, role_arn: &str) -> Result<Vec<String>> {
+    let mut stale = Vec::new();
+    for arn in t
+        .status
+        .retired
+        .iter()
+        .filter(|a| a.contains(":role/") && *a != role_arn)
+    {
+        if t.is_shared_role(arn)
+            && t.role_used_by_others(arn, |o| o.spec.destination.bucket == bucket)
+                .await?
+        {
+            continue;
+        }
+        stale.push(arn.clone());
+    }
+    Ok(stale)
+}
+
+/// Writes the policy, then reads it back once: S3 has no conditional write, so another
+/// writer (another operator, a person) may have replaced the policy between the read and the
+/// write.
+async fn put_checked(t: &Transfer<'_>, account: &Account, want: &DesiredBucket, change: &PolicyChange) -> Result<()> {
+    let (bucket, region, account_b, resource) = (&want.bucket, &want.region, &want.account_id, &want.bucket_arn);
+    apply(account, region, bucket, change)
+        .await
+        .map_err(|f| t.aws_error(&f, account_b, "s3:PutBucketPolicy", resource))?;
+    let back = read(account, region, bucket)
+        .await
+        .map_err(|f| t.aws_error(&f, account_b, "s3:GetBucketPolicy", resource))?;
+    if !shared_principals(back.as_deref()).is_ok_and(|(roles, _)| roles.contains(&want.role_arn)) {
+        return Err(Error::ConcurrentWrite {
+            action: "s3:PutBucketPolicy".into(),
+            resource: resource.to_string(),
+            message: "the policy read back after the write lacks this transfer's role".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Ensures this transfer's principals are in Ferry's shared statements of the destination
 /// bucket policy, with Account B's credentials.
 pub async fn ensure(t: &mut Transfer<'_>, account: &Account) -> Result<()> {
@@ -94,23 +137,7 @@ pub async fn ensure(t: &mut Transfer<'_>, account: &Account) -> Result<()> {
             ),
         });
     }
-    // Roles this transfer used before (another name): no longer principals of the bucket,
-    // unless the role is a shared one that another transfer into the bucket still uses.
-    let mut stale = Vec::new();
-    for arn in t
-        .status
-        .retired
-        .iter()
-        .filter(|a| a.contains(":role/") && **a != want.role_arn)
-    {
-        if t.is_shared_role(arn)
-            && t.role_used_by_others(arn, |o| o.spec.destination.bucket == bucket)
-                .await?
-        {
-            continue;
-        }
-        stale.push(arn.clone());
-    }
+    let stale = stale_roles(t, &bucket, &want.role_arn).await?;
     // When this transfer changed the bucket's Object Ownership, the shared statement records
     // what it found, for whichever transfer leaves the bucket last.
     let origin = t
@@ -142,21 +169,7 @@ pub async fn ensure(t: &mut Transfer<'_>, account: &Account) -> Result<()> {
         }
     }
     if change != PolicyChange::Unchanged {
-        apply(account, &region, &bucket, &change)
-            .await
-            .map_err(|f| t.aws_error(&f, &account_b, "s3:PutBucketPolicy", &resource))?;
-        // S3 has no conditional write: another writer (another operator, a person) may have
-        // replaced the policy between the read and the write. Read it back once.
-        let back = read(account, &region, &bucket)
-            .await
-            .map_err(|f| t.aws_error(&f, &account_b, "s3:GetBucketPolicy", &resource))?;
-        if !shared_principals(back.as_deref()).is_ok_and(|(roles, _)| roles.contains(&want.role_arn)) {
-            return Err(Error::AwsUnavailable {
-                action: "s3:PutBucketPolicy".into(),
-                resource,
-                message: "the policy read back after the write lacks this transfer's role: someone else wrote it at the same time; trying again".into(),
-            });
-        }
+        put_checked(t, account, &want, &change).await?;
         t.permissions_changed();
         t.changed(
             "BucketPolicyUpdated",
