@@ -346,19 +346,14 @@ pub struct ScheduleState {
     pub last_run: Option<ExecutionSummary>,
 }
 
-/// DataSync statuses of an execution that has not finished.
-pub const RUNNING_STATUSES: [&str; 6] = [
-    "QUEUED",
-    "CANCELLING",
-    "LAUNCHING",
-    "PREPARING",
-    "TRANSFERRING",
-    "VERIFYING",
-];
-
-/// True for the DataSync status of an execution that has not finished.
+/// True for the DataSync status of an execution that has not finished, read as the SDK's
+/// `TaskExecutionStatus` (a status this SDK does not know counts as finished).
 pub fn is_running_status(status: &str) -> bool {
-    RUNNING_STATUSES.contains(&status)
+    use aws_sdk_datasync::types::TaskExecutionStatus as S;
+    matches!(
+        S::from(status),
+        S::Queued | S::Cancelling | S::Launching | S::Preparing | S::Transferring | S::Verifying
+    )
 }
 
 impl ExecutionStatus {
@@ -369,7 +364,8 @@ impl ExecutionStatus {
 
     /// The execution finished successfully.
     pub fn succeeded(&self) -> bool {
-        self.status == "SUCCESS"
+        aws_sdk_datasync::types::TaskExecutionStatus::from(self.status.as_str())
+            == aws_sdk_datasync::types::TaskExecutionStatus::Success
     }
 
     /// The execution finished without success.
