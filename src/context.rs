@@ -1,6 +1,6 @@
 //! What every reconcile shares: the Kubernetes client, the AWS identities, the event recorder,
 //! the metrics and the timing knobs, and the one way to publish a Kubernetes event. It sits
-//! below `status`, `steps` and `controller`, which all use it.
+//! below `summary`, `steps` and `controller`, which all use it.
 
 use std::time::Duration;
 
@@ -74,15 +74,17 @@ impl Default for ControllerConfig {
     }
 }
 
-/// One lock per destination bucket: reconciles of different transfers into one bucket take
-/// turns at its policy and ownership, which S3 can only read-modify-write without conditions.
+/// One lock per shared AWS document, by key: a destination bucket (its policy and ownership), a
+/// KMS key (its key policy), a pool of shared roles (who joins which role). Reconciles of
+/// different transfers take turns at it, since AWS can only read-modify-write these without
+/// conditions.
 #[derive(Default)]
-pub struct BucketLocks {
+pub struct SharedLocks {
     locks: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
-impl BucketLocks {
-    /// Waits for the bucket's turn; the guard ends it.
+impl SharedLocks {
+    /// Waits for the key's turn; the guard ends it.
     pub async fn lock(&self, bucket: &str) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -424,7 +426,7 @@ pub struct Context {
     /// Timing knobs.
     pub config: ControllerConfig,
     /// One writer per destination bucket at a time.
-    pub buckets: BucketLocks,
+    pub locks: SharedLocks,
     /// The one namespace the operator watches (`--namespace`), or all.
     pub watch_namespace: Option<String>,
     /// When each transfer was last checked and polled.

@@ -25,8 +25,8 @@ use crate::api::{
 };
 use crate::context::{Context, ControllerConfig, Seen};
 use crate::error::{Error, Result};
-use crate::status::{self, Outcome, summarize};
 use crate::steps::{self, Progress, Transfer, cleanup};
+use crate::summary::{self, Outcome, summarize};
 use crate::tenancy::{Enforcement, IDENTITY_FIELDS, Verdict, policy_reports};
 
 /// Waits until the CRDs are served (listing works), so the watches do not start against a
@@ -615,7 +615,7 @@ async fn full_check(obj: &CrossAccountTransfer, ctx: &Context) -> Result<Action,
     let mut status = obj.status.clone().unwrap_or_default();
     if !obj.status_is_current() {
         summarize(obj, &mut status, &Outcome::InProgress);
-        status::write(ctx, obj, &status).await?;
+        summary::write(ctx, obj, &status).await?;
     }
     let mut transfer = match Transfer::new(ctx, obj, status.clone()).await {
         Ok(t) => t,
@@ -664,7 +664,7 @@ async fn finish(
         },
     };
     summarize(obj, &mut status, &outcome);
-    status::write(ctx, obj, &status).await?;
+    summary::write(ctx, obj, &status).await?;
     let uid = obj.uid().unwrap_or_default();
     let running =
         status.execution.as_ref().is_some_and(ExecutionStatus::is_running) || status.phase == Some(Phase::Transferring);
@@ -701,7 +701,7 @@ async fn cleanup_transfer(obj: &CrossAccountTransfer, ctx: &Context) -> Result<A
             };
             summarize(obj, &mut status, &outcome);
             // The status write is best effort: the object is on its way out.
-            let _ = status::write(ctx, obj, &status).await;
+            let _ = summary::write(ctx, obj, &status).await;
             return Err(Failure::announced(err));
         }
         ctx.publish(

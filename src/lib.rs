@@ -23,8 +23,8 @@ pub mod metrics;
 pub mod naming;
 pub mod policy;
 pub mod server;
-pub mod status;
 pub mod steps;
+pub mod summary;
 pub mod telemetry;
 pub mod tenancy;
 
@@ -40,7 +40,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["desired", "error", "tenancy"],
     &["aws"],
     &["context"],
-    &["status"],
+    &["summary"],
     &["steps"],
     &["controller", "server"],
     &["cli"],

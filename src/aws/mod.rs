@@ -4,12 +4,12 @@
 //! SDK's configuration loader, so the same binary runs against a local emulator.
 
 pub mod budget;
+pub mod calls;
 pub mod datasync;
 pub mod error;
 pub mod iam;
 #[cfg(test)]
 pub mod mocked;
-pub mod observe;
 pub mod report;
 
 use std::collections::HashMap;
@@ -138,7 +138,7 @@ impl Aws {
         Self {
             base,
             settings,
-            interceptor: SharedInterceptor::new(observe::CallObserver::new(metrics, budget, fence)),
+            interceptor: SharedInterceptor::new(calls::CallObserver::new(metrics, budget, fence)),
             assumed: Mutex::new(HashMap::new()),
             identities: Mutex::new(HashMap::new()),
         }

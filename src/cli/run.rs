@@ -246,7 +246,7 @@ async fn build_context(
         metrics,
         slots: Context::slots_for(&config),
         config,
-        buckets: Default::default(),
+        locks: Default::default(),
         watch_namespace: args.namespace.clone(),
         memory: Default::default(),
         tenancy: Tenancy {

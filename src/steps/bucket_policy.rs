@@ -125,7 +125,7 @@ pub async fn ensure(t: &mut Transfer<'_>, account: &Account) -> Result<()> {
 
     let resource = want.bucket_arn.clone();
     // One writer per bucket in this operator: the policy is read fresh under the lock.
-    let _turn = t.ctx.buckets.lock(&bucket).await;
+    let _turn = t.ctx.locks.lock(&bucket).await;
     let current = read(account, &region, &bucket)
         .await
         .map_err(|f| t.aws_error(&f, &account_b, "s3:GetBucketPolicy", &resource))?;

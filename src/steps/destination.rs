@@ -133,7 +133,7 @@ async fn release_bucket(t: &Transfer<'_>, b: &Account, dest: &DestinationStatus)
     };
     let account_b = t.spec.destination.account_id.as_str();
     let resource = bucket_arn(region, bucket);
-    let _turn = t.ctx.buckets.lock(bucket).await;
+    let _turn = t.ctx.locks.lock(bucket).await;
     let current = match bucket_policy::read(b, region, bucket).await {
         Ok(current) => current,
         Err(f) if f.kind == crate::aws::FailureKind::NotFound => return Ok(()),

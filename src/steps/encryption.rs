@@ -231,7 +231,7 @@ pub async fn ensure_key_policy(t: &mut Transfer<'_>, b_credentials: Option<&Acco
         dest.required_key_policy = t.desired.keys.required_key_policy(&role_arn);
         return Ok(());
     };
-    let _turn = t.ctx.buckets.lock(&key).await;
+    let _turn = t.ctx.locks.lock(&key).await;
     let kms = b.kms(key_region(&key));
     let current = kms
         .get_key_policy()
@@ -297,7 +297,7 @@ pub async fn release_key(t: &Transfer<'_>, b: &Account, key: &str) -> Result<()>
         return Ok(());
     }
     let account_b = t.spec.destination.account_id.as_str();
-    let _turn = t.ctx.buckets.lock(key).await;
+    let _turn = t.ctx.locks.lock(key).await;
     let kms = b.kms(key_region(key));
     let current = match kms.get_key_policy().key_id(key).policy_name("default").send().await {
         Ok(out) => out.policy().unwrap_or_default().to_string(),

@@ -17,7 +17,7 @@ use crate::aws::report::ReportPlace;
 use crate::aws::{FailureKind, classify};
 use crate::error::Result;
 use crate::naming::{TAG_RUN, TransferId};
-use crate::status;
+use crate::summary;
 
 /// The create intent of an execution Ferry starts (see `Transfer::creating`).
 const EXECUTION_INTENT: &str = "execution";
@@ -489,7 +489,7 @@ async fn read_report(t: &Transfer<'_>, execution_arn: &str) -> Option<ReportSumm
 /// Writes the execution condition, progress column and metrics.
 fn report(t: &mut Transfer<'_>) {
     let (status, reason, message) = execution_condition(t.status.execution.as_ref(), t.spec.run);
-    status::set_condition(
+    summary::set_condition(
         &mut t.status.conditions,
         condition::EXECUTION_SUCCEEDED,
         status,

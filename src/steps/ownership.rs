@@ -90,7 +90,7 @@ pub async fn ensure(t: &mut Transfer<'_>, account: &Account) -> Result<()> {
     let region = t.spec.destination.region.clone();
     let account_b = t.spec.destination.account_id.clone();
     let resource = crate::naming::bucket_arn(&region, &bucket);
-    let _turn = t.ctx.buckets.lock(&bucket).await;
+    let _turn = t.ctx.locks.lock(&bucket).await;
     let observed = observe(account, &region, &bucket)
         .await
         .map_err(|f| t.aws_error(&f, &account_b, "s3:GetBucketOwnershipControls", &resource))?;

@@ -136,7 +136,7 @@ pub async fn delete_role(
             .and_then(|(_, v)| v.rsplit_once('/'))
             .map(|(_, hash)| hash.to_string())
             .unwrap_or_default();
-        let _turn = ctx.buckets.lock(&RolePool::lock_key(&pool)).await;
+        let _turn = ctx.locks.lock(&RolePool::lock_key(&pool)).await;
         let member = match iam
             .delete_role_policy()
             .role_name(name)

@@ -208,7 +208,7 @@ async fn ensure_shared(t: &mut Transfer<'_>, managed: ManagedRole, pool: &RolePo
     let mut turn = if member_of_pool {
         None
     } else {
-        Some(t.ctx.buckets.lock(&lock).await)
+        Some(t.ctx.locks.lock(&lock).await)
     };
     let mut shard = if member_of_pool {
         first
@@ -224,7 +224,7 @@ async fn ensure_shared(t: &mut Transfer<'_>, managed: ManagedRole, pool: &RolePo
             break (name, placed.arn);
         }
         if turn.is_none() {
-            turn = Some(t.ctx.buckets.lock(&lock).await);
+            turn = Some(t.ctx.locks.lock(&lock).await);
         }
         t.ctx.role_pools.full(&pool.hash, shard);
         shard += 1;

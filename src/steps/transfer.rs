@@ -12,7 +12,7 @@ use crate::context::{Context, event_action};
 use crate::desired::{Desired, Identities, Keys, RoleSlot, role_slot};
 use crate::error::{Error, Result};
 use crate::naming::TransferId;
-use crate::status;
+use crate::summary;
 
 /// Everything one reconcile of one transfer works with.
 pub struct Transfer<'a> {
@@ -196,8 +196,8 @@ impl<'a> Transfer<'a> {
     /// the status never pairs a new run request or a new execution with the previous run's
     /// `Succeeded`.
     pub async fn persist(&mut self) -> Result<()> {
-        status::summarize(self.obj, &mut self.status, &status::Outcome::InProgress);
-        status::write(self.ctx, self.obj, &self.status).await
+        summary::summarize(self.obj, &mut self.status, &summary::Outcome::InProgress);
+        summary::write(self.ctx, self.obj, &self.status).await
     }
 
     /// Records an AWS change as a Normal event. Its action names the AWS resource the note
@@ -213,7 +213,7 @@ impl<'a> Transfer<'a> {
 
     /// Sets one step condition.
     pub fn condition(&mut self, type_: &str, ok: bool, reason: &str, message: impl Into<String>) {
-        status::set_condition(
+        summary::set_condition(
             &mut self.status.conditions,
             type_,
             if ok { "True" } else { "False" },
