@@ -50,6 +50,7 @@ from moto.datasync.models import DataSyncBackend
 
 import encryption
 import kms_rules
+import manifests
 import quotas
 import reports
 import rules
@@ -221,6 +222,24 @@ def validate_report_config(config: Any) -> dict[str, Any] | None:
         return reports.validate(config)
     except reports.ReportConfigError as err:
         raise InvalidRequestException(str(err))
+
+
+def validate_manifest_config(config: Any) -> dict[str, Any] | None:
+    """A request's ManifestConfig as kept (None: none, or an empty one, which removes it); see manifests.py."""
+    try:
+        return manifests.validate_config(config)
+    except manifests.ManifestConfigError as err:
+        if err.code == "ValidationException":
+            raise JsonRESTError("ValidationException", err.message)
+        raise InvalidRequestException(err.message)
+
+
+def check_manifest_combination(manifest: dict[str, Any] | None, includes: Any, excludes: Any,
+                               options: dict[str, Any]) -> None:
+    """A manifest is used without filters and without PreserveDeletedFiles REMOVE (manifests.py)."""
+    problem = manifests.combination_problem(manifest, includes, excludes, options)
+    if problem:
+        raise InvalidRequestException(problem)
 
 
 def normalize_subdirectory(subdirectory: str | None) -> str:
@@ -644,6 +663,7 @@ class FerryDataSyncResponse(BaseResponse):
         excludes = validate_filters(self.args.get("Excludes"), "Excludes")
         schedule = validate_schedule(self.args.get("Schedule"))
         report_config = validate_report_config(self.args.get("TaskReportConfig"))
+        manifest_config = validate_manifest_config(self.args.get("ManifestConfig"))
         tags = validate_tags(self.args.get("Tags"), self.current_account)
         with STATE_LOCK:
             backend = self.backend
@@ -672,6 +692,7 @@ class FerryDataSyncResponse(BaseResponse):
             )
             task.options.update(options)
             _check_mode_options(task.task_mode, task.options)
+            check_manifest_combination(manifest_config, includes, excludes, task.options)
             task.name = self.args.get("Name")
             task.includes = includes
             task.excludes = excludes
@@ -679,7 +700,7 @@ class FerryDataSyncResponse(BaseResponse):
             task.set_schedule(schedule)
             task.cloudwatch_log_group_arn = self.args.get("CloudWatchLogGroupArn") or None
             task.task_report_config = report_config
-            task.manifest_config = self.args.get("ManifestConfig") or None
+            task.manifest_config = manifest_config
             task.tags = tags
             backend.tasks[task.arn] = task
         return self._answer({"TaskArn": task.arn})
@@ -699,27 +720,36 @@ class FerryDataSyncResponse(BaseResponse):
                            self.backend.find_own_location(task.destination_location_arn).storage_class))
             if problem:
                 raise InvalidRequestException(problem)
+            # The task as it would be, checked whole before anything changes.
+            options, includes, excludes = task.options, task.includes, task.excludes
+            manifest_config = task.manifest_config
             if "Options" in p and p["Options"] is not None:
                 options = dict(task.options)
                 options.update(validate_options(p["Options"]))
                 _check_mode_options(task.task_mode, options)
-                task.options = options
             if "Includes" in p and p["Includes"] is not None:
-                task.includes = validate_filters(p["Includes"], "Includes") or None
+                includes = validate_filters(p["Includes"], "Includes") or None
             if "Excludes" in p and p["Excludes"] is not None:
-                task.excludes = validate_filters(p["Excludes"], "Excludes") or None
-            if "Schedule" in p and p["Schedule"] is not None:
+                excludes = validate_filters(p["Excludes"], "Excludes") or None
+            if "ManifestConfig" in p and p["ManifestConfig"] is not None:
+                # "To remove a manifest configuration, specify this parameter as empty."
+                manifest_config = validate_manifest_config(p["ManifestConfig"])
+            check_manifest_combination(manifest_config, includes, excludes, options)
+            report_config = task.task_report_config
+            if "TaskReportConfig" in p and p["TaskReportConfig"] is not None:
+                report_config = validate_report_config(p["TaskReportConfig"])
+            change_schedule = "Schedule" in p and p["Schedule"] is not None
+            schedule = validate_schedule(p["Schedule"]) if change_schedule else None
+            task.options, task.includes, task.excludes = options, includes, excludes
+            task.manifest_config, task.task_report_config = manifest_config, report_config
+            if change_schedule:
                 if task.backend is None:
                     task.backend = self.backend
-                task.set_schedule(validate_schedule(p["Schedule"]))
+                task.set_schedule(schedule)
             if "Name" in p and p["Name"] is not None:
                 task.name = p["Name"]
             if "CloudWatchLogGroupArn" in p and p["CloudWatchLogGroupArn"] is not None:
                 task.cloudwatch_log_group_arn = p["CloudWatchLogGroupArn"] or None
-            if "TaskReportConfig" in p and p["TaskReportConfig"] is not None:
-                task.task_report_config = validate_report_config(p["TaskReportConfig"])
-            if "ManifestConfig" in p and p["ManifestConfig"] is not None:
-                task.manifest_config = p["ManifestConfig"] or None
         return self._answer({})
 
     def delete_task(self) -> Any:
@@ -760,12 +790,17 @@ class FerryDataSyncResponse(BaseResponse):
         excludes = validate_filters(p.get("Excludes"), "Excludes")
         tags = validate_tags(p.get("Tags"), self.current_account)
         report_config = validate_report_config(p.get("TaskReportConfig"))
+        # Absent: the task's manifest; empty: none for this execution ("To remove a manifest
+        # configuration, specify this parameter with an empty value"); else this one.
+        manifest_config: Any = TASK_MANIFEST
+        if p.get("ManifestConfig") is not None:
+            manifest_config = validate_manifest_config(p["ManifestConfig"])
         with STATE_LOCK:
             backend = self.backend
             task = backend.get_task(self._required("TaskArn"))
             execution = start_execution(
                 backend, task, override=override, includes=includes, excludes=excludes,
-                manifest_config=p.get("ManifestConfig"), task_report_config=report_config, tags=tags,
+                manifest_config=manifest_config, task_report_config=report_config, tags=tags,
             )
         return self._answer({"TaskExecutionArn": execution.arn})
 
@@ -868,16 +903,24 @@ class FerryDataSyncResponse(BaseResponse):
 # --- executions: start, queue, finish -------------------------------------------------------
 
 
+# start_execution's manifest_config when the start names none: the task's manifest.
+TASK_MANIFEST: Any = object()
+
+
 def start_execution(backend: FerryDataSyncBackend, task: Task, *, override: dict[str, Any] | None = None,
                     includes: list[dict[str, str]] | None = None, excludes: list[dict[str, str]] | None = None,
-                    manifest_config: dict[str, Any] | None = None, task_report_config: dict[str, Any] | None = None,
+                    manifest_config: Any = TASK_MANIFEST, task_report_config: dict[str, Any] | None = None,
                     tags: "OrderedDict[str, str | None] | None" = None, scheduled: bool = False) -> TaskExecution:
     """StartTaskExecution (and the schedule's runs), under STATE_LOCK.
 
     A task runs one execution at a time ("For each task, you can only run one task
     execution at a time"). With TaskQueueing ENABLED (the default) a start while
     another execution of the task runs or waits is QUEUED and runs after it (first
-    in, first out); with DISABLED it is refused."""
+    in, first out); with DISABLED it is refused.
+
+    ``manifest_config``: TASK_MANIFEST (the task's), None (none for this execution: the start's
+    empty ManifestConfig) or the start's own, which overrides the task's for this execution only. The
+    execution's manifest, filters and options together must be allowed (manifests.combination_problem)."""
     override = override or {}
     source = backend.find_own_location(task.source_location_arn)
     destination = backend.find_own_location(task.destination_location_arn)
@@ -887,6 +930,11 @@ def start_execution(backend: FerryDataSyncBackend, task: Task, *, override: dict
     options = dict(task.options)
     options.update(override)
     _check_mode_options(task.task_mode, options)
+    if manifest_config is TASK_MANIFEST:
+        manifest_config = copy.deepcopy(task.manifest_config)
+    includes = includes if includes is not None else copy.deepcopy(task.includes)
+    excludes = excludes if excludes is not None else copy.deepcopy(task.excludes)
+    check_manifest_combination(manifest_config, includes, excludes, options)
     busy = task.running_execution if task.running_execution is not None else (task.queue[0] if task.queue else None)
     if busy is not None and options.get("TaskQueueing") == "DISABLED":
         raise InvalidRequestException(
@@ -897,9 +945,9 @@ def start_execution(backend: FerryDataSyncBackend, task: Task, *, override: dict
         arn=f"{task.arn}/execution/{_new_id('exec')}",
         task=task,
         options=options,
-        includes=includes if includes is not None else copy.deepcopy(task.includes),
-        excludes=excludes if excludes is not None else copy.deepcopy(task.excludes),
-        manifest_config=manifest_config or copy.deepcopy(task.manifest_config),
+        includes=includes,
+        excludes=excludes,
+        manifest_config=manifest_config,
         task_report_config=task_report_config or copy.deepcopy(task.task_report_config),
         tags=tags if tags is not None else OrderedDict(),
     )

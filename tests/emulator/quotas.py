@@ -10,6 +10,8 @@ This module owns
   - DataSync tasks per account and Region (``datasync_task_problem``, called by CreateTask),
   - tags per DataSync resource (``datasync_tags_problem``: CreateLocationS3, CreateTask,
     StartTaskExecution, TagResource),
+  - the size of a task execution's manifest (``datasync_manifest_problem``, called by manifests.py
+    when an execution reads its manifest),
   - IAM roles per account, the role trust policy length, the role's inline policies together and
     tags per role (``install`` wraps moto's CreateRole, UpdateAssumeRolePolicy, PutRolePolicy and
     TagRole; GetAccountSummary answers the values in force),
@@ -70,12 +72,20 @@ IAM_INLINE_POLICIES = Quota(
 IAM_ROLE_TAGS = Quota(
     "IamRoleTags", "iam", "Tags per role", 50, regional=False, adjustable=False, maximum=50,
     unit="tags per role", source="https://docs.aws.amazon.com/IAM/latest/UserGuide/id_tags.html")
+# "Maximum size for a manifest file with Enhanced mode tasks | 20 GB | No" (DataSync quotas). "GB" is
+# read as 10^9 bytes (the smaller reading); AWS documents no limit for Basic mode tasks, and the emulator
+# applies this one to both modes (the strict reading; see README "Manifests").
+DATASYNC_MANIFEST_SIZE = Quota(
+    "DataSyncManifestSize", "datasync", "Maximum size for a manifest file with Enhanced mode tasks",
+    20 * 10**9, regional=True, adjustable=False, maximum=20 * 10**9, unit="bytes of a task execution's manifest",
+    source="https://docs.aws.amazon.com/datasync/latest/userguide/datasync-limits.html")
 S3_BUCKET_TAGS = Quota(
     "S3BucketTags", "s3", "Tags per bucket", 50, regional=False, adjustable=False, maximum=50,
     unit="tags per bucket", source="https://docs.aws.amazon.com/AmazonS3/latest/userguide/tagging.html")
 
 QUOTAS: dict[str, Quota] = {q.name: q for q in (
-    DATASYNC_TASKS, DATASYNC_TAGS, IAM_ROLES, IAM_TRUST_POLICY, IAM_INLINE_POLICIES, IAM_ROLE_TAGS, S3_BUCKET_TAGS)}
+    DATASYNC_TASKS, DATASYNC_TAGS, DATASYNC_MANIFEST_SIZE, IAM_ROLES, IAM_TRUST_POLICY, IAM_INLINE_POLICIES,
+    IAM_ROLE_TAGS, S3_BUCKET_TAGS)}
 
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
@@ -231,6 +241,16 @@ def datasync_tags_problem(account: str, count: int) -> str | None:
     if count <= limit:
         return None
     return f"A resource can have at most {limit} tags; the request would give it {count}."
+
+
+def datasync_manifest_problem(account: str, region: str, size: int) -> str | None:
+    """None when a task of ``account`` in ``region`` may read a manifest of ``size`` bytes, else the
+    execution's ErrorDetail (AWS does not publish it: the emulator's text)."""
+    limit = LIMITS.value(DATASYNC_MANIFEST_SIZE, account, region)
+    if size <= limit:
+        return None
+    return (f"The manifest is {size} bytes; the quota for a manifest file is {limit} bytes "
+            "(Maximum size for a manifest file, not adjustable).")
 
 
 # --- IAM --------------------------------------------------------------------------------------

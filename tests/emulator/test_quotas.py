@@ -23,8 +23,8 @@ from botocore.exceptions import ClientError
 import quotas  # (pure size counting, tested directly)
 from emulator_testkit import DATASYNC_TRUST, Account, control, location, unique_name
 
-DEFAULTS = {"DataSyncTasks": 100, "DataSyncResourceTags": 50, "IamRoles": 1000, "IamRoleTrustPolicyLength": 2048,
-            "IamRoleInlinePolicySize": 10240, "IamRoleTags": 50, "S3BucketTags": 50}
+DEFAULTS = {"DataSyncTasks": 100, "DataSyncResourceTags": 50, "DataSyncManifestSize": 20 * 10**9, "IamRoles": 1000,
+            "IamRoleTrustPolicyLength": 2048, "IamRoleInlinePolicySize": 10240, "IamRoleTags": 50, "S3BucketTags": 50}
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -88,6 +88,7 @@ def test_defaults_are_awss(endpoint: str) -> None:
     assert {q["quota"]: q["value"] for q in listing["quotas"]} == DEFAULTS
     scopes = {q["quota"]: (q["scope"], q["adjustable"], q["maximum"]) for q in listing["quotas"]}
     assert scopes["DataSyncTasks"] == ("account+region", True, None)
+    assert scopes["DataSyncManifestSize"] == ("account+region", False, 20 * 10**9)  # test_manifests.py uses it
     assert scopes["IamRoles"] == ("account", True, 5000)
     assert scopes["IamRoleTrustPolicyLength"] == ("account", True, 4096)
     assert scopes["IamRoleInlinePolicySize"] == ("account", False, 10240)

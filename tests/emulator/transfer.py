@@ -6,7 +6,8 @@ This module owns what happens after StartTaskExecution:
 * ``compile_filters``/``selected``: DataSync SIMPLE_PATTERN filters.
 * ``make_plan``: the PREPARING step, comparing source and destination objects
   under the locations' prefixes (TransferMode, OverwriteMode,
-  PreserveDeletedFiles).
+  PreserveDeletedFiles), or only those a manifest lists (``_manifest_plan``; the
+  manifest is read and parsed by ``manifests.py``).
 * ``ExecutionRunner``: a thread per execution that walks QUEUED -> LAUNCHING ->
   PREPARING -> TRANSFERRING -> VERIFYING -> SUCCESS (or ERROR), copying the
   objects inside moto's S3 backends (across accounts) during TRANSFERRING and
@@ -42,6 +43,7 @@ from typing import Any, Callable
 import access
 import encryption
 import kms_rules
+import manifests
 import rules
 
 
@@ -218,13 +220,10 @@ def object_metadata(key: Any) -> dict[str, Any]:
     }
 
 
-def current_object(endpoint: "Endpoint", rel: str) -> Any:
-    """The object as it is now (None when gone): DataSync reads it when it copies."""
-    from moto.s3.models import FakeKey
-
-    bucket = endpoint.backend.buckets.get(endpoint.bucket)
-    key = bucket.keys.get(endpoint.prefix + rel[1:]) if bucket is not None else None
-    return key if isinstance(key, FakeKey) else None
+def current_object(endpoint: "Endpoint", rel: str, version_id: str | None = None) -> Any:
+    """The object as it is now (None when gone): DataSync reads it when it copies. ``version_id``: that
+    version of it (a manifest entry's S3 object version ID), None when there is no such version."""
+    return manifests.object_version(endpoint.backend, endpoint.bucket, endpoint.prefix + rel[1:], version_id)
 
 
 def _now_iso() -> str:
@@ -349,6 +348,8 @@ class Plan:
     # Source objects whose metadata DataSync could not read while preparing (their HeadObject
     # failed): relative path -> the problem. They are neither transferred nor skipped.
     unreadable: dict[str, "ObjectProblem"] = field(default_factory=dict)
+    # With a manifest: the S3 object version of each entry that names one (relative path -> version ID).
+    versions: dict[str, str] = field(default_factory=dict)
 
 
 def _same_object(a: Any, b: Any) -> bool:
@@ -356,7 +357,12 @@ def _same_object(a: Any, b: Any) -> bool:
 
 
 def make_plan(source: Endpoint, destination: Endpoint, options: dict[str, Any],
-              includes: list[re.Pattern[str]], excludes: list[re.Pattern[str]]) -> Plan:
+              includes: list[re.Pattern[str]], excludes: list[re.Pattern[str]],
+              entries: "list[manifests.Entry] | None" = None) -> Plan:
+    """What to transfer and delete: everything in scope (the filters), or, with a manifest
+    (``entries``), only what it lists (``_manifest_plan``)."""
+    if entries is not None:
+        return _manifest_plan(source, destination, options, entries)
     plan = Plan()
     src = source.objects(includes, excludes)
     dst = destination.objects(includes, excludes)
@@ -367,6 +373,20 @@ def make_plan(source: Endpoint, destination: Endpoint, options: dict[str, Any],
             head_source(source, rel, src[rel])
         except ObjectProblem as problem:
             plan.unreadable[rel] = problem
+            continue
+    _classify(plan, options)
+    if options.get("PreserveDeletedFiles") == "REMOVE":
+        plan.to_delete = sorted(rel for rel in dst if rel not in src)
+        plan.listed_at_destination = len(dst)
+    plan.bytes_to_copy = sum(src[rel].size for rel in plan.to_copy)
+    return plan
+
+
+def _classify(plan: Plan, options: dict[str, Any]) -> None:
+    """The readable source objects of the plan: to copy, or skipped (TransferMode, OverwriteMode)."""
+    src, dst = plan.source_objects, plan.destination_objects
+    for rel in sorted(src):
+        if rel in plan.unreadable:
             continue
         existing = dst.get(rel)
         if existing is None:
@@ -379,10 +399,58 @@ def make_plan(source: Endpoint, destination: Endpoint, options: dict[str, Any],
         else:
             plan.skipped += 1
             plan.skipped_paths.append(rel)
-    if options.get("PreserveDeletedFiles") == "REMOVE":
-        plan.to_delete = sorted(rel for rel in dst if rel not in src)
-        plan.listed_at_destination = len(dst)
-    plan.bytes_to_copy = sum(src[rel].size for rel in plan.to_copy)
+
+
+def _manifest_plan(source: Endpoint, destination: Endpoint, options: dict[str, Any],
+                   entries: "list[manifests.Entry]") -> Plan:
+    """The plan of an execution with a manifest (https://docs.aws.amazon.com/datasync/latest/userguide/
+    transferring-with-manifest.html: "DataSync transfers only the objects that you list in your
+    manifest"). Only the listed paths are looked at, on both sides: FilesListed.AtSource counts the
+    entries ("With a manifest, DataSync lists only what's in your manifest", TaskExecutionFilesListedDetail),
+    TransferMode and OverwriteMode decide per listed object as without a manifest, verification covers only
+    them ("If you use a manifest, DataSync only scans and verifies what's listed in the manifest",
+    Options.VerifyMode), and nothing is deleted ("doesn't delete anything in the destination").
+
+    Each entry is HEADed as any source object (``head_source``, with ``s3:GetObjectVersion`` for an entry
+    naming a version): a refusal fails that object alone (report: Skipped, FAILED). A listed object that
+    does not exist at the source (or not in that version) is AWS's ``ManifestFileDoesNotExist`` ("a file
+    within the manifest was not found at the source", Troubleshooting). AWS does not say whether that
+    ends the execution or fails the entry: the emulator ends the execution ERROR while preparing, before
+    anything is transferred (the stricter reading), naming the missing paths in ErrorDetail."""
+    plan = Plan()
+    plan.listed_at_source = len(entries)
+    missing: list[str] = []
+    for entry in entries:
+        rel = "/" + entry.path
+        name = source.prefix + entry.path
+        if entry.version_id is not None:
+            plan.versions[rel] = entry.version_id
+        try:
+            # S3 authorizes a HEAD before it says whether the object exists.
+            require(source, "s3:GetObjectVersion" if entry.version_id else "s3:GetObject", name,
+                    f"read the metadata of s3://{source.bucket}/{name}")
+        except ObjectProblem as problem:
+            plan.unreadable[rel] = problem
+            continue
+        stored = current_object(source, rel, entry.version_id)
+        if stored is None:
+            missing.append(entry.path + (f" (version {entry.version_id})" if entry.version_id else ""))
+            continue
+        plan.source_objects[rel] = stored
+        if encryption.object_encryption(stored)[0] == encryption.SSE_C:
+            plan.unreadable[rel] = ObjectProblem("InvalidRequest", encryption.SSE_C_UNREADABLE)
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise LocationProblem(
+            "ManifestFileDoesNotExist",
+            f"{len(missing)} of the {len(entries)} files listed in the manifest were not found at the source "
+            f"location s3://{source.bucket}/{source.prefix}: {shown}.")
+    for rel in plan.source_objects:
+        existing = current_object(destination, rel)
+        if existing is not None:
+            plan.destination_objects[rel] = existing
+    _classify(plan, options)
+    plan.bytes_to_copy = sum(plan.source_objects[rel].size for rel in plan.to_copy)
     return plan
 
 
@@ -397,16 +465,22 @@ def head_source(source: Endpoint, rel: str, stored: Any) -> None:
         raise ObjectProblem("InvalidRequest", encryption.SSE_C_UNREADABLE)
 
 
-def copy_one(source: Endpoint, destination: Endpoint, rel: str, src_key: Any, options: dict[str, Any]) -> int:
-    """Copy one object; returns its size."""
+def copy_one(source: Endpoint, destination: Endpoint, rel: str, src_key: Any, options: dict[str, Any],
+             version_id: str | None = None) -> int:
+    """Copy one object (``version_id``: that version of it, a manifest entry's); returns its size.
+    Reading a version is ``s3:GetObjectVersion`` and its tags ``s3:GetObjectVersionTagging`` (S3's
+    GetObject and GetObjectTagging; the manifest page's troubleshooting names both for the source
+    role)."""
     dest_name = destination.prefix + rel[1:]
     src_name = source.prefix + rel[1:]
-    require(source, "s3:GetObject", src_name, f"read s3://{source.bucket}/{src_name}")
+    require(source, "s3:GetObjectVersion" if version_id else "s3:GetObject", src_name,
+            f"read s3://{source.bucket}/{src_name}")
     require_readable(source, src_name, src_key)
     copy_tags = options.get("ObjectTags", "PRESERVE") == "PRESERVE"
     tags = source.backend.tagger.get_tag_dict_for_resource(src_key.arn) if copy_tags else {}
     if copy_tags:
-        require(source, "s3:GetObjectTagging", src_name, f"read the tags of s3://{source.bucket}/{src_name}")
+        require(source, "s3:GetObjectVersionTagging" if version_id else "s3:GetObjectTagging", src_name,
+                f"read the tags of s3://{source.bucket}/{src_name}")
     require(destination, "s3:PutObject", dest_name, f"write s3://{destination.bucket}/{dest_name}",
             encryption.put_object_condition_keys(encryption.DATASYNC_PUT_HEADERS))
     if tags:
@@ -538,6 +612,19 @@ class ExecutionRunner(threading.Thread):
             return "FilesFailed", FILES_SKIPPED_DETAIL
         return "FilesFailed", VERIFY_MISMATCH_DETAIL
 
+    def _manifest_entries(self) -> "list[manifests.Entry] | None":
+        """The entries of the execution's manifest (None without one), read with the manifest's own role
+        (manifests.read, manifests.parse); a manifest that cannot be read or is not valid ends the
+        execution while preparing (LocationProblem)."""
+        config = self.ex.manifest_config
+        if not config:
+            return None
+        _, _, _, region, account, _ = self.ex.task_arn.split(":", 5)
+        try:
+            return manifests.parse(manifests.read(config, account, region, self.ex.task_arn))
+        except manifests.ManifestProblem as problem:
+            raise LocationProblem(problem.code, problem.detail)
+
     # -- the phases
 
     def run(self) -> None:
@@ -556,7 +643,8 @@ class ExecutionRunner(threading.Thread):
             excludes = compile_filters(self.ex.excludes)
             source = resolve_endpoint(self.source_location, "source")
             destination = resolve_endpoint(self.destination_location, "destination")
-            plan = make_plan(source, destination, options, includes, excludes)
+            entries = self._manifest_entries()
+            plan = make_plan(source, destination, options, includes, excludes, entries)
             with self.ex.lock:
                 self.ex.counters.update(
                     EstimatedFilesToTransfer=len(plan.to_copy),
@@ -607,12 +695,12 @@ class ExecutionRunner(threading.Thread):
                         "TransferType": "CONTENT_AND_METADATA",
                     }
                     try:
-                        src_key = current_object(source, rel)
+                        src_key = current_object(source, rel, plan.versions.get(rel))
                         if src_key is None:
                             raise ObjectProblem(
                                 "NoSuchKey", f"The source object {source.prefix}{rel[1:]} no longer exists."
                             )
-                        size = copy_one(source, destination, rel, src_key, options)
+                        size = copy_one(source, destination, rel, src_key, options, plan.versions.get(rel))
                     except LocationProblem:
                         raise
                     except ObjectProblem as problem:
@@ -667,7 +755,8 @@ class ExecutionRunner(threading.Thread):
                 to_verify = []
             verified = 0
             for rel in to_verify:
-                src_key, dst_key = current_object(source, rel), current_object(destination, rel)
+                src_key = current_object(source, rel, plan.versions.get(rel))
+                dst_key = current_object(destination, rel)
                 if src_key is None and dst_key is None:
                     continue  # gone from both sides since PREPARING: nothing to compare
                 entry = {"RelativePath": rel, "SrcMetadata": object_metadata(src_key),
