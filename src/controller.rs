@@ -854,6 +854,7 @@ mod tests {
                 generation: Some(2),
                 token: None,
                 execution_arn: Some("e".into()),
+                failed_only: None,
             }),
             ..status
         });

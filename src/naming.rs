@@ -13,6 +13,9 @@ pub const TAG_UID: &str = "ferry.dev/uid";
 pub const TAG_RESOURCE: &str = "ferry.dev/resource";
 /// Tag on executions Ferry starts: which run request they answer.
 pub const TAG_RUN: &str = "ferry.dev/run";
+/// Tag on a failed-only run's execution: `<id of the execution it repeats the failures of>:<objects>`,
+/// so a run adopted after a crash still says what it covers.
+pub const TAG_FAILED_ONLY: &str = "ferry.dev/failed-only";
 /// IAM's longest role name.
 pub const MAX_ROLE_NAME: usize = 64;
 /// The longest DataSync task name, and the longest tag value of IAM and DataSync.

@@ -38,8 +38,15 @@ const SOURCE_OBJECT_ACTIONS: [&str; 5] = [
     "s3:ListMultipartUploadParts",
 ];
 
-/// Write access for DataSync task reports.
-const REPORT_OBJECT_ACTIONS: [&str; 3] = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"];
+/// Write access for DataSync task reports, and read access to the manifests of failed-only runs
+/// Ferry writes under the report prefix (DataSync reads a manifest with `s3:GetObject` and
+/// `s3:GetObjectVersion`: <https://docs.aws.amazon.com/datasync/latest/userguide/transferring-with-manifest.html>).
+const REPORT_OBJECT_ACTIONS: [&str; 4] = [
+    "s3:PutObject",
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:AbortMultipartUpload",
+];
 
 /// Everything the role documents depend on.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -292,6 +292,7 @@ mod tests {
                 generation: Some(2),
                 token: None,
                 execution_arn: Some("e1".into()),
+                failed_only: None,
             }),
             execution: Some(ExecutionStatus {
                 arn: "e1".into(),

@@ -683,7 +683,27 @@ impl CrossAccountTransferSpec {
             generation: Some(generation),
             token: token.map(str::to_string),
             execution_arn: None,
+            failed_only: None,
         })
+    }
+
+    /// Why this spec cannot run only a run's failed objects (pure), `None` when it can: they are
+    /// read from the task report's detailed lists, and DataSync takes no manifest together with
+    /// filters (<https://docs.aws.amazon.com/datasync/latest/userguide/transferring-with-manifest.html>).
+    /// The report prefix's characters are all allowed in a manifest's `ManifestObjectPath`.
+    pub fn failed_only_blocker(&self) -> Option<&'static str> {
+        match &self.task.report {
+            None => Some(
+                "Ferry reads the failed objects from the last run's task report and spec.task.report is not set: set it (the next run writes a report), or use a value without the `failed:` prefix for a full run",
+            ),
+            Some(report) if report.output == ReportOutput::Summary => Some(
+                "spec.task.report.output is Summary, whose report lists no object: set it to Standard (the next run's report lists the failed objects), or run in full",
+            ),
+            Some(_) if !self.task.includes.is_empty() || !self.task.excludes.is_empty() => Some(
+                "DataSync does not combine a manifest with filters (https://docs.aws.amazon.com/datasync/latest/userguide/transferring-with-manifest.html) and the task has spec.task.includes or excludes: remove them, or run in full",
+            ),
+            Some(_) => None,
+        }
     }
 
     /// Checks the spec without an API server: the CRD's cross-field rules (same messages), for

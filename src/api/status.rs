@@ -244,6 +244,17 @@ pub struct ReportSummary {
     pub failed_objects: Vec<String>,
 }
 
+/// The start of a `ferry.dev/run` value that asks for a run of only the objects the last run's
+/// task report lists as failed.
+pub const FAILED_ONLY_PREFIX: &str = "failed:";
+
+impl RunRequest {
+    /// It asks for the failed objects of the last run only.
+    pub fn asks_failed_only(&self) -> bool {
+        self.token.as_deref().is_some_and(|t| t.starts_with(FAILED_ONLY_PREFIX))
+    }
+}
+
 /// What asked for an execution.
 #[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -257,6 +268,23 @@ pub struct RunRequest {
     /// ARN of the execution started for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_arn: Option<String>,
+    /// Set for a failed-only run (a `ferry.dev/run` value starting with `failed:`): what it
+    /// copied again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_only: Option<FailedOnlyRun>,
+}
+
+/// A run of only the objects an earlier run's task report lists as failed.
+#[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedOnlyRun {
+    /// The execution whose task report listed the failed objects.
+    pub of_execution: String,
+    /// How many objects the run covers (0: nothing had failed, so no execution was started).
+    pub objects: i64,
+    /// The DataSync manifest Ferry wrote for it, `s3://bucket/key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
 }
 
 /// Progress of a DataSync task execution.

@@ -149,6 +149,95 @@ pub async fn read(account: &Account, place: &ReportPlace<'_>) -> Result<Option<R
     }))
 }
 
+/// The report lists whose failed entries a failed-only run copies again: objects that failed to
+/// transfer, to verify, or to be read while preparing (listed as skipped). A failed delete is
+/// not among them: a manifest never deletes
+/// (<https://docs.aws.amazon.com/datasync/latest/userguide/transferring-with-manifest.html>).
+const RERUN_LISTS: [&str; 3] = ["Transferred", "Verified", "Skipped"];
+
+/// The paths (relative to the source location, without the report's leading `/`) of the
+/// objects a detailed report list says failed, except failed deletes (pure).
+pub fn failed_paths_in(list: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in RERUN_LISTS {
+        for entry in list.get(name).and_then(Value::as_array).into_iter().flatten() {
+            let failed = entry
+                .as_object()
+                .is_some_and(|e| e.iter().any(|(k, v)| k.ends_with("Status") && v == "FAILED"));
+            if let Some(path) = entry.get("RelativePath").and_then(Value::as_str).filter(|_| failed) {
+                out.push(path.trim_start_matches('/').to_string());
+            }
+        }
+    }
+    out
+}
+
+/// A DataSync manifest listing `paths` (pure): UTF-8 CSV, one path per line, no header; a path
+/// holding a comma, a quote or a line break is quoted, its quotes doubled
+/// (<https://docs.aws.amazon.com/datasync/latest/userguide/transferring-with-manifest.html>).
+pub fn manifest_csv(paths: &[String]) -> String {
+    let mut out = String::new();
+    for path in paths {
+        if path.contains([',', '"', '\n', '\r']) {
+            out.push('"');
+            out.push_str(&path.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(path);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Every path an ended execution's report lists as failed (over every page and list file),
+/// sorted and each once.
+pub async fn failed_paths(account: &Account, place: &ReportPlace<'_>) -> Result<Vec<String>, Failure> {
+    let prefix = folder(place, "Detailed-Reports");
+    let mut pages = account
+        .s3(place.region)
+        .list_objects_v2()
+        .bucket(place.bucket)
+        .prefix(&prefix)
+        .into_paginator()
+        .send();
+    let mut keys = Vec::new();
+    while let Some(page) = pages.next().await {
+        keys.extend(page?.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+    }
+    let mut paths = std::collections::BTreeSet::new();
+    for key in keys {
+        paths.extend(failed_paths_in(&json(account, place, &key).await?));
+    }
+    Ok(paths.into_iter().collect())
+}
+
+/// Where a failed-only run's manifest goes: under the report's prefix, per task and failed
+/// execution, so writing it again after a crash writes the same object. Its key keeps to the
+/// characters DataSync accepts in `ManifestObjectPath` (`[a-zA-Z0-9_\-+./()\p{Zs}]`).
+pub fn manifest_key(place: &ReportPlace<'_>) -> String {
+    format!(
+        "{}ferry-manifests/{}/{}.csv",
+        normalize_prefix(place.prefix),
+        last(place.task_arn),
+        last(place.execution_arn)
+    )
+}
+
+/// Writes the manifest into the report bucket with Ferry's own identity.
+pub async fn put_manifest(account: &Account, place: &ReportPlace<'_>, key: &str, body: String) -> Result<(), Failure> {
+    account
+        .s3(place.region)
+        .put_object()
+        .bucket(place.bucket)
+        .key(key)
+        .content_type("text/csv")
+        .body(body.into_bytes().into())
+        .send()
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +270,36 @@ mod tests {
             folder(&place, "Summary-Reports"),
             "reports/Summary-Reports/task-1/exec-2/"
         );
+    }
+
+    #[test]
+    fn failed_paths_leave_out_deletes_and_the_manifest_quotes_what_csv_needs() {
+        let list = json!({
+            "Transferred": [
+                {"RelativePath": "/a.txt", "TransferStatus": "SUCCESS"},
+                {"RelativePath": "/dir/b.txt", "TransferStatus": "FAILED", "ErrorCode": "AccessDenied"}
+            ],
+            "Skipped": [{"RelativePath": "/c,d.txt", "SkippedStatus": "FAILED"}],
+            "Deleted": [{"RelativePath": "/gone.txt", "DeleteStatus": "FAILED"}]
+        });
+        let paths = failed_paths_in(&list);
+        assert_eq!(paths, vec!["dir/b.txt", "c,d.txt"]);
+        let quoted = vec!["say \"hi\".txt".to_string()];
+        assert_eq!(manifest_csv(&paths), "dir/b.txt\n\"c,d.txt\"\n");
+        assert_eq!(manifest_csv(&quoted), "\"say \"\"hi\"\".txt\"\n");
+    }
+
+    #[test]
+    fn the_manifest_key_is_one_per_failed_execution_in_characters_datasync_accepts() {
+        let place = ReportPlace {
+            bucket: "r",
+            region: "us-east-1",
+            prefix: Some("reports/"),
+            task_arn: "arn:aws:datasync:us-east-1:1:task/task-1",
+            execution_arn: "arn:aws:datasync:us-east-1:1:task/task-1/execution/exec-2",
+        };
+        let key = manifest_key(&place);
+        assert_eq!(key, "reports/ferry-manifests/task-1/exec-2.csv");
+        assert!(key.chars().all(|c| c.is_ascii_alphanumeric() || "_-+./() ".contains(c)));
     }
 }

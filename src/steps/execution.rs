@@ -8,15 +8,17 @@ use aws_sdk_datasync::operation::describe_task_execution::DescribeTaskExecutionO
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::transfer::Transfer;
+use aws_sdk_datasync::types::{ManifestAction, ManifestConfig, ManifestFormat, S3ManifestConfig, SourceManifestConfig};
+
 use crate::api::{
-    CrossAccountTransferStatus, ExecutionStatus, ExecutionSummary, ReportSummary, RunPolicy, RunRequest, condition,
-    is_running_status,
+    CrossAccountTransferStatus, ExecutionStatus, ExecutionSummary, FailedOnlyRun, RUN_ANNOTATION, ReportSummary,
+    RunPolicy, RunRequest, condition, is_running_status,
 };
 use crate::aws::datasync::{create, list_executions, sent_once, tag_entries, tags};
 use crate::aws::report::ReportPlace;
 use crate::aws::{FailureKind, classify};
-use crate::error::Result;
-use crate::naming::{TAG_RUN, TransferId};
+use crate::error::{Error, Result};
+use crate::naming::{TAG_FAILED_ONLY, TAG_RUN, TransferId};
 use crate::summary;
 
 /// The create intent of an execution Ferry starts (see `Transfer::creating`).
@@ -309,20 +311,24 @@ async fn find_unknown(
         Vec::new()
     };
     for (arn, listed_status) in unknown_executions(&listed, &t.status) {
-        let answers_request = match wanted {
-            Some(request) => {
-                let key = run_key(t.id(), request);
-                let found = tags(client, &arn)
-                    .await
-                    .map_err(|f| t.aws_error(&f, &account, "datasync:ListTagsForResource", &arn))?;
-                found.iter().any(|(k, v)| k == TAG_RUN && *v == key)
-            }
-            None => false,
+        let found = match wanted {
+            Some(_) => tags(client, &arn)
+                .await
+                .map_err(|f| t.aws_error(&f, &account, "datasync:ListTagsForResource", &arn))?,
+            None => Vec::new(),
         };
+        let answers_request = wanted.as_ref().is_some_and(|request| {
+            let key = run_key(t.id(), request);
+            found.iter().any(|(k, v)| k == TAG_RUN && *v == key)
+        });
         match follow(&listed_status, answers_request) {
             Some(Follow::Adopt) => {
                 let mut request = wanted.take().unwrap_or_default();
                 request.execution_arn = Some(arn.clone());
+                request.failed_only = found
+                    .iter()
+                    .find(|(k, _)| k == TAG_FAILED_ONLY)
+                    .and_then(|(_, v)| failed_only_from_tag(t, task_arn, v));
                 t.status.last_run = Some(request);
                 track(t, &arn);
                 refresh(t, client).await?;
@@ -363,23 +369,168 @@ async fn start(
 ) -> Result<()> {
     let account = t.account_a_id().to_string();
     let key = run_key(t.id(), &request);
+    let mut tags = vec![(TAG_RUN, key.clone())];
+    let mut manifest = None;
+    if request.asks_failed_only() {
+        match failed_only(t, task_arn).await? {
+            FailedOnly::Nothing(run) => return nothing_failed(t, request, run).await,
+            FailedOnly::Run(run, config) => {
+                tags.push((
+                    TAG_FAILED_ONLY,
+                    format!("{}:{}", last_segment(&run.of_execution), run.objects),
+                ));
+                request.failed_only = Some(run);
+                manifest = Some(config);
+            }
+        }
+    }
     t.creating(EXECUTION_INTENT).await?;
-    let start = client
+    let tag_refs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut start = client
         .start_task_execution()
         .task_arn(task_arn)
-        .set_tags(Some(tag_entries(t.id(), &[(TAG_RUN, key.as_str())])));
+        .set_tags(Some(tag_entries(t.id(), &tag_refs)));
+    if let Some(config) = manifest {
+        start = start.manifest_config(config);
+        if t.desired.task.options.preserve_deleted == "REMOVE" {
+            // A manifest never deletes; DataSync refuses it together with REMOVE.
+            start = start.override_options(
+                aws_sdk_datasync::types::Options::builder()
+                    .preserve_deleted_files(aws_sdk_datasync::types::PreserveDeletedFiles::Preserve)
+                    .build(),
+            );
+        }
+    }
     let out = create(|| start.clone().customize().config_override(sent_once()).send())
         .await
         .map_err(|e| t.sdk_error(&e, &account, "datasync:StartTaskExecution", task_arn))?;
     let arn = out.task_execution_arn().unwrap_or_default().to_string();
+    let started = match &request.failed_only {
+        Some(run) => format!(
+            "started DataSync execution {arn} for the {} objects execution {} failed (manifest {})",
+            run.objects,
+            run.of_execution,
+            run.manifest.as_deref().unwrap_or_default()
+        ),
+        None => format!("started DataSync execution {arn}"),
+    };
     request.execution_arn = Some(arn.clone());
     t.status.last_run = Some(request);
     track(t, &arn);
     t.created(EXECUTION_INTENT);
     t.persist().await?;
-    t.changed("ExecutionStarted", format!("started DataSync execution {arn}"))
-        .await;
+    t.changed("ExecutionStarted", started).await;
     Ok(())
+}
+
+/// What a failed-only run request comes to.
+enum FailedOnly {
+    /// The last run's report lists no failed object: nothing to start.
+    Nothing(FailedOnlyRun),
+    /// A run over the manifest Ferry wrote.
+    Run(FailedOnlyRun, ManifestConfig),
+}
+
+fn last_segment(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// The last run's failed objects, from its task report, written as a DataSync manifest into
+/// the report bucket (under the report prefix, which the DataSync role may read). Needs a task
+/// report and a task without filters (DataSync does not combine a manifest with filters:
+/// <https://docs.aws.amazon.com/datasync/latest/userguide/transferring-with-manifest.html>).
+async fn failed_only(t: &Transfer<'_>, task_arn: &str) -> Result<FailedOnly> {
+    let token = t.obj.run_token().unwrap_or_default();
+    let refuse = |why: &str| {
+        Error::InvalidSpec(format!(
+            "{RUN_ANNOTATION}={token} asks for a run of only the failed objects, but {why}"
+        ))
+    };
+    if let Some(why) = t.spec.failed_only_blocker() {
+        return Err(refuse(why));
+    }
+    let Some(report) = t.spec.task.report.as_ref() else {
+        return Err(refuse("spec.task.report is not set"));
+    };
+    let Some(previous) = t.status.execution.as_ref().filter(|e| !e.is_running()) else {
+        return Err(refuse("no earlier run has ended yet: wait for it, or run in full"));
+    };
+    let of_execution = previous.arn.clone();
+    // The report is the task's that ran it (a replaced task's executions keep their ARN).
+    let report_task = of_execution.split("/execution/").next().unwrap_or(task_arn);
+    let place = ReportPlace {
+        bucket: &report.bucket,
+        region: &t.spec.source.region,
+        prefix: report.prefix.as_deref(),
+        task_arn: report_task,
+        execution_arn: &of_execution,
+    };
+    let account = t.account_a_id();
+    let paths = crate::aws::report::failed_paths(&t.account_a, &place)
+        .await
+        .map_err(|f| t.aws_error(&f, account, "s3:GetObject", &format!("s3://{}/", report.bucket)))?;
+    if paths.is_empty() {
+        return Ok(FailedOnly::Nothing(FailedOnlyRun {
+            of_execution,
+            objects: 0,
+            manifest: None,
+        }));
+    }
+    let key = crate::aws::report::manifest_key(&place);
+    crate::aws::report::put_manifest(&t.account_a, &place, &key, crate::aws::report::manifest_csv(&paths))
+        .await
+        .map_err(|f| t.aws_error(&f, account, "s3:PutObject", &format!("s3://{}/{key}", report.bucket)))?;
+    let s3 = S3ManifestConfig::builder()
+        .manifest_object_path(&key)
+        .bucket_access_role_arn(&t.desired.role.arn)
+        .s3_bucket_arn(crate::naming::bucket_arn(&t.spec.source.region, &report.bucket))
+        .build()?;
+    let config = ManifestConfig::builder()
+        .action(ManifestAction::Transfer)
+        .format(ManifestFormat::Csv)
+        .source(SourceManifestConfig::builder().s3(s3).build())
+        .build();
+    Ok(FailedOnly::Run(
+        FailedOnlyRun {
+            of_execution,
+            objects: paths.len() as i64,
+            manifest: Some(format!("s3://{}/{key}", report.bucket)),
+        },
+        config,
+    ))
+}
+
+/// A failed-only request whose last run had no failed object: answered without an execution.
+async fn nothing_failed(t: &mut Transfer<'_>, mut request: RunRequest, run: FailedOnlyRun) -> Result<()> {
+    let message = format!(
+        "the task report of execution {} lists no failed object: nothing to run again",
+        run.of_execution
+    );
+    request.failed_only = Some(run);
+    t.status.last_run = Some(request);
+    t.persist().await?;
+    t.changed("NothingToRunAgain", message).await;
+    Ok(())
+}
+
+/// A failed-only run's tag read back after a crash (`<execution id>:<objects>`).
+fn failed_only_from_tag(t: &Transfer<'_>, task_arn: &str, value: &str) -> Option<FailedOnlyRun> {
+    let (execution_id, objects) = value.split_once(':')?;
+    let report = t.spec.task.report.as_ref()?;
+    let of_execution = format!("{task_arn}/execution/{execution_id}");
+    let place = ReportPlace {
+        bucket: &report.bucket,
+        region: &t.spec.source.region,
+        prefix: report.prefix.as_deref(),
+        task_arn,
+        execution_arn: &of_execution,
+    };
+    let manifest = format!("s3://{}/{}", report.bucket, crate::aws::report::manifest_key(&place));
+    Some(FailedOnlyRun {
+        of_execution,
+        objects: objects.parse().ok()?,
+        manifest: Some(manifest),
+    })
 }
 
 /// Polls the tracked execution: one `DescribeTaskExecution`, nothing else (the drift check and
@@ -536,7 +687,32 @@ mod tests {
             generation: Some(generation),
             token: token.map(str::to_string),
             execution_arn: Some("arn:exec".into()),
+            failed_only: None,
         }
+    }
+
+    #[test]
+    fn failed_only_runs_need_a_detailed_report_and_no_filters() {
+        let report = json!({"bucket": "reports"});
+        let ok = fixtures::spec(json!({"task": {"report": report, "excludes": []}}));
+        assert_eq!(ok.failed_only_blocker(), None);
+        let none = fixtures::spec(json!({"task": {"excludes": []}}));
+        assert!(
+            none.failed_only_blocker()
+                .unwrap()
+                .contains("spec.task.report is not set")
+        );
+        let summary =
+            fixtures::spec(json!({"task": {"report": {"bucket": "reports", "output": "Summary"}, "excludes": []}}));
+        assert!(summary.failed_only_blocker().unwrap().contains("Summary"));
+        let filtered = fixtures::spec(json!({"task": {"report": report, "includes": ["/a/*"]}}));
+        assert!(filtered.failed_only_blocker().unwrap().contains("filters"));
+        let request = |token: &str| RunRequest {
+            token: Some(token.into()),
+            ..Default::default()
+        };
+        assert!(request("failed:2").asks_failed_only());
+        assert!(!request("2026-12-03").asks_failed_only());
     }
 
     #[test]

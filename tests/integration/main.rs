@@ -15,6 +15,7 @@ mod fleet;
 mod generative;
 mod operator;
 mod quotas;
+mod reruns;
 mod roles;
 mod ship;
 mod tenancy;

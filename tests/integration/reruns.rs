@@ -1,0 +1,180 @@
+//! Failed-only runs (`ferry.dev/run: failed:<anything>`): the objects the last run's task report
+//! lists as failed, and only those, copied again through a DataSync manifest Ferry writes into
+//! the report bucket — against the emulator's manifest rules (the role's read of the manifest,
+//! no filters with a manifest, only listed objects transferred and counted).
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::scenario::Scenario;
+use ferry::api::{CrossAccountTransfer, CrossAccountTransferStatus, Phase};
+use serde_json::json;
+
+const CONVERGE: Duration = Duration::from_secs(120);
+
+fn status(obj: &CrossAccountTransfer) -> CrossAccountTransferStatus {
+    obj.status.clone().expect("status")
+}
+
+async fn executions(s: &Scenario, task: &str) -> usize {
+    s.a.datasync(&s.dst_region)
+        .list_task_executions()
+        .task_arn(task)
+        .send()
+        .await
+        .expect("list executions")
+        .task_executions()
+        .len()
+}
+
+async fn put(s: &Scenario, key: &str, body: &'static [u8], kms_key: Option<&str>) {
+    s.a.s3(&s.src_region)
+        .put_object()
+        .bucket(&s.src)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(body))
+        .set_server_side_encryption(kms_key.map(|_| aws_sdk_s3::types::ServerSideEncryption::AwsKms))
+        .set_ssekms_key_id(kms_key.map(str::to_string))
+        .send()
+        .await
+        .expect("put a source object");
+}
+
+#[tokio::test]
+async fn a_failed_only_run_copies_exactly_the_objects_the_report_listed_as_failed() {
+    let s = Scenario::new("rerun", "us-east-1", "us-east-1").await;
+    let reports = format!("{}-reports", s.src);
+    s.a.bucket(&s.src_region, &reports).await;
+    // One object is encrypted with a key the transfer does not name: DataSync's role may not
+    // decrypt it, so the first run fails that object alone.
+    let other_key = s.a.kms_key(&s.src_region).await;
+    put(&s, "media/locked.bin", b"secret", Some(&other_key)).await;
+    let _op = s.operator(&[]);
+    s.apply(&s.manifest(
+        "r",
+        json!({"task": {"excludes": [], "report": {"bucket": reports, "prefix": "reports/"}}}),
+    ))
+    .await;
+    let obj = s.wait_phase("r", Phase::Failed, CONVERGE).await;
+    let first = status(&obj).execution.expect("the first execution");
+    assert_eq!(first.report.as_ref().map(|r| r.failed), Some(1), "{first:?}");
+    let task = status(&obj).task_arn.expect("task");
+    let copied_before = s.destination_keys().await;
+    assert!(copied_before.contains_key("archive/a.jpg"), "{copied_before:?}");
+    assert!(!copied_before.contains_key("archive/locked.bin"));
+
+    // Fixed at the source (written again without that key), and a new object the failed run
+    // never saw: a failed-only run copies the first and not the second.
+    put(&s, "media/locked.bin", b"secret", None).await;
+    put(&s, "media/new.txt", b"new", None).await;
+    s.annotate("r", "ferry.dev/run", "failed:1").await;
+    let obj = s.wait_recovery("r", Phase::Succeeded, CONVERGE).await;
+    let st = status(&obj);
+    let run = st
+        .last_run
+        .clone()
+        .and_then(|r| r.failed_only)
+        .expect("status.lastRun.failedOnly");
+    assert_eq!(run.of_execution, first.arn);
+    assert_eq!(run.objects, 1, "{run:?}");
+    let manifest = run.manifest.clone().expect("the manifest");
+    let key = manifest
+        .strip_prefix(&format!("s3://{reports}/"))
+        .expect("the manifest is in the report bucket");
+    assert!(key.starts_with("reports/ferry-manifests/"), "{key}");
+    let body =
+        s.a.s3(&s.src_region)
+            .get_object()
+            .bucket(&reports)
+            .key(key)
+            .send()
+            .await
+            .expect("read the manifest")
+            .body
+            .collect()
+            .await
+            .expect("manifest body")
+            .into_bytes();
+    assert_eq!(String::from_utf8_lossy(&body), "locked.bin\n");
+
+    let second = st.execution.expect("the failed-only execution");
+    assert_ne!(second.arn, first.arn);
+    assert_eq!(
+        (second.estimated_files, second.files_transferred),
+        (Some(1), 1),
+        "{second:?}"
+    );
+    assert_eq!(second.report.as_ref().map(|r| (r.transferred, r.failed)), Some((1, 0)));
+    let copied = s.destination_keys().await;
+    assert!(copied.contains_key("archive/locked.bin"), "{copied:?}");
+    assert!(
+        !copied.contains_key("archive/new.txt"),
+        "a failed-only run copies only the listed objects"
+    );
+    assert_eq!(executions(&s, &task).await, 2, "one execution per run request");
+    let started: Vec<_> = s
+        .events("r")
+        .await
+        .into_iter()
+        .filter(|e| e.1 == "ExecutionStarted" && e.2.contains("for the 1 objects"))
+        .collect();
+    assert_eq!(started.len(), 1, "{started:?}");
+
+    // A full run afterwards copies the rest.
+    s.annotate("r", "ferry.dev/run", "full-1").await;
+    s.wait_recovery("r", Phase::Succeeded, CONVERGE).await;
+    assert!(s.destination_keys().await.contains_key("archive/new.txt"));
+    s.delete_and_wait("r", CONVERGE).await;
+}
+
+#[tokio::test]
+async fn a_failed_only_request_after_a_clean_run_starts_nothing() {
+    let s = Scenario::new("rernone", "us-east-1", "us-east-1").await;
+    let reports = format!("{}-reports", s.src);
+    s.a.bucket(&s.src_region, &reports).await;
+    let _op = s.operator(&[]);
+    s.apply(&s.manifest("n", json!({"task": {"excludes": [], "report": {"bucket": reports}}})))
+        .await;
+    let obj = s.wait_phase("n", Phase::Succeeded, CONVERGE).await;
+    let first = status(&obj).execution.expect("execution").arn;
+    let task = status(&obj).task_arn.expect("task");
+    s.annotate("n", "ferry.dev/run", "failed:again").await;
+    let obj = s.wait_phase("n", Phase::Succeeded, CONVERGE).await;
+    let st = status(&obj);
+    let run = st.last_run.and_then(|r| r.failed_only).expect("failedOnly");
+    assert_eq!((run.objects, run.manifest, run.of_execution), (0, None, first.clone()));
+    assert_eq!(st.execution.map(|e| e.arn), Some(first));
+    assert_eq!(executions(&s, &task).await, 1);
+    assert!(s.events("n").await.iter().any(|e| e.1 == "NothingToRunAgain"));
+}
+
+#[tokio::test]
+async fn a_failed_only_request_without_a_report_is_refused_with_the_fix() {
+    let s = Scenario::new("rernorep", "us-east-1", "us-east-1").await;
+    let _op = s.operator(&[]);
+    s.apply(&s.manifest("f", json!({}))).await;
+    let obj = s.wait_phase("f", Phase::Succeeded, CONVERGE).await;
+    let task = status(&obj).task_arn.expect("task");
+    s.annotate("f", "ferry.dev/run", "failed:1").await;
+    let obj = s.wait_phase("f", Phase::Failed, CONVERGE).await;
+    let stalled = status(&obj)
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Stalled")
+        .expect("Stalled");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "InvalidSpec")
+    );
+    assert!(
+        stalled.message.contains("spec.task.report") && stalled.message.contains("failed:"),
+        "{}",
+        stalled.message
+    );
+    assert_eq!(executions(&s, &task).await, 1);
+    // A full run request still works.
+    s.annotate("f", "ferry.dev/run", "full").await;
+    s.wait_recovery("f", Phase::Succeeded, CONVERGE).await;
+    assert_eq!(executions(&s, &task).await, 2);
+}
