@@ -128,6 +128,52 @@ async fn a_failed_only_run_copies_exactly_the_objects_the_report_listed_as_faile
     s.delete_and_wait("r", CONVERGE).await;
 }
 
+/// The operator dies right after DataSync started the failed-only execution, before the status
+/// recorded it: the restarted one adopts that execution by its run tag (no second start) and
+/// reads back from its `ferry.dev/failed-only` tag what it covers.
+#[tokio::test]
+async fn a_failed_only_run_started_just_before_a_crash_is_adopted_with_what_it_covers() {
+    let s = Scenario::new("rercrash", "us-east-1", "us-east-1").await;
+    let reports = format!("{}-reports", s.src);
+    s.a.bucket(&s.src_region, &reports).await;
+    let other_key = s.a.kms_key(&s.src_region).await;
+    put(&s, "media/locked.bin", b"secret", Some(&other_key)).await;
+    let first_operator = s.operator(&[]);
+    s.apply(&s.manifest("c", json!({"task": {"excludes": [], "report": {"bucket": reports}}})))
+        .await;
+    let obj = s.wait_phase("c", Phase::Failed, CONVERGE).await;
+    let first = status(&obj).execution.expect("the first execution").arn;
+    let task = status(&obj).task_arn.expect("task");
+    drop(first_operator);
+
+    put(&s, "media/locked.bin", b"secret", None).await;
+    s.annotate("c", "ferry.dev/run", "failed:1").await;
+    let mut crashing = s.operator(&[("FERRY_TEST_ABORT_AFTER", "StartTaskExecution")]);
+    let exit = crashing.wait_exit(Duration::from_secs(90));
+    assert!(!exit.success(), "meant to abort after StartTaskExecution: {exit:?}");
+    assert!(
+        crashing.log_text().contains("aborting right after"),
+        "{}",
+        crashing.log_text()
+    );
+
+    let _restarted = s.operator(&[]);
+    let obj = s.wait_recovery("c", Phase::Succeeded, CONVERGE).await;
+    let st = status(&obj);
+    let run = st
+        .last_run
+        .and_then(|r| r.failed_only)
+        .expect("failedOnly after adoption");
+    assert_eq!((run.of_execution, run.objects), (first, 1));
+    assert!(
+        run.manifest
+            .is_some_and(|m| m.starts_with(&format!("s3://{reports}/ferry-manifests/")))
+    );
+    assert_eq!(executions(&s, &task).await, 2, "the failed-only run was started once");
+    assert!(s.events("c").await.iter().any(|e| e.1 == "ExecutionAdopted"));
+    assert!(s.destination_keys().await.contains_key("archive/locked.bin"));
+}
+
 #[tokio::test]
 async fn a_failed_only_request_after_a_clean_run_starts_nothing() {
     let s = Scenario::new("rernone", "us-east-1", "us-east-1").await;
