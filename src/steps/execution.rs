@@ -453,9 +453,23 @@ async fn failed_only(t: &Transfer<'_>, task_arn: &str) -> Result<FailedOnly> {
         return Err(refuse("spec.task.report is not set"));
     };
     let Some(previous) = t.status.execution.as_ref().filter(|e| !e.is_running()) else {
-        return Err(refuse("no earlier run has ended yet: wait for it, or run in full"));
+        return Err(refuse(
+            "no run of this transfer has ended yet: wait for one, or run in full",
+        ));
     };
     let of_execution = previous.arn.clone();
+    let Some(read) = previous.report.as_ref() else {
+        return Err(refuse(&format!(
+            "the task report of execution {of_execution} was not read (DataSync wrote none, or Ferry may not read it: status.execution.report is empty): run in full"
+        )));
+    };
+    if read.failed == 0 {
+        return Ok(FailedOnly::Nothing(FailedOnlyRun {
+            of_execution,
+            objects: 0,
+            manifest: None,
+        }));
+    }
     // The report is the task's that ran it (a replaced task's executions keep their ARN).
     let report_task = of_execution.split("/execution/").next().unwrap_or(task_arn);
     let place = ReportPlace {
