@@ -127,11 +127,22 @@ pub fn render(transfers: &[CrossAccountTransfer], with_namespace: bool) -> Strin
     }
 }
 
-/// The lines under the table for one transfer: its task report and the KMS keys its DataSync
-/// role uses.
+/// The lines under the table for one transfer: a failed-only run, its task report and the KMS
+/// keys its DataSync role uses.
 fn details(t: &CrossAccountTransfer, status: &crate::api::CrossAccountTransferStatus) -> Vec<String> {
     let name = format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any());
     let mut out = Vec::new();
+    if let Some(run) = status.last_run.as_ref().and_then(|r| r.failed_only.as_ref()) {
+        out.push(format!(
+            "{name}: failed-only run: {} objects that execution {} failed{}",
+            run.objects,
+            run.of_execution,
+            run.manifest
+                .as_deref()
+                .map(|m| format!(" (manifest {m})"))
+                .unwrap_or_else(|| ", none to run again".into())
+        ));
+    }
     if let Some(r) = status.execution.as_ref().and_then(|e| e.report.as_ref()) {
         let mut line = format!(
             "{name}: report {}: {} transferred, {} verified, {} failed",
@@ -269,5 +280,27 @@ mod tests {
         assert!(lines[1].contains("data") && lines[1].contains("Transferring"));
         assert!(lines[1].contains("[########............]  40%"), "{table}");
         assert!(lines[1].contains("3 objects, 2.0 KiB"), "{table}");
+    }
+
+    #[test]
+    fn a_failed_only_run_is_named_under_the_table() {
+        let mut t: CrossAccountTransfer = serde_json::from_value(serde_json::json!({
+            "apiVersion": "ferry.dev/v1alpha1", "kind": "CrossAccountTransfer",
+            "metadata": {"name": "media", "namespace": "data"},
+            "spec": {"source": {"bucket": "src", "region": "us-east-1"},
+                     "destination": {"bucket": "dst", "region": "us-east-1", "accountId": "222222222222",
+                                     "access": {"mode": "External"}}}
+        }))
+        .unwrap();
+        t.status = Some(serde_json::from_value(serde_json::json!({
+            "phase": "Succeeded",
+            "lastRun": {"token": "failed:1", "executionArn": "e2",
+                        "failedOnly": {"ofExecution": "e1", "objects": 2, "manifest": "s3://r/ferry-manifests/t/e1.csv"}}
+        })).unwrap());
+        let table = render(&[t], true);
+        assert!(
+            table.contains("data/media: failed-only run: 2 objects that execution e1 failed (manifest s3://r/ferry-manifests/t/e1.csv)"),
+            "{table}"
+        );
     }
 }
