@@ -260,8 +260,8 @@ mod tests {
         assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
     }
 
-    #[test]
-    fn a_table_row_per_transfer() {
+    /// The transfer `data/media` with `status`.
+    fn transfer(status: serde_json::Value) -> CrossAccountTransfer {
         let mut t: CrossAccountTransfer = serde_json::from_value(serde_json::json!({
             "apiVersion": "ferry.dev/v1alpha1", "kind": "CrossAccountTransfer",
             "metadata": {"name": "media", "namespace": "data"},
@@ -270,10 +270,16 @@ mod tests {
                                      "access": {"mode": "External"}}}
         }))
         .unwrap();
-        t.status = Some(serde_json::from_value(serde_json::json!({
+        t.status = Some(serde_json::from_value(status).unwrap());
+        t
+    }
+
+    #[test]
+    fn a_table_row_per_transfer() {
+        let t = transfer(serde_json::json!({
             "phase": "Transferring",
             "execution": {"arn": "e", "status": "TRANSFERRING", "percentDone": 40, "filesTransferred": 3, "bytesTransferred": 2048}
-        })).unwrap());
+        }));
         let table = render(&[t], true);
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("NAMESPACE"));
@@ -284,19 +290,11 @@ mod tests {
 
     #[test]
     fn a_failed_only_run_is_named_under_the_table() {
-        let mut t: CrossAccountTransfer = serde_json::from_value(serde_json::json!({
-            "apiVersion": "ferry.dev/v1alpha1", "kind": "CrossAccountTransfer",
-            "metadata": {"name": "media", "namespace": "data"},
-            "spec": {"source": {"bucket": "src", "region": "us-east-1"},
-                     "destination": {"bucket": "dst", "region": "us-east-1", "accountId": "222222222222",
-                                     "access": {"mode": "External"}}}
-        }))
-        .unwrap();
-        t.status = Some(serde_json::from_value(serde_json::json!({
+        let t = transfer(serde_json::json!({
             "phase": "Succeeded",
             "lastRun": {"token": "failed:1", "executionArn": "e2",
                         "failedOnly": {"ofExecution": "e1", "objects": 2, "manifest": "s3://r/ferry-manifests/t/e1.csv"}}
-        })).unwrap());
+        }));
         let table = render(&[t], true);
         assert!(
             table.contains("data/media: failed-only run: 2 objects that execution e1 failed (manifest s3://r/ferry-manifests/t/e1.csv)"),
