@@ -254,6 +254,12 @@ pub fn arn_region(arn: &str) -> Option<&str> {
     arn.split(':').nth(3).filter(|r| !r.is_empty())
 }
 
+/// The last path segment of an ARN's resource: the id of a DataSync task, location or
+/// execution (`...:task/task-1/execution/exec-2` → `exec-2`).
+pub fn arn_resource_id(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
 /// The role name of an IAM role ARN (the last path segment).
 pub fn role_name_from_arn(arn: &str) -> Option<&str> {
     arn.split_once(":role/").and_then(|(_, rest)| rest.rsplit('/').next())

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{Account, Failure};
 use crate::api::ReportSummary;
-use crate::naming::normalize_prefix;
+use crate::naming::{arn_resource_id, normalize_prefix};
 
 /// How many failed objects the status lists.
 pub const FAILED_SHOWN: usize = 5;
@@ -25,23 +25,37 @@ pub struct ReportPlace<'a> {
     pub region: &'a str,
     /// The report prefix from the spec.
     pub prefix: Option<&'a str>,
-    /// The task ARN.
-    pub task_arn: &'a str,
-    /// The execution ARN.
+    /// The execution ARN (`arn:...:task/<task id>/execution/<execution id>`): it names its task.
     pub execution_arn: &'a str,
 }
 
-fn last(arn: &str) -> &str {
-    arn.rsplit('/').next().unwrap_or(arn)
+impl ReportPlace<'_> {
+    /// Where a failed-only run's manifest goes: under the report's prefix, per task and failed
+    /// execution, so writing it again after a crash writes the same object. Its key keeps to the
+    /// characters DataSync accepts in `ManifestObjectPath` (`[a-zA-Z0-9_\-+./()\p{Zs}]`).
+    pub fn manifest_key(&self) -> String {
+        let (task, execution) = self.ids();
+        format!(
+            "{}ferry-manifests/{task}/{execution}.csv",
+            normalize_prefix(self.prefix)
+        )
+    }
+
+    /// The manifest as `s3://bucket/key`.
+    pub fn manifest_uri(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.manifest_key())
+    }
+
+    /// The ids of the execution's task and of the execution, from its ARN.
+    pub fn ids(&self) -> (&str, &str) {
+        let task_arn = self.execution_arn.split("/execution/").next().unwrap_or_default();
+        (arn_resource_id(task_arn), arn_resource_id(self.execution_arn))
+    }
 }
 
 fn folder(place: &ReportPlace<'_>, kind: &str) -> String {
-    format!(
-        "{}{kind}/{}/{}/",
-        normalize_prefix(place.prefix),
-        last(place.task_arn),
-        last(place.execution_arn)
-    )
+    let (task, execution) = place.ids();
+    format!("{}{kind}/{task}/{execution}/", normalize_prefix(place.prefix))
 }
 
 async fn keys(account: &Account, place: &ReportPlace<'_>, prefix: &str) -> Result<Vec<String>, Failure> {
@@ -212,18 +226,6 @@ pub async fn failed_paths(account: &Account, place: &ReportPlace<'_>) -> Result<
     Ok(paths.into_iter().collect())
 }
 
-/// Where a failed-only run's manifest goes: under the report's prefix, per task and failed
-/// execution, so writing it again after a crash writes the same object. Its key keeps to the
-/// characters DataSync accepts in `ManifestObjectPath` (`[a-zA-Z0-9_\-+./()\p{Zs}]`).
-pub fn manifest_key(place: &ReportPlace<'_>) -> String {
-    format!(
-        "{}ferry-manifests/{}/{}.csv",
-        normalize_prefix(place.prefix),
-        last(place.task_arn),
-        last(place.execution_arn)
-    )
-}
-
 /// Writes the manifest into the report bucket with Ferry's own identity.
 pub async fn put_manifest(account: &Account, place: &ReportPlace<'_>, key: &str, body: String) -> Result<(), Failure> {
     account
@@ -263,7 +265,6 @@ mod tests {
             bucket: "r",
             region: "us-east-1",
             prefix: Some("reports"),
-            task_arn: "arn:aws:datasync:us-east-1:1:task/task-1",
             execution_arn: "arn:aws:datasync:us-east-1:1:task/task-1/execution/exec-2",
         };
         assert_eq!(
@@ -295,10 +296,9 @@ mod tests {
             bucket: "r",
             region: "us-east-1",
             prefix: Some("reports/"),
-            task_arn: "arn:aws:datasync:us-east-1:1:task/task-1",
             execution_arn: "arn:aws:datasync:us-east-1:1:task/task-1/execution/exec-2",
         };
-        let key = manifest_key(&place);
+        let key = place.manifest_key();
         assert_eq!(key, "reports/ferry-manifests/task-1/exec-2.csv");
         assert!(key.chars().all(|c| c.is_ascii_alphanumeric() || "_-+./() ".contains(c)));
     }

@@ -11,14 +11,14 @@ use super::transfer::Transfer;
 use aws_sdk_datasync::types::{ManifestAction, ManifestConfig, ManifestFormat, S3ManifestConfig, SourceManifestConfig};
 
 use crate::api::{
-    CrossAccountTransferStatus, ExecutionStatus, ExecutionSummary, FailedOnlyRun, RUN_ANNOTATION, ReportSummary,
-    RunPolicy, RunRequest, condition, is_running_status,
+    CrossAccountTransferSpec, CrossAccountTransferStatus, DeletedFilesMode, ExecutionStatus, ExecutionSummary,
+    FailedOnlyRun, RUN_ANNOTATION, ReportSummary, RunPolicy, RunRequest, condition, is_running_status,
 };
 use crate::aws::datasync::{create, list_executions, sent_once, tag_entries, tags};
 use crate::aws::report::ReportPlace;
 use crate::aws::{FailureKind, classify};
 use crate::error::{Error, Result};
-use crate::naming::{TAG_FAILED_ONLY, TAG_RUN, TransferId};
+use crate::naming::{TAG_FAILED_ONLY, TAG_RUN, TransferId, arn_resource_id};
 use crate::summary;
 
 /// The create intent of an execution Ferry starts (see `Transfer::creating`).
@@ -328,7 +328,7 @@ async fn find_unknown(
                 request.failed_only = found
                     .iter()
                     .find(|(k, _)| k == TAG_FAILED_ONLY)
-                    .and_then(|(_, v)| failed_only_from_tag(t, task_arn, v));
+                    .and_then(|(_, v)| failed_only_from_tag(t.spec, task_arn, v));
                 t.status.last_run = Some(request);
                 track(t, &arn);
                 refresh(t, client).await?;
@@ -369,30 +369,27 @@ async fn start(
 ) -> Result<()> {
     let account = t.account_a_id().to_string();
     let key = run_key(t.id(), &request);
-    let mut tags = vec![(TAG_RUN, key.clone())];
-    let mut manifest = None;
+    let (mut manifest, mut failed_tag) = (None, None);
     if request.asks_failed_only() {
-        match failed_only(t, task_arn).await? {
+        match failed_only(t).await? {
             FailedOnly::Nothing(run) => return nothing_failed(t, request, run).await,
             FailedOnly::Run(run, config) => {
-                tags.push((
-                    TAG_FAILED_ONLY,
-                    format!("{}:{}", last_segment(&run.of_execution), run.objects),
-                ));
+                failed_tag = Some(failed_only_tag(&run));
                 request.failed_only = Some(run);
                 manifest = Some(config);
             }
         }
     }
     t.creating(EXECUTION_INTENT).await?;
-    let tag_refs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut tags = vec![(TAG_RUN, key.as_str())];
+    tags.extend(failed_tag.as_deref().map(|v| (TAG_FAILED_ONLY, v)));
     let mut start = client
         .start_task_execution()
         .task_arn(task_arn)
-        .set_tags(Some(tag_entries(t.id(), &tag_refs)));
+        .set_tags(Some(tag_entries(t.id(), &tags)));
     if let Some(config) = manifest {
         start = start.manifest_config(config);
-        if t.desired.task.options.preserve_deleted == "REMOVE" {
+        if t.spec.task.deleted == DeletedFilesMode::Remove {
             // A manifest never deletes; DataSync refuses it together with REMOVE.
             start = start.override_options(
                 aws_sdk_datasync::types::Options::builder()
@@ -431,15 +428,11 @@ enum FailedOnly {
     Run(FailedOnlyRun, ManifestConfig),
 }
 
-fn last_segment(arn: &str) -> &str {
-    arn.rsplit('/').next().unwrap_or(arn)
-}
-
 /// The last run's failed objects, from its task report, written as a DataSync manifest into
 /// the report bucket (under the report prefix, which the DataSync role may read). Needs a task
 /// report and a task without filters (DataSync does not combine a manifest with filters:
 /// <https://docs.aws.amazon.com/datasync/latest/userguide/transferring-with-manifest.html>).
-async fn failed_only(t: &Transfer<'_>, task_arn: &str) -> Result<FailedOnly> {
+async fn failed_only(t: &Transfer<'_>) -> Result<FailedOnly> {
     let token = t.obj.run_token().unwrap_or_default();
     let refuse = |why: &str| {
         Error::InvalidSpec(format!(
@@ -449,40 +442,26 @@ async fn failed_only(t: &Transfer<'_>, task_arn: &str) -> Result<FailedOnly> {
     if let Some(why) = t.spec.failed_only_blocker() {
         return Err(refuse(why));
     }
-    let Some(report) = t.spec.task.report.as_ref() else {
-        return Err(refuse("spec.task.report is not set"));
-    };
     let Some(previous) = t.status.execution.as_ref().filter(|e| !e.is_running()) else {
         return Err(refuse(
             "no run of this transfer has ended yet: wait for one, or run in full",
         ));
     };
     let of_execution = previous.arn.clone();
-    let Some(read) = previous.report.as_ref() else {
+    // The execution's ARN names the task that ran it (a replaced task's report stays where it was).
+    let (Some(read), Some(place)) = (previous.report.as_ref(), report_place(t.spec, &previous.arn)) else {
         return Err(refuse(&format!(
             "the task report of execution {of_execution} was not read (DataSync wrote none, or Ferry may not read it: status.execution.report is empty): run in full"
         )));
     };
-    if read.failed == 0 {
-        return Ok(FailedOnly::Nothing(FailedOnlyRun {
-            of_execution,
-            objects: 0,
-            manifest: None,
-        }));
-    }
-    // The report is the task's that ran it (a replaced task's executions keep their ARN).
-    let report_task = of_execution.split("/execution/").next().unwrap_or(task_arn);
-    let place = ReportPlace {
-        bucket: &report.bucket,
-        region: &t.spec.source.region,
-        prefix: report.prefix.as_deref(),
-        task_arn: report_task,
-        execution_arn: &of_execution,
-    };
     let account = t.account_a_id();
-    let paths = crate::aws::report::failed_paths(&t.account_a, &place)
-        .await
-        .map_err(|f| t.aws_error(&f, account, "s3:GetObject", &format!("s3://{}/", report.bucket)))?;
+    let paths = if read.failed == 0 {
+        Vec::new()
+    } else {
+        crate::aws::report::failed_paths(&t.account_a, &place)
+            .await
+            .map_err(|f| t.aws_error(&f, account, "s3:GetObject", &format!("s3://{}/", place.bucket)))?
+    };
     if paths.is_empty() {
         return Ok(FailedOnly::Nothing(FailedOnlyRun {
             of_execution,
@@ -490,14 +469,14 @@ async fn failed_only(t: &Transfer<'_>, task_arn: &str) -> Result<FailedOnly> {
             manifest: None,
         }));
     }
-    let key = crate::aws::report::manifest_key(&place);
+    let key = place.manifest_key();
     crate::aws::report::put_manifest(&t.account_a, &place, &key, crate::aws::report::manifest_csv(&paths))
         .await
-        .map_err(|f| t.aws_error(&f, account, "s3:PutObject", &format!("s3://{}/{key}", report.bucket)))?;
+        .map_err(|f| t.aws_error(&f, account, "s3:PutObject", &place.manifest_uri()))?;
     let s3 = S3ManifestConfig::builder()
         .manifest_object_path(&key)
         .bucket_access_role_arn(&t.desired.role.arn)
-        .s3_bucket_arn(crate::naming::bucket_arn(&t.spec.source.region, &report.bucket))
+        .s3_bucket_arn(crate::naming::bucket_arn(place.region, place.bucket))
         .build()?;
     let config = ManifestConfig::builder()
         .action(ManifestAction::Transfer)
@@ -508,7 +487,7 @@ async fn failed_only(t: &Transfer<'_>, task_arn: &str) -> Result<FailedOnly> {
         FailedOnlyRun {
             of_execution,
             objects: paths.len() as i64,
-            manifest: Some(format!("s3://{}/{key}", report.bucket)),
+            manifest: Some(place.manifest_uri()),
         },
         config,
     ))
@@ -527,19 +506,16 @@ async fn nothing_failed(t: &mut Transfer<'_>, mut request: RunRequest, run: Fail
     Ok(())
 }
 
-/// A failed-only run's tag read back after a crash (`<execution id>:<objects>`).
-fn failed_only_from_tag(t: &Transfer<'_>, task_arn: &str, value: &str) -> Option<FailedOnlyRun> {
+/// The tag of a failed-only run's execution: `<execution id>:<objects>`.
+fn failed_only_tag(run: &FailedOnlyRun) -> String {
+    format!("{}:{}", arn_resource_id(&run.of_execution), run.objects)
+}
+
+/// A failed-only run's tag read back after a crash ([`failed_only_tag`]).
+fn failed_only_from_tag(spec: &CrossAccountTransferSpec, task_arn: &str, value: &str) -> Option<FailedOnlyRun> {
     let (execution_id, objects) = value.split_once(':')?;
-    let report = t.spec.task.report.as_ref()?;
     let of_execution = format!("{task_arn}/execution/{execution_id}");
-    let place = ReportPlace {
-        bucket: &report.bucket,
-        region: &t.spec.source.region,
-        prefix: report.prefix.as_deref(),
-        task_arn,
-        execution_arn: &of_execution,
-    };
-    let manifest = format!("s3://{}/{}", report.bucket, crate::aws::report::manifest_key(&place));
+    let manifest = report_place(spec, &of_execution)?.manifest_uri();
     Some(FailedOnlyRun {
         of_execution,
         objects: objects.parse().ok()?,
@@ -625,19 +601,22 @@ async fn warn(t: &Transfer<'_>, reason: &str, message: String) {
         .await;
 }
 
+/// Where the task report of `execution_arn` is, when the spec asks for reports.
+fn report_place<'a>(spec: &'a CrossAccountTransferSpec, execution_arn: &'a str) -> Option<ReportPlace<'a>> {
+    let report = spec.task.report.as_ref()?;
+    Some(ReportPlace {
+        bucket: &report.bucket,
+        region: &spec.source.region,
+        prefix: report.prefix.as_deref(),
+        execution_arn,
+    })
+}
+
 /// The task report of a finished execution, when the spec asks for one. A report DataSync has
 /// not written, or Ferry may not read, is left out: the execution's own counters still tell
 /// the outcome.
 async fn read_report(t: &Transfer<'_>, execution_arn: &str) -> Option<ReportSummary> {
-    let report = t.spec.task.report.as_ref()?;
-    let task_arn = t.status.task_arn.as_deref()?;
-    let place = ReportPlace {
-        bucket: &report.bucket,
-        region: &t.spec.source.region,
-        prefix: report.prefix.as_deref(),
-        task_arn,
-        execution_arn,
-    };
+    let place = report_place(t.spec, execution_arn)?;
     match crate::aws::report::read(&t.account_a, &place).await {
         Ok(found) => found,
         Err(f) => {
@@ -703,6 +682,21 @@ mod tests {
             execution_arn: Some("arn:exec".into()),
             failed_only: None,
         }
+    }
+
+    #[test]
+    fn a_failed_only_runs_tag_reads_back_what_it_covers() {
+        let spec = fixtures::spec(json!({"task": {"report": {"bucket": "reports", "prefix": "r/"}, "excludes": []}}));
+        let task = "arn:aws:datasync:us-east-1:111111111111:task/task-0123456789abcdef0";
+        let run = FailedOnlyRun {
+            of_execution: format!("{task}/execution/exec-0123456789abcdef0"),
+            objects: 3,
+            manifest: Some("s3://reports/r/ferry-manifests/task-0123456789abcdef0/exec-0123456789abcdef0.csv".into()),
+        };
+        let tag = failed_only_tag(&run);
+        assert_eq!(tag, "exec-0123456789abcdef0:3");
+        assert_eq!(failed_only_from_tag(&spec, task, &tag), Some(run));
+        assert_eq!(failed_only_from_tag(&spec, task, "garbled"), None);
     }
 
     #[test]

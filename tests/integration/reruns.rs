@@ -28,6 +28,20 @@ async fn executions(s: &Scenario, task: &str) -> usize {
         .len()
 }
 
+/// A report bucket of Account A for the scenario; its name.
+async fn report_bucket(s: &Scenario) -> String {
+    let reports = format!("{}-reports", s.src);
+    s.a.bucket(&s.src_region, &reports).await;
+    reports
+}
+
+/// A source object the DataSync role may not read (encrypted with a key the transfer does not
+/// name), so a run fails that object alone.
+async fn locked_object(s: &Scenario) {
+    let other_key = s.a.kms_key(&s.src_region).await;
+    put(s, "media/locked.bin", b"secret", Some(&other_key)).await;
+}
+
 async fn put(s: &Scenario, key: &str, body: &'static [u8], kms_key: Option<&str>) {
     s.a.s3(&s.src_region)
         .put_object()
@@ -44,12 +58,8 @@ async fn put(s: &Scenario, key: &str, body: &'static [u8], kms_key: Option<&str>
 #[tokio::test]
 async fn a_failed_only_run_copies_exactly_the_objects_the_report_listed_as_failed() {
     let s = Scenario::new("rerun", "us-east-1", "us-east-1").await;
-    let reports = format!("{}-reports", s.src);
-    s.a.bucket(&s.src_region, &reports).await;
-    // One object is encrypted with a key the transfer does not name: DataSync's role may not
-    // decrypt it, so the first run fails that object alone.
-    let other_key = s.a.kms_key(&s.src_region).await;
-    put(&s, "media/locked.bin", b"secret", Some(&other_key)).await;
+    let reports = report_bucket(&s).await;
+    locked_object(&s).await;
     let _op = s.operator(&[]);
     s.apply(&s.manifest(
         "r",
@@ -134,10 +144,8 @@ async fn a_failed_only_run_copies_exactly_the_objects_the_report_listed_as_faile
 #[tokio::test]
 async fn a_failed_only_run_started_just_before_a_crash_is_adopted_with_what_it_covers() {
     let s = Scenario::new("rercrash", "us-east-1", "us-east-1").await;
-    let reports = format!("{}-reports", s.src);
-    s.a.bucket(&s.src_region, &reports).await;
-    let other_key = s.a.kms_key(&s.src_region).await;
-    put(&s, "media/locked.bin", b"secret", Some(&other_key)).await;
+    let reports = report_bucket(&s).await;
+    locked_object(&s).await;
     let first_operator = s.operator(&[]);
     s.apply(&s.manifest("c", json!({"task": {"excludes": [], "report": {"bucket": reports}}})))
         .await;
@@ -177,8 +185,7 @@ async fn a_failed_only_run_started_just_before_a_crash_is_adopted_with_what_it_c
 #[tokio::test]
 async fn a_failed_only_request_after_a_clean_run_starts_nothing() {
     let s = Scenario::new("rernone", "us-east-1", "us-east-1").await;
-    let reports = format!("{}-reports", s.src);
-    s.a.bucket(&s.src_region, &reports).await;
+    let reports = report_bucket(&s).await;
     let _op = s.operator(&[]);
     s.apply(&s.manifest("n", json!({"task": {"excludes": [], "report": {"bucket": reports}}})))
         .await;
