@@ -113,7 +113,10 @@ pub async fn create_role(iam: &Client, role: &NewRole<'_>) -> Result<Creation, R
                 "LimitExceeded" if failure.message.contains("RolesPerAccount") => {
                     Ok(Creation::AtRoleQuota(failure.message))
                 }
-                _ => Err(Refused::new("iam:CreateRole", &e)),
+                _ => Err(Refused {
+                    action: "iam:CreateRole",
+                    failure,
+                }),
             }
         }
     }
@@ -135,18 +138,22 @@ pub async fn put_role_policy(
         .policy_document(document.to_string())
         .send()
         .await;
-    match sent {
-        Ok(_) => Ok(true),
-        Err(e) if classify(&e).code == "LimitExceeded" && classify(&e).message.contains("policy size") => {
-            tracing::info!(
-                role,
-                "IAM has no room for another inline policy on the role: {}",
-                classify(&e).message
-            );
-            Ok(false)
-        }
-        Err(e) => Err(Refused::new("iam:PutRolePolicy", &e)),
+    let Err(e) = sent else {
+        return Ok(true);
+    };
+    let failure = classify(&e);
+    if failure.code == "LimitExceeded" && failure.message.contains("policy size") {
+        tracing::info!(
+            role,
+            "IAM has no room for another inline policy on the role: {}",
+            failure.message
+        );
+        return Ok(false);
     }
+    Err(Refused {
+        action: "iam:PutRolePolicy",
+        failure,
+    })
 }
 
 #[cfg(test)]

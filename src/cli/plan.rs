@@ -405,16 +405,15 @@ fn plan_run(out: &mut Vec<String>, spec: &crate::api::CrossAccountTransferSpec) 
         }
     };
     out.push(format!("\n7. Execution: {run}"));
-    let failed_only = match (&spec.task.report, spec.failed_only_blocker()) {
-        (Some(report), None) => format!(
-            "a ferry.dev/run value starting with `failed:` runs only the objects the last run's task report lists as failed, through a manifest Ferry writes to s3://{}/{}ferry-manifests/",
+    match (spec.failed_only_blocker(), &spec.task.report) {
+        (Some(why), _) => out.push(format!("   no failed-only runs (ferry.dev/run=failed:...): {why}")),
+        (None, Some(report)) => out.push(format!(
+            "   a ferry.dev/run value starting with `failed:` runs only the objects the last run's task report lists as failed, through a manifest Ferry writes to s3://{}/{}ferry-manifests/",
             report.bucket,
             crate::naming::normalize_prefix(report.prefix.as_deref())
-        ),
-        (_, Some(why)) => format!("no failed-only runs (ferry.dev/run=failed:...): {why}"),
-        (None, None) => String::new(),
-    };
-    out.push(format!("   {failed_only}"));
+        )),
+        (None, None) => {} // the blocker names a missing report
+    }
     out.push(format!(
         "\nOn deletion ({}): {}",
         spec.deletion_policy,
