@@ -102,7 +102,7 @@ while :; do
     IFS='|' read -r phase progress datasync <<<"$state"
     if [[ -n "$state" && "$state" != "$last" ]]; then
         last="$state"
-        line="$(printf '[%3ds] %-13s %4s' "$((SECONDS - applied))" "${phase:-Pending}" "$progress")"
+        line="$(printf '[%3ds] %-13s %4s' "$((SECONDS - applied))" "${phase:-(no status)}" "$progress")"
         [[ -n "$datasync" ]] && line+="  (DataSync execution: $datasync)"
         echo "${line%"${line##*[! ]}"}"
     fi
