@@ -37,9 +37,9 @@ async fn report_bucket(s: &Scenario) -> String {
 
 /// A source object the DataSync role may not read (encrypted with a key the transfer does not
 /// name), so a run fails that object alone.
-async fn locked_object(s: &Scenario) {
+async fn locked_object(s: &Scenario, key: &str) {
     let other_key = s.a.kms_key(&s.src_region).await;
-    put(s, "media/locked.bin", b"secret", Some(&other_key)).await;
+    put(s, key, b"secret", Some(&other_key)).await;
 }
 
 async fn put(s: &Scenario, key: &str, body: &'static [u8], kms_key: Option<&str>) {
@@ -59,7 +59,9 @@ async fn put(s: &Scenario, key: &str, body: &'static [u8], kms_key: Option<&str>
 async fn a_failed_only_run_copies_exactly_the_objects_the_report_listed_as_failed() {
     let s = Scenario::new("rerun", "us-east-1", "us-east-1").await;
     let reports = report_bucket(&s).await;
-    locked_object(&s).await;
+    // A key with what a CSV field must quote (a comma, quotes) and more than ASCII.
+    const LOCKED: &str = "media/dir one/locked, \"q\" \u{e9}.bin";
+    locked_object(&s, LOCKED).await;
     let _op = s.operator(&[]);
     s.apply(&s.manifest(
         "r",
@@ -72,11 +74,11 @@ async fn a_failed_only_run_copies_exactly_the_objects_the_report_listed_as_faile
     let task = status(&obj).task_arn.expect("task");
     let copied_before = s.destination_keys().await;
     assert!(copied_before.contains_key("archive/a.jpg"), "{copied_before:?}");
-    assert!(!copied_before.contains_key("archive/locked.bin"));
+    assert!(!copied_before.contains_key(&LOCKED.replacen("media/", "archive/", 1)));
 
     // Fixed at the source (written again without that key), and a new object the failed run
     // never saw: a failed-only run copies the first and not the second.
-    put(&s, "media/locked.bin", b"secret", None).await;
+    put(&s, LOCKED, b"secret", None).await;
     put(&s, "media/new.txt", b"new", None).await;
     s.annotate("r", "ferry.dev/run", "failed:1").await;
     let obj = s.wait_recovery("r", Phase::Succeeded, CONVERGE).await;
@@ -106,7 +108,10 @@ async fn a_failed_only_run_copies_exactly_the_objects_the_report_listed_as_faile
             .await
             .expect("manifest body")
             .into_bytes();
-    assert_eq!(String::from_utf8_lossy(&body), "locked.bin\n");
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "\"dir one/locked, \"\"q\"\" \u{e9}.bin\"\n"
+    );
 
     let second = st.execution.expect("the failed-only execution");
     assert_ne!(second.arn, first.arn);
@@ -117,7 +122,10 @@ async fn a_failed_only_run_copies_exactly_the_objects_the_report_listed_as_faile
     );
     assert_eq!(second.report.as_ref().map(|r| (r.transferred, r.failed)), Some((1, 0)));
     let copied = s.destination_keys().await;
-    assert!(copied.contains_key("archive/locked.bin"), "{copied:?}");
+    assert!(
+        copied.contains_key(&LOCKED.replacen("media/", "archive/", 1)),
+        "{copied:?}"
+    );
     assert!(
         !copied.contains_key("archive/new.txt"),
         "a failed-only run copies only the listed objects"
@@ -145,7 +153,7 @@ async fn a_failed_only_run_copies_exactly_the_objects_the_report_listed_as_faile
 async fn a_failed_only_run_started_just_before_a_crash_is_adopted_with_what_it_covers() {
     let s = Scenario::new("rercrash", "us-east-1", "us-east-1").await;
     let reports = report_bucket(&s).await;
-    locked_object(&s).await;
+    locked_object(&s, "media/locked.bin").await;
     let first_operator = s.operator(&[]);
     s.apply(&s.manifest("c", json!({"task": {"excludes": [], "report": {"bucket": reports}}})))
         .await;
