@@ -451,7 +451,7 @@ pub fn next_step(obj: &CrossAccountTransfer, seen: Option<&Seen>, now: Instant, 
     {
         return Next::Full;
     }
-    let awaiting = status.phase == Some(Phase::AwaitingDestination);
+    let awaiting = matches!(status.phase, Some(Phase::AwaitingDestination | Phase::AwaitingSource));
     let check_every = if awaiting {
         config.external_retry
     } else {
@@ -638,7 +638,7 @@ pub fn requeue_after(
     let running = status.execution.as_ref().is_some_and(ExecutionStatus::is_running);
     let pending = status.phase == Some(Phase::Transferring);
     match progress {
-        Progress::AwaitingDestination => config.external_retry,
+        Progress::AwaitingDestination | Progress::AwaitingSource => config.external_retry,
         Progress::Provisioned if running || pending => config.poll_interval,
         Progress::Provisioned => resync_for(uid, config.resync_interval),
     }
@@ -657,6 +657,7 @@ async fn finish(
     let outcome = match &progress {
         Ok(Progress::Provisioned) => Outcome::Provisioned,
         Ok(Progress::AwaitingDestination) => Outcome::AwaitingDestination,
+        Ok(Progress::AwaitingSource) => Outcome::AwaitingSource,
         Err(err) => Outcome::Failed {
             reason: err.reason().to_string(),
             message: err.to_string(),
@@ -735,6 +736,7 @@ async fn cleanup_refused(obj: &CrossAccountTransfer, ctx: &Context) -> Option<St
         return None;
     };
     let status = obj.status.clone().unwrap_or_default();
+    let foreign_bucket = status.foreign(obj.spec.pulls()).and_then(|d| d.bucket.clone());
     let mut left: Vec<String> = [
         status.task_arn,
         status.source_location_arn,
@@ -745,7 +747,7 @@ async fn cleanup_refused(obj: &CrossAccountTransfer, ctx: &Context) -> Option<St
     .chain(status.role.filter(|r| r.managed).map(|r| r.arn))
     .chain(status.retired)
     .collect();
-    if let Some(bucket) = status.destination.and_then(|d| d.bucket) {
+    if let Some(bucket) = foreign_bucket {
         left.push(format!("Ferry's statement in the policy of bucket {bucket}"));
     }
     let left = if left.is_empty() {

@@ -10,8 +10,8 @@ use crate::naming::{
     INLINE_POLICY_NAME, RolePool, TransferId, bucket_arn, location_uri, partition, role_name_from_arn, subdirectory,
 };
 use crate::policy::{
-    ACCESS_SID, CREATE_LOCATION_SID, RoleInputs, key_statement, role_inline_policy, shared_statements,
-    standalone_policy, trust_policy,
+    CREATE_LOCATION_SID, Reach, RoleInputs, key_statement, role_inline_policy, shared_statements, standalone_policy,
+    trust_policy,
 };
 
 /// Who Ferry is in Account A: the inputs of the desired state that only AWS can tell.
@@ -31,8 +31,9 @@ pub struct Desired {
     pub id: TransferId,
     /// Step 1: the DataSync role.
     pub role: DesiredRole,
-    /// Steps 2 and 3: the destination bucket's settings in Account B.
-    pub destination_bucket: DesiredBucket,
+    /// Steps 2 and 3: Ferry's part of the other account's bucket: the destination in Account B,
+    /// or the source when the destination account runs the copy.
+    pub foreign_bucket: DesiredBucket,
     /// Step 4: the source location.
     pub source: DesiredLocation,
     /// Step 5: the destination location.
@@ -63,13 +64,28 @@ impl Keys {
         }
     }
 
-    /// The destination key's policy statement naming this transfer's role, as a standalone
-    /// document (what Account B adds when Ferry cannot: External mode or a key of another
+    /// The key of the other account's bucket whose policy must name the DataSync role: the
+    /// destination's key, or (the destination account runs the copy) the first source key of
+    /// an account other than the destination's. A key of the account that runs the copy needs
+    /// only the role's own policy.
+    pub fn foreign<'k>(&'k self, spec: &CrossAccountTransferSpec) -> Option<&'k str> {
+        if spec.pulls() {
+            let home = Some(spec.destination.account_id.as_str());
+            self.source
+                .iter()
+                .find(|k| crate::naming::arn_account(k) != home)
+                .map(String::as_str)
+        } else {
+            self.destination.as_deref()
+        }
+    }
+
+    /// The foreign key's policy statement naming this transfer's role, as a standalone document
+    /// (what the key's account adds when Ferry cannot: External mode or a key of a third
     /// account).
-    pub fn required_key_policy(&self, role_arn: &str) -> Option<String> {
-        self.destination
-            .as_ref()
-            .map(|_| standalone_policy(&[key_statement(&[role_arn.to_string()])]))
+    pub fn required_key_policy(&self, spec: &CrossAccountTransferSpec, role_arn: &str) -> Option<String> {
+        self.foreign(spec)
+            .map(|_| standalone_policy(&[key_statement(reach(spec), &[role_arn.to_string()])]))
     }
 }
 
@@ -151,16 +167,21 @@ pub struct ManagedRole {
     pub pool: Option<(RolePool, u32)>,
 }
 
-/// Ferry's part of the destination bucket in Account B.
+/// Ferry's part of the other account's bucket: the destination in Account B, or the source
+/// when the destination account runs the copy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DesiredBucket {
+    /// Which side of the transfer the bucket is.
+    pub side: Side,
+    /// Whether the DataSync role writes into it or reads it.
+    pub reach: Reach,
     /// Bucket name.
     pub bucket: String,
     /// Its region.
     pub region: String,
-    /// Account B's id.
+    /// Its account's id.
     pub account_id: String,
-    /// AssumeRole: Ferry writes the settings. External: Account B's administrator does.
+    /// AssumeRole: Ferry writes the settings. External: the bucket account's administrator does.
     pub access: AccessMode,
     /// `arn:aws:s3:::bucket`.
     pub bucket_arn: String,
@@ -194,6 +215,34 @@ pub enum Side {
 }
 
 impl Side {
+    /// The side whose bucket is in the other account: the destination, or the source when the
+    /// destination account runs the copy.
+    pub fn foreign(spec: &CrossAccountTransferSpec) -> Side {
+        if spec.pulls() { Side::Source } else { Side::Destination }
+    }
+
+    /// The side whose bucket is in the account Ferry runs in.
+    pub fn home(spec: &CrossAccountTransferSpec) -> Side {
+        if spec.pulls() { Side::Destination } else { Side::Source }
+    }
+
+    /// The condition that says whether the bucket of this side, in the other account, is ready.
+    pub fn ready_condition(self) -> &'static str {
+        match self {
+            Side::Destination => crate::api::condition::DESTINATION_READY,
+            Side::Source => crate::api::condition::SOURCE_READY,
+        }
+    }
+
+    /// The account of this side's bucket, in messages: `Account B (222222222222)` or `the
+    /// source account (111111111111)`.
+    pub fn owner(self, account: &str) -> String {
+        match self {
+            Side::Destination => format!("Account B ({account})"),
+            Side::Source => format!("the source account ({account})"),
+        }
+    }
+
     /// `source` or `destination`, for messages.
     pub fn label(self) -> &'static str {
         match self {
@@ -314,30 +363,12 @@ impl Desired {
         slot: RoleSlot,
     ) -> Desired {
         let role = desired_role(spec, id, &who.account_a, &keys, slot);
-        let bucket_arn = bucket_arn(&spec.destination.region, &spec.destination.bucket);
-        let statements = shared_statements(
-            &bucket_arn,
-            std::slice::from_ref(&role.arn),
-            std::slice::from_ref(&who.creator_arn),
-        );
-        let destination_bucket = DesiredBucket {
-            bucket: spec.destination.bucket.clone(),
-            region: spec.destination.region.clone(),
-            account_id: spec.destination.account_id.clone(),
-            access: spec.destination.access.mode,
-            bucket_arn,
-            role_arn: role.arn.clone(),
-            creator_arn: who.creator_arn.clone(),
-            sids: vec![ACCESS_SID.to_string(), CREATE_LOCATION_SID.to_string()],
-            legacy_sids: vec![id.access_sid(), id.create_location_sid()],
-            statements,
-        };
         Desired {
             id: id.clone(),
             source: location(spec, Side::Source, &role.arn),
             destination: location(spec, Side::Destination, &role.arn),
             task: task(spec, &id.task_name(), &role.arn),
-            destination_bucket,
+            foreign_bucket: foreign_bucket(spec, id, who, &role.arn),
             role,
             keys,
         }
@@ -349,6 +380,46 @@ impl Desired {
             Side::Source => &self.source,
             Side::Destination => &self.destination,
         }
+    }
+}
+
+/// What the DataSync role does in the other account's bucket.
+pub fn reach(spec: &CrossAccountTransferSpec) -> Reach {
+    if spec.pulls() { Reach::Read } else { Reach::Write }
+}
+
+fn foreign_bucket(spec: &CrossAccountTransferSpec, id: &TransferId, who: &Identities, role_arn: &str) -> DesiredBucket {
+    let side = Side::foreign(spec);
+    let (bucket, region) = match side {
+        Side::Source => (&spec.source.bucket, &spec.source.region),
+        Side::Destination => (&spec.destination.bucket, &spec.destination.region),
+    };
+    let reach = reach(spec);
+    let bucket_arn = bucket_arn(region, bucket);
+    let statements = shared_statements(
+        &bucket_arn,
+        reach,
+        &[role_arn.to_string()],
+        std::slice::from_ref(&who.creator_arn),
+    );
+    // Older Ferry versions wrote one pair of statements per transfer, into destinations only.
+    let legacy_sids = match side {
+        Side::Destination => vec![id.access_sid(), id.create_location_sid()],
+        Side::Source => Vec::new(),
+    };
+    DesiredBucket {
+        side,
+        reach,
+        bucket: bucket.clone(),
+        region: region.clone(),
+        account_id: spec.foreign_account().to_string(),
+        access: spec.foreign_access().0,
+        bucket_arn,
+        role_arn: role_arn.to_string(),
+        creator_arn: who.creator_arn.clone(),
+        sids: vec![reach.access_sid().to_string(), CREATE_LOCATION_SID.to_string()],
+        legacy_sids,
+        statements,
     }
 }
 
@@ -392,6 +463,11 @@ fn desired_role(
         source_prefix: spec.source.prefix.as_deref(),
         destination_bucket: &spec.destination.bucket,
         destination_account: &spec.destination.account_id,
+        source_account: if spec.pulls() {
+            spec.foreign_account()
+        } else {
+            account_a
+        },
         source_keys: keys.source.clone(),
         destination_key: keys.destination.clone(),
         report: spec
@@ -478,6 +554,7 @@ fn task(spec: &CrossAccountTransferSpec, name: &str, role_arn: &str) -> TaskSett
 mod tests {
     use super::*;
     use crate::fixtures;
+    use crate::policy::Reach;
     use serde_json::json;
 
     fn who() -> Identities {
@@ -547,12 +624,9 @@ mod tests {
         );
         assert_eq!(d.source.role_arn, d.role.arn);
         assert_eq!(d.destination.role_arn, d.role.arn);
+        assert_eq!(d.foreign_bucket.statements[0]["Principal"]["AWS"], json!([d.role.arn]));
         assert_eq!(
-            d.destination_bucket.statements[0]["Principal"]["AWS"],
-            json!([d.role.arn])
-        );
-        assert_eq!(
-            d.destination_bucket.statements[1]["Principal"]["AWS"],
+            d.foreign_bucket.statements[1]["Principal"]["AWS"],
             json!(["arn:aws:iam::111111111111:role/ops/ferry"])
         );
         assert_eq!(d.destination.storage_class.as_deref(), Some("STANDARD"));
@@ -609,6 +683,72 @@ mod tests {
                 .role
                 .arn
         );
+    }
+
+    #[test]
+    fn a_pull_grants_read_only_in_the_source_bucket_and_keeps_the_role_to_its_accounts() {
+        let who = Identities {
+            account_a: "222222222222".into(),
+            creator_arn: "arn:aws:iam::222222222222:role/ferry".into(),
+        };
+        let spec = fixtures::spec(fixtures::pull());
+        let d = Desired::build(&spec, &fixtures::id(), &who);
+        let b = &d.foreign_bucket;
+        assert_eq!((b.side, b.reach, b.bucket.as_str()), (Side::Source, Reach::Read, "src"));
+        assert_eq!(
+            (b.account_id.as_str(), b.access),
+            ("111111111111", AccessMode::AssumeRole)
+        );
+        assert!(b.legacy_sids.is_empty(), "no older Ferry wrote into a source bucket");
+        assert_eq!(b.statements[0]["Sid"], "FerryDataSyncRead");
+        let actions: Vec<&str> = b.statements[0]["Action"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert!(actions.contains(&"s3:GetObject") && actions.contains(&"s3:ListBucket"));
+        for write in [
+            "s3:PutObject",
+            "s3:DeleteObject",
+            "s3:AbortMultipartUpload",
+            "s3:PutObjectTagging",
+        ] {
+            assert!(!actions.contains(&write), "{write} granted on the source");
+        }
+        assert_eq!(b.statements[1]["Principal"]["AWS"], json!([who.creator_arn]));
+        // The role lives in the destination account and reads buckets of the source account only.
+        assert!(
+            d.role.arn.starts_with("arn:aws:iam::222222222222:role/"),
+            "{}",
+            d.role.arn
+        );
+        let managed = d.role.managed.unwrap();
+        let owner = |sid: &str| {
+            managed.inline["Statement"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|st| st["Sid"] == sid)
+                .map(|st| st["Condition"]["StringEquals"]["s3:ResourceAccount"].clone())
+        };
+        assert_eq!(owner("SourceObjects"), Some(json!("111111111111")));
+        assert_eq!(owner("DestinationObjects"), Some(json!("222222222222")));
+        assert_eq!(
+            managed.trust["Statement"][0]["Condition"]["StringEquals"]["aws:SourceAccount"],
+            "222222222222"
+        );
+        // A source key of the source account gets the read statement; the destination's own key
+        // needs only the role's policy.
+        let keyed = fixtures::spec(json!({"initiator": "Destination",
+            "source": {"accountId": "111111111111", "access": {"mode": "External"},
+                       "kmsKeyArn": "arn:aws:kms:us-east-1:111111111111:key/src"},
+            "destination": {"access": null, "kmsKeyArn": "arn:aws:kms:us-west-1:222222222222:key/dst"}}));
+        let keys = Keys::from_spec(&keyed);
+        assert_eq!(keys.foreign(&keyed), Some("arn:aws:kms:us-east-1:111111111111:key/src"));
+        let doc: Value = serde_json::from_str(&keys.required_key_policy(&keyed, "r").unwrap()).unwrap();
+        assert_eq!(doc["Statement"][0]["Sid"], "FerryDataSyncKeyRead");
+        assert_eq!(doc["Statement"][0]["Action"], json!(["kms:Decrypt"]));
     }
 
     #[test]

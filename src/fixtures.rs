@@ -48,6 +48,15 @@ pub fn external() -> Value {
     json!({"destination": {"access": {"mode": "External", "roleArn": null}}})
 }
 
+/// Overrides that make the fixture a pull: the destination account `222222222222` runs the
+/// copy from source account `111111111111`, reached through its role `admin`.
+pub fn pull() -> Value {
+    json!({"initiator": "Destination",
+           "source": {"accountId": "111111111111",
+                      "access": {"mode": "AssumeRole", "roleArn": "arn:aws:iam::111111111111:role/admin"}},
+           "destination": {"access": null}})
+}
+
 /// The id of the fixture transfer.
 pub fn id() -> TransferId {
     TransferId::new("data", "media", UID)
@@ -69,9 +78,9 @@ mod tests {
     #[test]
     fn overrides_merge_and_null_removes() {
         let s = spec(external());
-        assert_eq!(s.destination.access.mode, crate::api::AccessMode::External);
-        assert_eq!(s.destination.access.role_arn, None);
+        assert_eq!(s.foreign_access(), (crate::api::AccessMode::External, None));
         assert_eq!(s.destination.bucket, "dst");
         assert!(spec(json!({})).validate().is_empty(), "the fixture is valid");
+        assert!(spec(pull()).validate().is_empty(), "the pull fixture is valid");
     }
 }

@@ -59,7 +59,7 @@ pub const STEP_LAYERS: &[&[&str]] = &[
         "execution",
         "retired",
     ],
-    &["destination"],
+    &["foreign"],
     &["cleanup"],
 ];
 

@@ -30,7 +30,7 @@ pub const DESTINATION_OBJECT_ACTIONS: [&str; 9] = [
 ];
 
 /// Read access DataSync needs on the source objects.
-const SOURCE_OBJECT_ACTIONS: [&str; 5] = [
+pub const SOURCE_OBJECT_ACTIONS: [&str; 5] = [
     "s3:GetObject",
     "s3:GetObjectTagging",
     "s3:GetObjectVersion",
@@ -63,6 +63,9 @@ pub struct RoleInputs<'a> {
     pub destination_bucket: &'a str,
     /// Account B's id: the only account whose bucket of that name the role may use.
     pub destination_account: &'a str,
+    /// The source bucket's account: Account A (`account_id`), or another account when the
+    /// destination account runs the copy.
+    pub source_account: &'a str,
     /// Task report bucket and prefix, when a report is configured.
     pub report: Option<(&'a str, Option<&'a str>)>,
     /// Customer managed KMS keys (full ARNs) of the source objects: the role may decrypt.
@@ -81,6 +84,57 @@ pub const DESTINATION_KEY_ACTIONS: [&str; 2] = ["kms:Decrypt", "kms:GenerateData
 /// Sid of Ferry's statement in a destination KMS key's policy, shared by every transfer whose
 /// DataSync role writes with the key.
 pub const KEY_SID: &str = "FerryDataSyncKeyUse";
+/// Sid of Ferry's statement in a source KMS key's policy (`initiator: Destination`), shared by
+/// every transfer whose DataSync role reads objects encrypted with the key.
+pub const KEY_READ_SID: &str = "FerryDataSyncKeyRead";
+
+/// What the DataSync role does in the bucket of the other account, and so which statements
+/// Ferry adds to that bucket's policy and its key's policy: it writes into the destination
+/// (push, the tutorial), or reads the source when the destination account runs the copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Reach {
+    /// The destination bucket of Account B: the tutorial's write access.
+    #[default]
+    Write,
+    /// The source bucket of another account: read access only.
+    Read,
+}
+
+impl Reach {
+    /// The Sid of the statement that grants the DataSync roles.
+    pub fn access_sid(self) -> &'static str {
+        match self {
+            Reach::Write => ACCESS_SID,
+            Reach::Read => READ_SID,
+        }
+    }
+
+    /// The actions that statement grants on the bucket and its objects.
+    fn actions(self) -> Vec<&'static str> {
+        let mut actions: Vec<&str> = DESTINATION_BUCKET_ACTIONS.to_vec();
+        match self {
+            Reach::Write => actions.extend(DESTINATION_OBJECT_ACTIONS),
+            Reach::Read => actions.extend(SOURCE_OBJECT_ACTIONS),
+        }
+        actions
+    }
+
+    /// The Sid of Ferry's statement in the bucket key's policy.
+    pub fn key_sid(self) -> &'static str {
+        match self {
+            Reach::Write => KEY_SID,
+            Reach::Read => KEY_READ_SID,
+        }
+    }
+
+    /// What the DataSync roles may do with the bucket's key.
+    fn key_actions(self) -> &'static [&'static str] {
+        match self {
+            Reach::Write => &DESTINATION_KEY_ACTIONS,
+            Reach::Read => &SOURCE_KEY_ACTIONS,
+        }
+    }
+}
 
 /// The condition that keeps a statement to buckets of one account: bucket names are global, so
 /// a deleted bucket's name could be taken by a stranger's bucket
@@ -127,7 +181,7 @@ pub fn role_inline_policy(inputs: &RoleInputs<'_>, destination_region: &str, sou
     let dst = bucket_arn(destination_region, inputs.destination_bucket);
     let src = bucket_arn(source_region, inputs.source_bucket);
     let src_prefix = normalize_prefix(inputs.source_prefix);
-    let (b, a) = (owned_by(inputs.destination_account), owned_by(inputs.account_id));
+    let (b, a) = (owned_by(inputs.destination_account), owned_by(inputs.source_account));
     let mut statements = vec![
         json!({
             "Sid": "DestinationBucket",
@@ -158,6 +212,8 @@ pub fn role_inline_policy(inputs: &RoleInputs<'_>, destination_region: &str, sou
             "Condition": a
         }),
     ];
+    // The report bucket is in the account that runs the copy.
+    let a = owned_by(inputs.account_id);
     if let Some((bucket, prefix)) = inputs.report {
         let report = bucket_arn(source_region, bucket);
         statements.push(json!({
@@ -194,14 +250,14 @@ pub fn role_inline_policy(inputs: &RoleInputs<'_>, destination_region: &str, sou
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
-/// Ferry's statement in a destination KMS key's policy: the DataSync roles of the transfers
-/// writing with the key may use it (pure).
-pub fn key_statement(roles: &[String]) -> Value {
+/// Ferry's statement in a bucket's KMS key policy: the DataSync roles of the transfers writing
+/// with the key (or, `Reach::Read`, reading with it) may use it (pure).
+pub fn key_statement(reach: Reach, roles: &[String]) -> Value {
     json!({
-        "Sid": KEY_SID,
+        "Sid": reach.key_sid(),
         "Effect": "Allow",
         "Principal": {"AWS": roles},
-        "Action": DESTINATION_KEY_ACTIONS,
+        "Action": reach.key_actions(),
         "Resource": "*"
     })
 }
@@ -212,23 +268,25 @@ pub fn key_statement(roles: &[String]) -> Value {
 /// when nothing changes (pure).
 pub fn key_policy_with(
     current: &str,
+    reach: Reach,
     add: Option<&str>,
     remove: Option<&str>,
 ) -> Result<Option<String>, MalformedPolicy> {
     let doc = parse_policy(Some(current))?.ok_or_else(|| MalformedPolicy("empty key policy".into()))?;
     let list = statements(&doc)?;
+    let ours = reach.key_sid();
     let mut roles: Vec<String> = list
         .iter()
-        .find(|st| sid(st) == Some(KEY_SID))
+        .find(|st| sid(st) == Some(ours))
         .map(|st| aws_principals(Some(st)))
         .unwrap_or_default();
     roles.retain(|r| Some(r.as_str()) != remove);
     let roles = union(roles, &add.map(str::to_string).into_iter().collect::<Vec<_>>());
-    let fresh = (!roles.is_empty()).then(|| key_statement(&roles));
+    let fresh = (!roles.is_empty()).then(|| key_statement(reach, &roles));
     let mut out = Vec::new();
     let mut placed = false;
     for st in list {
-        if sid(&st) == Some(KEY_SID) {
+        if sid(&st) == Some(ours) {
             if let Some(f) = &fresh {
                 out.push(f.clone());
             }
@@ -247,6 +305,10 @@ pub fn key_policy_with(
 /// Sid of Ferry's statement that lets the DataSync roles of all its transfers into a bucket use
 /// the bucket and its objects (tutorial step 3, statement one).
 pub const ACCESS_SID: &str = "FerryDataSyncAccess";
+/// Sid of Ferry's read-only statement for the DataSync roles in a source bucket of another
+/// account (`initiator: Destination`): the bucket and object read actions DataSync's source
+/// location needs, nothing that writes.
+pub const READ_SID: &str = "FerryDataSyncRead";
 /// Sid of Ferry's statement that lets the identities creating the locations list the bucket
 /// (tutorial step 3, statement two). When Ferry changed the bucket's Object Ownership, the Sid
 /// also records the value it found (`FerryCreateLocationWasObjectWriter`): the statement lives
@@ -264,10 +326,10 @@ fn create_location_sid(origin: Option<&str>) -> String {
     }
 }
 
-/// Whether a Sid is one of Ferry's shared statements, and the origin the create-location Sid
-/// records.
-fn shared_sid(id: &str) -> Option<(bool, Option<String>)> {
-    if id == ACCESS_SID {
+/// Whether a Sid is one of Ferry's shared statements for `reach` (the other reach's access
+/// statement is not), and the origin the create-location Sid records.
+fn shared_sid(id: &str, reach: Reach) -> Option<(bool, Option<String>)> {
+    if id == reach.access_sid() {
         return Some((true, None));
     }
     let rest = id.strip_prefix(CREATE_LOCATION_SID)?;
@@ -285,20 +347,24 @@ pub const MAX_BUCKET_POLICY_BYTES: usize = 20 * 1024;
 /// Ferry's two statements for a destination bucket, shared by every transfer into it: each
 /// transfer's DataSync role and creating identity are principals of the one statement, so a
 /// transfer adds about the length of one role ARN to the policy (pure).
-pub fn shared_statements(bucket_arn: &str, roles: &[String], creators: &[String]) -> Vec<Value> {
-    shared_statements_with(bucket_arn, roles, creators, None)
+pub fn shared_statements(bucket_arn: &str, reach: Reach, roles: &[String], creators: &[String]) -> Vec<Value> {
+    shared_statements_with(bucket_arn, reach, roles, creators, None)
 }
 
-fn shared_statements_with(bucket_arn: &str, roles: &[String], creators: &[String], origin: Option<&str>) -> Vec<Value> {
-    let mut actions: Vec<&str> = DESTINATION_BUCKET_ACTIONS.to_vec();
-    actions.extend(DESTINATION_OBJECT_ACTIONS);
+fn shared_statements_with(
+    bucket_arn: &str,
+    reach: Reach,
+    roles: &[String],
+    creators: &[String],
+    origin: Option<&str>,
+) -> Vec<Value> {
     let mut out = Vec::new();
     if !roles.is_empty() {
         out.push(json!({
-            "Sid": ACCESS_SID,
+            "Sid": reach.access_sid(),
             "Effect": "Allow",
             "Principal": {"AWS": roles},
-            "Action": actions,
+            "Action": reach.actions(),
             "Resource": [bucket_arn, format!("{bucket_arn}/*")]
         }));
     }
@@ -335,13 +401,13 @@ pub struct Shared {
 }
 
 /// The roles, creators and recorded origin in Ferry's shared statements of a policy (pure).
-pub fn shared(current: Option<&str>) -> Result<Shared, MalformedPolicy> {
+pub fn shared(current: Option<&str>, reach: Reach) -> Result<Shared, MalformedPolicy> {
     let Some(doc) = parse_policy(current)? else {
         return Ok(Shared::default());
     };
     let mut found = Shared::default();
     for statement in statements(&doc)? {
-        match sid(&statement).and_then(shared_sid) {
+        match sid(&statement).and_then(|id| shared_sid(id, reach)) {
             Some((true, _)) => found.roles = aws_principals(Some(&statement)),
             Some((false, origin)) => {
                 found.creators = aws_principals(Some(&statement));
@@ -354,8 +420,8 @@ pub fn shared(current: Option<&str>) -> Result<Shared, MalformedPolicy> {
 }
 
 /// The roles and creators in Ferry's shared statements of a policy (pure).
-pub fn shared_principals(current: Option<&str>) -> Result<(Vec<String>, Vec<String>), MalformedPolicy> {
-    let found = shared(current)?;
+pub fn shared_principals(current: Option<&str>, reach: Reach) -> Result<(Vec<String>, Vec<String>), MalformedPolicy> {
+    let found = shared(current, reach)?;
     Ok((found.roles, found.creators))
 }
 
@@ -365,6 +431,7 @@ pub fn shared_principals(current: Option<&str>) -> Result<(Vec<String>, Vec<Stri
 fn with_shared(
     current: Option<&str>,
     bucket_arn: &str,
+    reach: Reach,
     roles: &[String],
     creators: &[String],
     origin: Option<&str>,
@@ -376,16 +443,20 @@ fn with_shared(
         m.insert("Version".into(), json!("2012-10-17"));
         m
     });
-    let mut fresh: Vec<Value> = shared_statements_with(bucket_arn, roles, creators, origin);
+    let mut fresh: Vec<Value> = shared_statements_with(bucket_arn, reach, roles, creators, origin);
     let mut list = Vec::new();
     for statement in statements(&base)? {
         let id = sid(&statement).unwrap_or_default();
         if legacy_sids.iter().any(|l| l == id) {
             continue;
         }
-        match shared_sid(id) {
+        match shared_sid(id, reach) {
             Some((access, _)) => {
-                let is_access = |f: &Value| sid(f).and_then(shared_sid).is_some_and(|(a, _)| a == access);
+                let is_access = |f: &Value| {
+                    sid(f)
+                        .and_then(|id| shared_sid(id, reach))
+                        .is_some_and(|(a, _)| a == access)
+                };
                 if let Some(pos) = fresh.iter().position(is_access) {
                     list.push(fresh.remove(pos));
                 }
@@ -413,6 +484,8 @@ fn union(mut list: Vec<String>, add: &[String]) -> Vec<String> {
 /// What a transfer adds to Ferry's shared statements of a bucket policy.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Grant<'a> {
+    /// Whether the roles write into the bucket or read it.
+    pub reach: Reach,
     /// Its DataSync role(s).
     pub roles: &'a [String],
     /// The identity that creates its locations.
@@ -428,12 +501,13 @@ pub struct Grant<'a> {
 
 /// Adds a transfer's principals to Ferry's shared statements of a bucket policy (pure).
 pub fn grant(current: Option<&str>, bucket_arn: &str, g: Grant<'_>) -> Result<PolicyChange, MalformedPolicy> {
-    let mut found = shared(current)?;
+    let mut found = shared(current, g.reach)?;
     found.roles.retain(|r| !g.stale_roles.contains(r));
     let origin = found.origin.as_deref().or(g.origin);
     with_shared(
         current,
         bucket_arn,
+        g.reach,
         &union(found.roles, g.roles),
         &union(found.creators, g.creators),
         origin,
@@ -458,6 +532,7 @@ pub struct Revoked {
 pub fn revoke(
     current: Option<&str>,
     bucket_arn: &str,
+    reach: Reach,
     role_arn: &str,
     creator_arn: &str,
     keep_role: bool,
@@ -467,7 +542,7 @@ pub fn revoke(
         mut roles,
         mut creators,
         origin,
-    } = shared(current)?;
+    } = shared(current, reach)?;
     if !keep_role {
         roles.retain(|r| r != role_arn);
     }
@@ -475,7 +550,15 @@ pub fn revoke(
     if !roles.iter().any(|r| account(r) == account(creator_arn)) {
         creators.retain(|c| c != creator_arn);
     }
-    let change = with_shared(current, bucket_arn, &roles, &creators, origin.as_deref(), legacy_sids)?;
+    let change = with_shared(
+        current,
+        bucket_arn,
+        reach,
+        &roles,
+        &creators,
+        origin.as_deref(),
+        legacy_sids,
+    )?;
     Ok(Revoked {
         change,
         others_remain: !roles.is_empty(),
@@ -611,6 +694,7 @@ mod tests {
             source_prefix: Some("media"),
             destination_bucket: "dst",
             destination_account: "222222222222",
+            source_account: "111111111111",
             report: None,
             source_keys: Vec::new(),
             destination_key: None,
@@ -639,12 +723,14 @@ mod tests {
         let root = json!({"Sid": "Enable IAM User Permissions", "Effect": "Allow",
             "Principal": {"AWS": "arn:aws:iam::222222222222:root"}, "Action": "kms:*", "Resource": "*"});
         let original = json!({"Version": "2012-10-17", "Statement": [root]}).to_string();
-        let one = key_policy_with(&original, Some(&role(1)), None)
+        let one = key_policy_with(&original, Reach::Write, Some(&role(1)), None)
             .unwrap()
             .expect("a write");
-        let two = key_policy_with(&one, Some(&role(2)), None).unwrap().expect("a write");
+        let two = key_policy_with(&one, Reach::Write, Some(&role(2)), None)
+            .unwrap()
+            .expect("a write");
         // Adding a role that is there already writes nothing.
-        assert_eq!(key_policy_with(&two, Some(&role(1)), None).unwrap(), None);
+        assert_eq!(key_policy_with(&two, Reach::Write, Some(&role(1)), None).unwrap(), None);
         let doc: Value = serde_json::from_str(&two).unwrap();
         assert_eq!(
             doc["Statement"][0], root,
@@ -653,15 +739,19 @@ mod tests {
         assert_eq!(doc["Statement"][1]["Sid"], KEY_SID);
         assert_eq!(doc["Statement"][1]["Principal"]["AWS"], json!([role(1), role(2)]));
         // The first to leave takes only its role; the last takes the statement.
-        let left = key_policy_with(&two, None, Some(&role(1))).unwrap().expect("a write");
+        let left = key_policy_with(&two, Reach::Write, None, Some(&role(1)))
+            .unwrap()
+            .expect("a write");
         let left_doc: Value = serde_json::from_str(&left).unwrap();
         assert_eq!(left_doc["Statement"][1]["Principal"]["AWS"], json!([role(2)]));
-        let gone = key_policy_with(&left, None, Some(&role(2))).unwrap().expect("a write");
+        let gone = key_policy_with(&left, Reach::Write, None, Some(&role(2)))
+            .unwrap()
+            .expect("a write");
         assert_eq!(
             serde_json::from_str::<Value>(&gone).unwrap(),
             serde_json::from_str::<Value>(&original).unwrap()
         );
-        assert!(key_policy_with("not json", Some(&role(1)), None).is_err());
+        assert!(key_policy_with("not json", Reach::Write, Some(&role(1)), None).is_err());
     }
 
     #[test]
@@ -728,7 +818,7 @@ mod tests {
 
     #[test]
     fn shared_statements_match_the_tutorial_with_a_principal_list() {
-        let st = shared_statements(BUCKET, &[role(1)], &[CREATOR.to_string()]);
+        let st = shared_statements(BUCKET, Reach::Write, &[role(1)], &[CREATOR.to_string()]);
         assert_eq!(st[0]["Sid"], ACCESS_SID);
         assert_eq!(st[0]["Action"].as_array().unwrap().len(), 12);
         assert_eq!(st[0]["Resource"], json!(["arn:aws:s3:::dst", "arn:aws:s3:::dst/*"]));
@@ -742,7 +832,7 @@ mod tests {
     fn transfers_share_two_statements_and_each_adds_only_its_role() {
         let one = add(None, 1);
         let two = add(Some(&one), 2);
-        let (roles, creators) = shared_principals(Some(&two)).unwrap();
+        let (roles, creators) = shared_principals(Some(&two), Reach::Write).unwrap();
         assert_eq!(roles, vec![role(1), role(2)]);
         assert_eq!(creators, vec![CREATOR.to_string()]);
         let v: Value = serde_json::from_str(&two).unwrap();
@@ -766,17 +856,17 @@ mod tests {
             "granting again writes nothing"
         );
         // One leaves: the other keeps its access and the creator stays.
-        let left = revoke(Some(&two), BUCKET, &role(1), CREATOR, false, &[]).unwrap();
+        let left = revoke(Some(&two), BUCKET, Reach::Write, &role(1), CREATOR, false, &[]).unwrap();
         assert!(left.others_remain);
         let PolicyChange::Put(after) = left.change else {
             panic!("expected a write")
         };
         assert_eq!(
-            shared_principals(Some(&after)).unwrap(),
+            shared_principals(Some(&after), Reach::Write).unwrap(),
             (vec![role(2)], vec![CREATOR.to_string()])
         );
         // The last one leaves: the policy is gone.
-        let last = revoke(Some(&after), BUCKET, &role(2), CREATOR, false, &[]).unwrap();
+        let last = revoke(Some(&after), BUCKET, Reach::Write, &role(2), CREATOR, false, &[]).unwrap();
         assert!(!last.others_remain);
         assert_eq!(last.change, PolicyChange::Delete);
         // A renamed role replaces the old one.
@@ -794,9 +884,12 @@ mod tests {
         let PolicyChange::Put(renamed) = renamed else {
             panic!("expected a write")
         };
-        assert_eq!(shared_principals(Some(&renamed)).unwrap().0, vec![role(2), role(3)]);
+        assert_eq!(
+            shared_principals(Some(&renamed), Reach::Write).unwrap().0,
+            vec![role(2), role(3)]
+        );
         // A role another transfer shares stays.
-        let kept = revoke(Some(&two), BUCKET, &role(1), CREATOR, true, &[]).unwrap();
+        let kept = revoke(Some(&two), BUCKET, Reach::Write, &role(1), CREATOR, true, &[]).unwrap();
         assert_eq!(kept.change, PolicyChange::Unchanged);
     }
 
@@ -820,15 +913,18 @@ mod tests {
         assert!(first.contains("FerryCreateLocationWasObjectWriter"));
         // A second transfer found the bucket enforced already: the record stays.
         let second = add(Some(&first), 2);
-        assert_eq!(shared(Some(&second)).unwrap().origin.as_deref(), Some("ObjectWriter"));
+        assert_eq!(
+            shared(Some(&second), Reach::Write).unwrap().origin.as_deref(),
+            Some("ObjectWriter")
+        );
         // The first leaves, the second is last and learns what to put back.
-        let PolicyChange::Put(after) = revoke(Some(&second), BUCKET, &role(1), CREATOR, false, &[])
+        let PolicyChange::Put(after) = revoke(Some(&second), BUCKET, Reach::Write, &role(1), CREATOR, false, &[])
             .unwrap()
             .change
         else {
             panic!("expected a write")
         };
-        let last = revoke(Some(&after), BUCKET, &role(2), CREATOR, false, &[]).unwrap();
+        let last = revoke(Some(&after), BUCKET, Reach::Write, &role(2), CREATOR, false, &[]).unwrap();
         assert!(!last.others_remain);
         assert_eq!(last.origin.as_deref(), Some("ObjectWriter"));
     }
@@ -907,7 +1003,18 @@ mod tests {
             )
             .is_err()
         );
-        assert!(revoke(Some("{\"Statement\": 3}"), BUCKET, &role(1), CREATOR, false, &[]).is_err());
+        assert!(
+            revoke(
+                Some("{\"Statement\": 3}"),
+                BUCKET,
+                Reach::Write,
+                &role(1),
+                CREATOR,
+                false,
+                &[]
+            )
+            .is_err()
+        );
     }
 
     fn arb_json() -> impl Strategy<Value = Value> {
@@ -969,7 +1076,7 @@ mod tests {
             prop_assert_eq!(list.len(), others.len() + 2);
             // Every transfer leaving gives back the original document.
             for n in 0..count {
-                match revoke(Some(&doc), BUCKET, &role(n), CREATOR, false, &[]).unwrap().change {
+                match revoke(Some(&doc), BUCKET, Reach::Write, &role(n), CREATOR, false, &[]).unwrap().change {
                     PolicyChange::Put(next) => doc = next,
                     PolicyChange::Delete => { prop_assert!(others.is_empty()); doc = String::new(); }
                     PolicyChange::Unchanged => prop_assert!(false, "leaving must change the policy"),

@@ -54,6 +54,8 @@ pub enum Outcome {
     Provisioned,
     /// External mode, waiting for Account B.
     AwaitingDestination,
+    /// External mode, `initiator: Destination`: waiting for the source account.
+    AwaitingSource,
     /// A step failed; `stalled` when retrying cannot fix it.
     Failed {
         /// The error's reason (variant name).
@@ -181,6 +183,11 @@ fn judge(obj: &CrossAccountTransfer, status: &CrossAccountTransferStatus, outcom
             Phase::AwaitingDestination,
             "AwaitingDestination",
             "waiting for Account B's administrator to apply the bucket policy in status.destination.requiredBucketPolicy",
+        ),
+        Outcome::AwaitingSource => Summary::working(
+            Phase::AwaitingSource,
+            "AwaitingSource",
+            "waiting for the source account's administrator to apply the bucket policy in status.source.requiredBucketPolicy",
         ),
         Outcome::Provisioned => provisioned(obj, status),
     }

@@ -90,13 +90,16 @@ const FIELDS: &[Field] = &[
     Field { field: "spec.source.region", value: |s| Some(Some(&s.source.region)), grant: "spec.source.regions", allowed: |p| strs(&p.source.regions), compare: Compare::Pattern },
     Field { field: "spec.source.prefix", value: |s| Some(s.source.prefix.as_deref()), grant: "spec.source.prefixes", allowed: |p| strs(&p.source.prefixes), compare: Compare::Folder },
     Field { field: "spec.source.roleArn", value: |s| s.source.role_arn.as_deref().map(Some), grant: "spec.source.roleArns", allowed: |p| strs(&p.source.role_arns), compare: Compare::Pattern },
+    Field { field: "spec.source.accountId", value: |s| s.source.account_id.as_deref().map(Some), grant: "spec.source.accounts", allowed: |p| strs(&p.source.accounts), compare: Compare::Pattern },
+    Field { field: "spec.source.access.mode", value: |s| s.source.access.as_ref().map(|a| Some(a.mode.as_str())), grant: "spec.source.modes", allowed: |p| p.source.modes.iter().map(|m| m.as_str()).collect(), compare: Compare::Pattern },
+    Field { field: "spec.source.access.roleArn", value: |s| s.source.access.as_ref().and_then(|a| a.role_arn.as_deref()).map(Some), grant: "spec.source.accessRoleArns", allowed: |p| strs(&p.source.access_role_arns), compare: Compare::Pattern },
     Field { field: "spec.source.kmsKeyArn", value: |s| s.source.kms_key_arn.as_deref().map(Some), grant: "spec.source.kmsKeyArns", allowed: |p| strs(&p.source.kms_key_arns), compare: Compare::Pattern },
     Field { field: "spec.destination.accountId", value: |s| Some(Some(&s.destination.account_id)), grant: "spec.destination.accounts", allowed: |p| strs(&p.destination.accounts), compare: Compare::Pattern },
     Field { field: "spec.destination.bucket", value: |s| Some(Some(&s.destination.bucket)), grant: "spec.destination.buckets", allowed: |p| strs(&p.destination.buckets), compare: Compare::Pattern },
     Field { field: "spec.destination.region", value: |s| Some(Some(&s.destination.region)), grant: "spec.destination.regions", allowed: |p| strs(&p.destination.regions), compare: Compare::Pattern },
     Field { field: "spec.destination.prefix", value: |s| Some(s.destination.prefix.as_deref()), grant: "spec.destination.prefixes", allowed: |p| strs(&p.destination.prefixes), compare: Compare::Folder },
-    Field { field: "spec.destination.access.mode", value: |s| Some(Some(s.destination.access.mode.as_str())), grant: "spec.destination.modes", allowed: |p| p.destination.modes.iter().map(|m| m.as_str()).collect(), compare: Compare::Pattern },
-    Field { field: "spec.destination.access.roleArn", value: |s| s.destination.access.role_arn.as_deref().map(Some), grant: "spec.destination.roleArns", allowed: |p| strs(&p.destination.role_arns), compare: Compare::Pattern },
+    Field { field: "spec.destination.access.mode", value: |s| s.destination.access.as_ref().map(|a| Some(a.mode.as_str())), grant: "spec.destination.modes", allowed: |p| p.destination.modes.iter().map(|m| m.as_str()).collect(), compare: Compare::Pattern },
+    Field { field: "spec.destination.access.roleArn", value: |s| s.destination.access.as_ref().and_then(|a| a.role_arn.as_deref()).map(Some), grant: "spec.destination.roleArns", allowed: |p| strs(&p.destination.role_arns), compare: Compare::Pattern },
     Field { field: "spec.destination.kmsKeyArn", value: |s| s.destination.kms_key_arn.as_deref().map(Some), grant: "spec.destination.kmsKeyArns", allowed: |p| strs(&p.destination.kms_key_arns), compare: Compare::Pattern },
     Field { field: "spec.dataSyncRole.name", value: |s| s.data_sync_role.name.as_deref().map(Some), grant: "spec.dataSyncRole.names", allowed: |p| strs(&p.data_sync_role.names), compare: Compare::Pattern },
     Field { field: "spec.dataSyncRole.arn", value: |s| s.data_sync_role.arn.as_deref().map(Some), grant: "spec.dataSyncRole.arns", allowed: |p| strs(&p.data_sync_role.arns), compare: Compare::Pattern },
@@ -137,7 +140,11 @@ pub fn wants(spec: &CrossAccountTransferSpec) -> Vec<Want> {
 
 /// The identities a transfer's AWS calls are made with, besides the operator's own: the only
 /// fields a cleanup needs granted (it removes only what Ferry made for the transfer).
-pub const IDENTITY_FIELDS: &[&str] = &["spec.source.roleArn", "spec.destination.access.roleArn"];
+pub const IDENTITY_FIELDS: &[&str] = &[
+    "spec.source.roleArn",
+    "spec.source.access.roleArn",
+    "spec.destination.access.roleArn",
+];
 
 /// Whether `policy` grants `want` (pure).
 pub fn grants(policy: &TransferPolicySpec, want: &Want) -> bool {
@@ -522,7 +529,10 @@ mod tests {
             }),
             ("spec.destination.bucket", |s| s.destination.bucket = "elsewhere".into()),
             ("spec.destination.access.roleArn", |s| {
-                s.destination.access.role_arn = Some("arn:aws:iam::222222222222:role/other".into())
+                s.destination.access = Some(crate::api::DestinationAccess {
+                    role_arn: Some("arn:aws:iam::222222222222:role/other".into()),
+                    ..Default::default()
+                })
             }),
             ("spec.destination.kmsKeyArn", |s| {
                 s.destination.kms_key_arn = Some("arn:aws:kms:us-east-1:222222222222:key/k".into())
@@ -707,6 +717,8 @@ mod tests {
     fn every_spec_field_is_classified() {
         use kube::CustomResourceExt;
         const NOT_RESOURCES: &[&str] = &[
+            // Which account runs the copy; the accounts themselves are granted.
+            "spec.initiator",
             "spec.destination.storageClass",
             "spec.task.mode",
             "spec.task.verify",
@@ -750,7 +762,15 @@ mod tests {
         full.source.prefix = Some("p".into());
         full.destination.prefix = Some("p".into());
         full.destination.kms_key_arn = Some("k".into());
-        full.destination.access.role_arn = Some("r".into());
+        full.destination.access = Some(crate::api::DestinationAccess {
+            role_arn: Some("r".into()),
+            ..Default::default()
+        });
+        full.source.account_id = Some("a".into());
+        full.source.access = Some(crate::api::SourceAccess {
+            role_arn: Some("r".into()),
+            ..Default::default()
+        });
         full.data_sync_role.name = Some("n".into());
         full.data_sync_role.arn = Some("a".into());
         full.task.log_group_arn = Some("l".into());
@@ -766,5 +786,34 @@ mod tests {
                 "{leaf} is neither granted by TransferPolicy nor listed as naming no AWS resource"
             );
         }
+    }
+
+    #[test]
+    fn a_pull_needs_its_source_account_and_access_granted() {
+        let spec = fixtures::spec(fixtures::pull());
+        let mut grants = team_a();
+        let refused = |grants: &serde_json::Value| match evaluate(
+            &spec,
+            "team-a",
+            &labels(&[]),
+            &[policy("team-a", grants.clone())],
+        ) {
+            Verdict::Refused { message } => Some(message),
+            Verdict::Permitted { .. } => None,
+        };
+        let message = refused(&grants).expect("a policy without source accounts grants no pull");
+        assert!(
+            message.starts_with("spec.source.accountId \"111111111111\""),
+            "{message}"
+        );
+        grants["source"]["accounts"] = json!(["111111111111"]);
+        let message = refused(&grants).expect("the source's admin role is an identity to grant");
+        assert!(message.starts_with("spec.source.access.roleArn"), "{message}");
+        grants["source"]["accessRoleArns"] = json!(["arn:aws:iam::111111111111:role/*"]);
+        grants["destination"]["accounts"] = json!(["222222222222"]);
+        assert_eq!(refused(&grants), None);
+        grants["source"]["modes"] = json!(["External"]);
+        let message = refused(&grants).expect("AssumeRole not granted");
+        assert!(message.starts_with("spec.source.access.mode"), "{message}");
     }
 }

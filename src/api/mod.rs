@@ -200,6 +200,17 @@ pub struct CrossAccountTransferSpec {
     /// The bucket to copy into, in Account B, and how Ferry may configure it.
     pub destination: DestinationSpec,
 
+    /// Which account runs the copy, i.e. owns the DataSync role and task. `Source` (default, the
+    /// tutorial's push): the account Ferry runs in is the source's, and Ferry configures the
+    /// destination bucket (`spec.destination.access`). `Destination` (pull): the account Ferry
+    /// runs in is the destination's (`spec.destination.accountId`), and Ferry configures the
+    /// source bucket of `spec.source.accountId` (`spec.source.access`). Immutable.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self == oldSelf", "message": "spec.initiator is immutable: the DataSync role and task live in the initiating account; create a new CrossAccountTransfer to change it"}
+    ]))]
+    pub initiator: Initiator,
+
     /// The IAM role DataSync uses to read the source and write the destination. Empty (the
     /// default): Ferry creates and manages `ferry-<namespace>-<name>`. `name`: Ferry creates and
     /// manages a role of that name. `arn`: an existing role that Ferry uses but never changes.
@@ -236,6 +247,7 @@ pub struct CrossAccountTransferSpec {
 /// The source bucket (Account A).
 #[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = cel_rules(Scope::Source)))]
 pub struct SourceSpec {
     /// Name of the source S3 bucket, e.g. `account-a-bucket`.
     #[schemars(regex(pattern = BUCKET_PATTERN), length(min = 3, max = 63))]
@@ -251,10 +263,23 @@ pub struct SourceSpec {
     #[schemars(regex(pattern = PREFIX_PATTERN), length(max = 1024))]
     pub prefix: Option<String>,
 
-    /// Optional IAM role in Account A to assume instead of using the operator's own identity.
+    /// Optional IAM role in Account A to assume instead of using the operator's own identity
+    /// (`initiator: Source` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = ROLE_ARN_PATTERN), length(max = 2048))]
     pub role_arn: Option<String>,
+
+    /// The 12-digit id of the source bucket's account, quoted in YAML (`initiator: Destination`
+    /// only, where it is required): the DataSync role may read buckets of this account only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = ACCOUNT_ID_PATTERN))]
+    pub account_id: Option<String>,
+
+    /// How Ferry gets the source bucket's account ready when the destination account runs the
+    /// copy (`initiator: Destination` only, where it is required): `mode: AssumeRole` with
+    /// `roleArn` (a role of `accountId`), or `mode: External`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<SourceAccess>,
 
     /// Optional customer managed KMS key (full key ARN) that encrypts the source objects. Ferry
     /// reads the bucket's default encryption and grants the DataSync role its key on its own;
@@ -303,8 +328,10 @@ pub struct DestinationSpec {
     pub kms_key_arn: Option<String>,
 
     /// How Ferry gets Account B's bucket ready (object ownership and bucket policy): `mode:
-    /// AssumeRole` with `roleArn`, or `mode: External`.
-    pub access: DestinationAccess,
+    /// AssumeRole` with `roleArn`, or `mode: External`. Required with `initiator: Source`;
+    /// not set with `initiator: Destination` (the account Ferry runs in owns the bucket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<DestinationAccess>,
 }
 
 /// How Ferry configures the destination bucket in Account B.
@@ -322,6 +349,27 @@ pub struct DestinationAccess {
     /// IAM role in Account B that Ferry assumes (AssumeRole mode). It needs
     /// `s3:GetBucketPolicy`, `s3:PutBucketPolicy`, `s3:DeleteBucketPolicy`,
     /// `s3:GetBucketOwnershipControls` and `s3:PutBucketOwnershipControls` on the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = ROLE_ARN_PATTERN), length(max = 2048))]
+    pub role_arn: Option<String>,
+}
+
+/// How Ferry configures the source bucket's account when the destination account runs the copy.
+#[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = cel_rules(Scope::SourceAccess)))]
+pub struct SourceAccess {
+    /// `AssumeRole` (default): Ferry assumes `roleArn` in the source account to merge its
+    /// read-only statements into the source bucket's policy (and the source key's policy).
+    /// `External`: Ferry never calls the source account; it publishes the exact bucket policy in
+    /// `status.source.requiredBucketPolicy` and waits until its administrator applied it.
+    #[serde(default)]
+    pub mode: AccessMode,
+
+    /// IAM role in the source account that Ferry assumes (AssumeRole mode). It needs
+    /// `s3:GetBucketPolicy`, `s3:PutBucketPolicy`, `s3:DeleteBucketPolicy` and
+    /// `s3:GetEncryptionConfiguration` on the bucket (and `kms:GetKeyPolicy`,
+    /// `kms:PutKeyPolicy`, `kms:DescribeKey` on an SSE-KMS bucket's key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = ROLE_ARN_PATTERN), length(max = 2048))]
     pub role_arn: Option<String>,
@@ -473,6 +521,15 @@ string_enum!(
         #[default]
         AssumeRole,
         External
+    }
+);
+
+string_enum!(
+    /// Which account runs the copy (owns the DataSync role and task).
+    Initiator {
+        #[default]
+        Source,
+        Destination
     }
 );
 
@@ -670,6 +727,44 @@ impl CrossAccountTransfer {
 }
 
 impl CrossAccountTransferSpec {
+    /// Whether the destination account runs the copy (`initiator: Destination`, pull).
+    pub fn pulls(&self) -> bool {
+        self.initiator == Initiator::Destination
+    }
+
+    /// How Ferry reaches the other account's bucket (the destination's, or the source's when it
+    /// pulls): the access mode and the role to assume. A spec without it (refused by
+    /// validation) reads as External, which calls nothing.
+    pub fn foreign_access(&self) -> (AccessMode, Option<&str>) {
+        let access = if self.pulls() {
+            self.source.access.as_ref().map(|a| (a.mode, a.role_arn.as_deref()))
+        } else {
+            self.destination
+                .access
+                .as_ref()
+                .map(|a| (a.mode, a.role_arn.as_deref()))
+        };
+        access.unwrap_or((AccessMode::External, None))
+    }
+
+    /// The other account's bucket: the destination, or the source when it pulls.
+    pub fn foreign_bucket(&self) -> &str {
+        if self.pulls() {
+            &self.source.bucket
+        } else {
+            &self.destination.bucket
+        }
+    }
+
+    /// The id of the other account: the destination's, or the source's when it pulls.
+    pub fn foreign_account(&self) -> &str {
+        if self.pulls() {
+            self.source.account_id.as_deref().unwrap_or_default()
+        } else {
+            &self.destination.account_id
+        }
+    }
+
     /// The run this spec and the `ferry.dev/run` annotation ask for that has not been started
     /// yet (pure). `OnChange`: one run per spec generation. Both policies: a new annotation value
     /// asks for one more run. A suspended transfer asks for nothing.

@@ -6,8 +6,8 @@
 //! per-field ones. Also the one table of AWS partitions.
 
 use super::{
-    AccessMode, CrossAccountTransferSpec, DeletedFilesMode, LogLevel, OPT_IN_REGIONS, StorageClass, TaskMode,
-    TaskRelease, TransferMode, VerifyMode,
+    AccessMode, CrossAccountTransferSpec, DeletedFilesMode, Initiator, LogLevel, OPT_IN_REGIONS, StorageClass,
+    TaskMode, TaskRelease, TransferMode, VerifyMode,
 };
 
 /// AWS partitions by the prefix of their Region names; a Region matching none is in `aws`.
@@ -39,6 +39,10 @@ pub fn partition_names() -> Vec<&'static str> {
 pub enum Scope {
     /// `spec`.
     Spec,
+    /// `spec.source`.
+    Source,
+    /// `spec.source.access`.
+    SourceAccess,
     /// `spec.destination`.
     Destination,
     /// `spec.destination.access`.
@@ -77,6 +81,24 @@ fn cel_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
 
 fn is_enhanced(s: &CrossAccountTransferSpec) -> bool {
     s.task.mode == TaskMode::Enhanced
+}
+
+/// The CEL test of `initiator: Destination` on `spec`.
+macro_rules! pulls_cel {
+    () => {
+        "(has(self.initiator) && self.initiator == 'Destination')"
+    };
+}
+
+fn pulls(s: &CrossAccountTransferSpec) -> bool {
+    s.initiator == Initiator::Destination
+}
+
+/// Whether `arn` is a role of `account` in some partition.
+fn role_of(arn: &str, account: &str) -> bool {
+    partition_names()
+        .iter()
+        .any(|p| arn.starts_with(&format!("arn:{p}:iam::{account}:role/")))
 }
 
 /// The cross-field rules of the spec.
@@ -135,15 +157,99 @@ pub const RULES: &[Rule] = &[
         example: r#"{"schedule": "rate(12 hours)", "task": {"release": "AfterSuccess"}}"#,
     },
     Rule {
+        scope: Scope::Spec,
+        cel: concat!(
+            "!",
+            pulls_cel!(),
+            " || (has(self.source.accountId) && has(self.source.access))"
+        ),
+        message: "spec.initiator Destination needs spec.source.accountId and spec.source.access: the source bucket's account and how Ferry reaches it (mode: AssumeRole with roleArn, or mode: External)",
+        broken: |s| pulls(s) && (s.source.account_id.is_none() || s.source.access.is_none()),
+        example: r#"{"initiator": "Destination", "destination": {"access": null}}"#,
+    },
+    Rule {
+        scope: Scope::Spec,
+        cel: concat!(pulls_cel!(), " || has(self.destination.access)"),
+        message: "spec.destination.access is required when spec.initiator is Source (the default): how Ferry configures the destination bucket (mode: AssumeRole with roleArn, or mode: External)",
+        broken: |s| !pulls(s) && s.destination.access.is_none(),
+        example: r#"{"destination": {"access": null}}"#,
+    },
+    Rule {
+        scope: Scope::Spec,
+        cel: concat!("!", pulls_cel!(), " || !has(self.destination.access)"),
+        message: "spec.destination.access must be empty when spec.initiator is Destination: the destination bucket is in the account Ferry runs in; spec.source.access says how Ferry reaches the source",
+        broken: |s| pulls(s) && s.destination.access.is_some(),
+        example: r#"{"initiator": "Destination", "source": {"accountId": "111111111111", "access": {"mode": "External"}}}"#,
+    },
+    Rule {
+        scope: Scope::Spec,
+        cel: concat!(
+            pulls_cel!(),
+            " || !(has(self.source.accountId) || has(self.source.access))"
+        ),
+        message: "spec.source.accountId and spec.source.access are for spec.initiator: Destination only; with initiator Source the source bucket is in the account Ferry runs in",
+        broken: |s| !pulls(s) && (s.source.account_id.is_some() || s.source.access.is_some()),
+        example: r#"{"source": {"accountId": "111111111111"}}"#,
+    },
+    Rule {
+        scope: Scope::Spec,
+        cel: concat!("!", pulls_cel!(), " || !has(self.source.roleArn)"),
+        message: "spec.source.roleArn is for spec.initiator: Source only: with initiator Destination Ferry runs as its own identity in the destination account and reaches the source through spec.source.access",
+        broken: |s| pulls(s) && s.source.role_arn.is_some(),
+        example: r#"{"initiator": "Destination", "destination": {"access": null}, "source": {"accountId": "111111111111", "access": {"mode": "External"}, "roleArn": "arn:aws:iam::222222222222:role/ops"}}"#,
+    },
+    Rule {
+        scope: Scope::Spec,
+        cel: concat!(
+            "!",
+            pulls_cel!(),
+            " || !has(self.source.accountId) || self.source.accountId != self.destination.accountId"
+        ),
+        message: "spec.source.accountId must differ from spec.destination.accountId: Ferry copies between two accounts",
+        broken: |s| pulls(s) && s.source.account_id.as_deref() == Some(s.destination.account_id.as_str()),
+        example: r#"{"initiator": "Destination", "destination": {"access": null}, "source": {"accountId": "222222222222", "access": {"mode": "External"}}}"#,
+    },
+    Rule {
+        scope: Scope::Source,
+        cel: "!has(self.access) || !has(self.access.roleArn) || !has(self.accountId) || PARTITIONS.exists(p, self.access.roleArn.startsWith('arn:' + p + ':iam::' + self.accountId + ':role/'))",
+        message: "spec.source.access.roleArn must be a role of the source account spec.source.accountId",
+        broken: |s| {
+            let role = s.source.access.as_ref().and_then(|a| a.role_arn.as_deref());
+            matches!((role, &s.source.account_id), (Some(arn), Some(account)) if !role_of(arn, account))
+        },
+        example: r#"{"initiator": "Destination", "destination": {"access": null}, "source": {"accountId": "111111111111", "access": {"mode": "AssumeRole", "roleArn": "arn:aws:iam::333333333333:role/elsewhere"}}}"#,
+    },
+    Rule {
+        scope: Scope::SourceAccess,
+        cel: "self.mode != 'AssumeRole' || has(self.roleArn)",
+        message: "spec.source.access.roleArn is required when spec.source.access.mode is AssumeRole (or use mode: External)",
+        broken: |s| {
+            s.source
+                .access
+                .as_ref()
+                .is_some_and(|a| a.mode == AccessMode::AssumeRole && a.role_arn.is_none())
+        },
+        example: r#"{"initiator": "Destination", "destination": {"access": null}, "source": {"accountId": "111111111111", "access": {"mode": "AssumeRole"}}}"#,
+    },
+    Rule {
+        scope: Scope::SourceAccess,
+        cel: "self.mode != 'External' || !has(self.roleArn)",
+        message: "spec.source.access.roleArn must be empty when spec.source.access.mode is External: Ferry never calls the source account then",
+        broken: |s| {
+            s.source
+                .access
+                .as_ref()
+                .is_some_and(|a| a.mode == AccessMode::External && a.role_arn.is_some())
+        },
+        example: r#"{"initiator": "Destination", "destination": {"access": null}, "source": {"accountId": "111111111111", "access": {"mode": "External", "roleArn": "arn:aws:iam::111111111111:role/admin"}}}"#,
+    },
+    Rule {
         scope: Scope::Destination,
-        cel: "!has(self.access.roleArn) || PARTITIONS.exists(p, self.access.roleArn.startsWith('arn:' + p + ':iam::' + self.accountId + ':role/'))",
+        cel: "!has(self.access) || !has(self.access.roleArn) || PARTITIONS.exists(p, self.access.roleArn.startsWith('arn:' + p + ':iam::' + self.accountId + ':role/'))",
         message: "spec.destination.access.roleArn must be a role of the destination account spec.destination.accountId",
         broken: |s| {
-            s.destination.access.role_arn.as_deref().is_some_and(|arn| {
-                !partition_names()
-                    .iter()
-                    .any(|p| arn.starts_with(&format!("arn:{p}:iam::{}:role/", s.destination.account_id)))
-            })
+            let role = s.destination.access.as_ref().and_then(|a| a.role_arn.as_deref());
+            role.is_some_and(|arn| !role_of(arn, &s.destination.account_id))
         },
         example: r#"{"destination": {"access": {"roleArn": "arn:aws:iam::333333333333:role/elsewhere"}}}"#,
     },
@@ -151,14 +257,24 @@ pub const RULES: &[Rule] = &[
         scope: Scope::Access,
         cel: "self.mode != 'AssumeRole' || has(self.roleArn)",
         message: MSG_ROLE_ARN_REQUIRED,
-        broken: |s| s.destination.access.mode == AccessMode::AssumeRole && s.destination.access.role_arn.is_none(),
+        broken: |s| {
+            s.destination
+                .access
+                .as_ref()
+                .is_some_and(|a| a.mode == AccessMode::AssumeRole && a.role_arn.is_none())
+        },
         example: r#"{"destination": {"access": {"mode": "AssumeRole", "roleArn": null}}}"#,
     },
     Rule {
         scope: Scope::Access,
         cel: "self.mode != 'External' || !has(self.roleArn)",
         message: "spec.destination.access.roleArn must be empty when spec.destination.access.mode is External: Ferry never calls Account B then",
-        broken: |s| s.destination.access.mode == AccessMode::External && s.destination.access.role_arn.is_some(),
+        broken: |s| {
+            s.destination
+                .access
+                .as_ref()
+                .is_some_and(|a| a.mode == AccessMode::External && a.role_arn.is_some())
+        },
         example: r#"{"destination": {"access": {"mode": "External"}}}"#,
     },
     Rule {
@@ -321,6 +437,7 @@ mod tests {
             m.starts_with("S3 bucket names must not")
                 || m == super::super::MSG_KMS_KEY_ARN
                 || m.starts_with("spec.task.mode is immutable")
+                || m.starts_with("spec.initiator is immutable")
         };
         let outside: Vec<&String> = found
             .iter()

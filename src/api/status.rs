@@ -37,9 +37,13 @@ pub struct CrossAccountTransferStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<RoleStatus>,
 
-    /// What Ferry knows and did in Account B.
+    /// What Ferry knows and did in Account B (`initiator: Source`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub destination: Option<DestinationStatus>,
+    pub destination: Option<ForeignBucketStatus>,
+
+    /// What Ferry knows and did in the source bucket's account (`initiator: Destination`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ForeignBucketStatus>,
 
     /// ARN of the DataSync location of the source bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,6 +113,9 @@ pub enum Phase {
     Provisioning,
     /// External mode: waiting for Account B's administrator to apply the bucket policy.
     AwaitingDestination,
+    /// External mode, `initiator: Destination`: waiting for the source account's administrator
+    /// to apply the bucket policy.
+    AwaitingSource,
     /// Everything exists; no execution asked for yet.
     Ready,
     /// A DataSync execution is running.
@@ -128,6 +135,7 @@ impl Phase {
             Phase::Pending => "Pending",
             Phase::Provisioning => "Provisioning",
             Phase::AwaitingDestination => "AwaitingDestination",
+            Phase::AwaitingSource => "AwaitingSource",
             Phase::Ready => "Ready",
             Phase::Transferring => "Transferring",
             Phase::Succeeded => "Succeeded",
@@ -147,11 +155,12 @@ pub struct RoleStatus {
     pub managed: bool,
 }
 
-/// Facts about the destination in Account B.
+/// Facts about the bucket of the other account: the destination in Account B (push), or the
+/// source (`initiator: Destination`).
 #[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-pub struct DestinationStatus {
-    /// The bucket these facts are about (the destination bucket Ferry last configured).
+pub struct ForeignBucketStatus {
+    /// The bucket these facts are about (the bucket of the other account Ferry last configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket: Option<String>,
 
@@ -164,30 +173,47 @@ pub struct DestinationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_ownership: Option<String>,
 
-    /// The identity in Account A that creates the destination location (statement two of the
-    /// bucket policy).
+    /// Ferry's identity that creates the location of this bucket (statement two of the bucket
+    /// policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creator_arn: Option<String>,
 
-    /// The Sids of Ferry's statements in the destination bucket policy.
+    /// The Sids of Ferry's statements in the bucket policy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub policy_statement_ids: Vec<String>,
 
-    /// External mode: the bucket policy statements Account B's administrator must add to the
-    /// destination bucket's policy, as a JSON policy document.
+    /// External mode: the bucket policy statements the bucket account's administrator must add
+    /// to the bucket's policy, as a JSON policy document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_bucket_policy: Option<String>,
 
     /// The KMS key whose key policy Ferry added the DataSync role to (AssumeRole mode, a key of
-    /// Account B); the role is taken out again on deletion.
+    /// the bucket's account); the role is taken out again on deletion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_arn: Option<String>,
 
-    /// The key-policy statement Account B's administrator must add to the destination bucket's
-    /// KMS key (External mode, or a key Ferry cannot edit), as a JSON policy document.
+    /// The key-policy statement the bucket account's administrator must add to the bucket's KMS
+    /// key (External mode, or a key Ferry cannot edit), as a JSON policy document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_key_policy: Option<String>,
+}
+
+impl CrossAccountTransferStatus {
+    /// What Ferry knows of the other account's bucket: `source` when the destination account
+    /// runs the copy (`pulls`), else `destination`.
+    pub fn foreign(&self, pulls: bool) -> Option<&ForeignBucketStatus> {
+        if pulls {
+            self.source.as_ref()
+        } else {
+            self.destination.as_ref()
+        }
+    }
+
+    /// [`foreign`](Self::foreign), to change.
+    pub fn foreign_mut(&mut self, pulls: bool) -> &mut Option<ForeignBucketStatus> {
+        if pulls { &mut self.source } else { &mut self.destination }
+    }
 }
 
 impl ReportSummary {
@@ -458,6 +484,9 @@ pub mod condition {
     pub const ROLE_READY: &str = "RoleReady";
     /// The destination bucket's ownership and policy are in place (or, External mode, applied by Account B).
     pub const DESTINATION_READY: &str = "DestinationReady";
+    /// `initiator: Destination`: the source bucket's policy grants the DataSync role (or, External
+    /// mode, the source account applied it).
+    pub const SOURCE_READY: &str = "SourceReady";
     /// Both DataSync locations exist.
     pub const LOCATIONS_READY: &str = "LocationsReady";
     /// The DataSync task exists with the spec's settings.

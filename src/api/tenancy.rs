@@ -141,6 +141,28 @@ pub struct SourceGrant {
     #[schemars(length(max = 100), inner(regex(pattern = ARN_GRANT), length(max = 2048)))]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub kms_key_arns: Vec<String>,
+
+    /// Source accounts (12 digits, quoted, or `*`) that `spec.source.accountId` may name: the
+    /// accounts whose buckets transfers run by the destination account (`initiator:
+    /// Destination`) may read. Empty: no such transfer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), inner(regex(pattern = ACCOUNT_GRANT)))]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub accounts: Vec<String>,
+
+    /// The access modes `spec.source.access.mode` may use (`initiator: Destination`). Default:
+    /// both; AssumeRole needs a granted role ARN too.
+    #[serde(default = "all_modes")]
+    #[schemars(length(max = 2))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub modes: Vec<AccessMode>,
+
+    /// Roles of source accounts (ARN patterns) that `spec.source.access.roleArn` may name, e.g.
+    /// `arn:aws:iam::111111111111:role/ferry-access`. Empty: no AssumeRole pull.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), inner(regex(pattern = ARN_GRANT), length(max = 2048)))]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub access_role_arns: Vec<String>,
 }
 
 fn all_modes() -> Vec<AccessMode> {

@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Namespace;
 
 use crate::api::{AccessMode, CrossAccountTransfer, RunPolicy, TransferPolicy};
-use crate::desired::{Desired, Identities};
+use crate::desired::{Desired, Identities, Side};
 use crate::naming::TransferId;
-use crate::policy::{Grant, KEY_SID, PolicyChange, grant, key_policy_with, shared_principals};
+use crate::policy::{Grant, KEY_READ_SID, PolicyChange, READ_SID, Reach, grant, key_policy_with, shared_principals};
 use crate::tenancy::{Verdict, evaluate};
 
 /// Options shared by `plan` and `policy`.
@@ -190,7 +190,14 @@ fn identity(obj: &CrossAccountTransfer, args: &ManifestArgs) -> Identity {
         .clone()
         .or_else(|| obj.metadata.uid.clone())
         .unwrap_or_else(|| "<uid>".into());
-    let account_a = args.account_a_id.clone().unwrap_or_else(|| "<account-a-id>".into());
+    // Pulling, Ferry runs in the destination's account, which the spec names.
+    let account_a = args.account_a_id.clone().unwrap_or_else(|| {
+        if obj.spec.pulls() {
+            obj.spec.destination.account_id.clone()
+        } else {
+            "<account-a-id>".into()
+        }
+    });
     let creator = args
         .creator_arn
         .clone()
@@ -231,7 +238,7 @@ pub fn render_plan(obj: &CrossAccountTransfer, args: &ManifestArgs) -> String {
 
     let desired = Desired::build(spec, &who.id, &who.who);
     plan_role(&mut out, spec, &desired, &who);
-    plan_destination(&mut out, spec, &desired);
+    plan_foreign(&mut out, spec, &desired);
     plan_locations_and_task(&mut out, spec, &desired);
     plan_run(&mut out, spec);
     let text = out.join("\n");
@@ -245,13 +252,19 @@ pub fn render_plan(obj: &CrossAccountTransfer, args: &ManifestArgs) -> String {
 /// Steps 0 and 1 of the plan: the encryption read and the DataSync role.
 fn plan_role(out: &mut Vec<String>, spec: &crate::api::CrossAccountTransferSpec, desired: &Desired, who: &Identity) {
     let role_arn = &desired.role.arn;
+    let foreign = &desired.foreign_bucket;
+    let home = home_label(spec);
+    let home_bucket = match foreign.side {
+        Side::Destination => &spec.source.bucket,
+        Side::Source => &spec.destination.bucket,
+    };
+    let field = foreign.side.label();
     out.push(format!(
-        "\n0. Encryption: read the default encryption of buckets {} (Account A) and {} ({}); a customer managed KMS key found there is granted to the DataSync role like the keys below. SSE-C, the AWS managed key aws/s3 or a key named by alias on the destination are refused.",
-        spec.source.bucket,
-        spec.destination.bucket,
-        match spec.destination.access.mode {
-            AccessMode::AssumeRole => "Account B, through the access role",
-            AccessMode::External => "not read in External mode: name its key in destination.kmsKeyArn",
+        "\n0. Encryption: read the default encryption of buckets {home_bucket} ({home}) and {} ({}); a customer managed KMS key found there is granted to the DataSync role like the keys below. SSE-C, the AWS managed key aws/s3 or a key named by alias on the {field} are refused.",
+        foreign.bucket,
+        match foreign.access {
+            AccessMode::AssumeRole => format!("{}, through the access role", foreign.side.owner(&foreign.account_id)),
+            AccessMode::External => format!("not read in External mode: name its key in {field}.kmsKeyArn"),
         }
     ));
     for key in &desired.keys.source {
@@ -264,11 +277,11 @@ fn plan_role(out: &mut Vec<String>, spec: &crate::api::CrossAccountTransferSpec,
     }
     match &desired.role.managed {
         None => out.push(format!(
-            "\n1. DataSync IAM role (Account A): use the existing role {role_arn} unchanged"
+            "\n1. DataSync IAM role ({home}): use the existing role {role_arn} unchanged"
         )),
         Some(managed) if managed.pool.is_some() => {
             out.push(format!(
-                "\n1. DataSync IAM role (Account A): a role shared by namespace {}'s transfers, {role_arn} or the next of its row with room (IAM allows 10,240 characters of inline policies per role); created if missing, deleted with its last transfer",
+                "\n1. DataSync IAM role ({home}): a role shared by namespace {}'s transfers, {role_arn} or the next of its row with room (IAM allows 10,240 characters of inline policies per role); created if missing, deleted with its last transfer",
                 who.id.namespace
             ));
             out.push("   trust policy (the same for the whole row):".into());
@@ -280,9 +293,7 @@ fn plan_role(out: &mut Vec<String>, spec: &crate::api::CrossAccountTransferSpec,
             out.push(indent(&pretty(&managed.inline)));
         }
         Some(managed) => {
-            out.push(format!(
-                "\n1. DataSync IAM role (Account A): create and manage {role_arn}"
-            ));
+            out.push(format!("\n1. DataSync IAM role ({home}): create and manage {role_arn}"));
             out.push("   trust policy:".into());
             out.push(indent(&pretty(&managed.trust)));
             out.push(format!("   inline policy {}:", managed.inline_name));
@@ -291,48 +302,65 @@ fn plan_role(out: &mut Vec<String>, spec: &crate::api::CrossAccountTransferSpec,
     }
 }
 
-/// Steps 2 and 3: Account B's bucket (ownership, policy) and the destination key's policy.
-fn plan_destination(out: &mut Vec<String>, spec: &crate::api::CrossAccountTransferSpec, desired: &Desired) {
+/// Steps 2 and 3: the other account's bucket (ownership, policy) and the foreign key's policy.
+fn plan_foreign(out: &mut Vec<String>, spec: &crate::api::CrossAccountTransferSpec, desired: &Desired) {
     let role_arn = &desired.role.arn;
-    let bucket = &desired.destination_bucket;
-    let b = &spec.destination;
-    match b.access.mode {
-        AccessMode::AssumeRole => {
-            out.push(format!(
-                "\n2. Object Ownership of bucket {} (Account B {}): set to BucketOwnerEnforced (ACLs disabled), the previous value kept to restore on deletion; via {}",
-                b.bucket,
-                b.account_id,
-                b.access.role_arn.as_deref().unwrap_or("<roleArn>")
-            ));
-            out.push(format!(
-                "\n3. Bucket policy of {}: statements {} put in by Sid, every other statement kept:",
-                b.bucket,
-                bucket.sids.join(", ")
-            ));
-        }
-        AccessMode::External => {
-            out.push(format!(
-                "\n2. Object Ownership of bucket {} (Account B {}): Account B's administrator sets BucketOwnerEnforced (External mode: Ferry never calls Account B)",
-                b.bucket, b.account_id
-            ));
-            out.push(format!(
-                "\n3. Bucket policy of {}: Account B's administrator adds these statements (`ferry policy -f ...` prints the whole policy):",
-                b.bucket
-            ));
-        }
-    }
-    out.push(indent(&pretty(&Value::Array(bucket.statements.clone()))));
-    if let Some(key) = &desired.keys.destination {
+    let b = &desired.foreign_bucket;
+    let who = b.side.owner(&b.account_id);
+    let role = spec.foreign_access().1.unwrap_or("<roleArn>");
+    let ownership = match (b.side, b.access) {
+        (Side::Source, _) => format!(
+            "\n2. Object Ownership of bucket {}: unchanged (the DataSync role writes into its own account's bucket, whose owner owns what it writes)",
+            spec.destination.bucket
+        ),
+        (Side::Destination, AccessMode::AssumeRole) => format!(
+            "\n2. Object Ownership of bucket {} ({who}): set to BucketOwnerEnforced (ACLs disabled), the previous value kept to restore on deletion; via {role}",
+            b.bucket
+        ),
+        (Side::Destination, AccessMode::External) => format!(
+            "\n2. Object Ownership of bucket {} ({who}): its administrator sets BucketOwnerEnforced (External mode: Ferry never calls Account B)",
+            b.bucket
+        ),
+    };
+    out.push(ownership);
+    out.push(match b.access {
+        AccessMode::AssumeRole => format!(
+            "\n3. Bucket policy of {} ({who}, via {role}): statements {} put in by Sid, every other statement kept:",
+            b.bucket,
+            b.sids.join(", ")
+        ),
+        AccessMode::External => format!(
+            "\n3. Bucket policy of {} ({who}): its administrator adds these statements (`ferry policy -f ...` prints the whole policy):",
+            b.bucket
+        ),
+    });
+    out.push(indent(&pretty(&Value::Array(b.statements.clone()))));
+    if let Some(key) = desired.keys.foreign(spec) {
         let editable =
-            crate::naming::arn_account(key) == Some(b.account_id.as_str()) && b.access.mode == AccessMode::AssumeRole;
+            crate::naming::arn_account(key) == Some(b.account_id.as_str()) && b.access == AccessMode::AssumeRole;
         out.push(if editable {
-            format!("   key policy of {key}: statement {KEY_SID} (the DataSync role added by Sid, every other statement kept):")
+            format!(
+                "   key policy of {key}: statement {} (the DataSync role added by Sid, every other statement kept):",
+                b.reach.key_sid()
+            )
         } else {
-            format!("   key policy of {key}: its administrator adds this statement (also in status.destination.requiredKeyPolicy):")
+            format!(
+                "   key policy of {key}: its administrator adds this statement (also in status.{}.requiredKeyPolicy):",
+                b.side.label()
+            )
         });
-        if let Some(doc) = desired.keys.required_key_policy(role_arn) {
+        if let Some(doc) = desired.keys.required_key_policy(spec, role_arn) {
             out.push(indent(&doc));
         }
+    }
+}
+
+/// The account that runs the copy, in the plan's words.
+fn home_label(spec: &crate::api::CrossAccountTransferSpec) -> &'static str {
+    if spec.pulls() {
+        "the destination account, which runs the copy"
+    } else {
+        "Account A"
     }
 }
 
@@ -340,12 +368,13 @@ fn plan_destination(out: &mut Vec<String>, spec: &crate::api::CrossAccountTransf
 fn plan_locations_and_task(out: &mut Vec<String>, spec: &crate::api::CrossAccountTransferSpec, desired: &Desired) {
     let role_arn = &desired.role.arn;
     let (src, dst) = (&desired.source, &desired.destination);
+    let home = home_label(spec);
     out.push(format!(
-        "\n4. Source location (Account A, {}): {} (subdirectory {}), bucket access role {role_arn}",
+        "\n4. Source location ({home}, {}): {} (subdirectory {}), bucket access role {role_arn}",
         src.region, src.uri, src.subdirectory
     ));
     out.push(format!(
-        "\n5. Destination location (Account A, {}): {} (subdirectory {}), storage class {}, bucket access role {role_arn}",
+        "\n5. Destination location ({home}, {}): {} (subdirectory {}), storage class {}, bucket access role {role_arn}",
         dst.region,
         dst.uri,
         dst.subdirectory,
@@ -354,7 +383,7 @@ fn plan_locations_and_task(out: &mut Vec<String>, spec: &crate::api::CrossAccoun
 
     let settings = &desired.task;
     out.push(format!(
-        "\n6. Task {} (Account A, {}): mode {}, verify {}, overwrite {}, transfer {}, deleted files {}, object tags {}, log level {}{}",
+        "\n6. Task {} ({home}, {}): mode {}, verify {}, overwrite {}, transfer {}, deleted files {}, object tags {}, log level {}{}",
         settings.name,
         spec.destination.region,
         settings.mode,
@@ -470,8 +499,17 @@ pub fn merged_policy(required: &str, existing: Option<&str>) -> Result<String, S
         .as_str()
         .ok_or("the required policy names no bucket")?
         .to_string();
-    let (roles, creators) = shared_principals(Some(required)).map_err(|e| format!("the required policy: {e}"))?;
+    // Read-only statements for a source bucket (`initiator: Destination`), else the
+    // destination's.
+    let reach = if doc["Statement"][0]["Sid"] == READ_SID {
+        Reach::Read
+    } else {
+        Reach::Write
+    };
+    let (roles, creators) =
+        shared_principals(Some(required), reach).map_err(|e| format!("the required policy: {e}"))?;
     let additions = Grant {
+        reach,
         roles: &roles,
         creators: &creators,
         ..Grant::default()
@@ -493,7 +531,7 @@ async fn published_policy(obj: &CrossAccountTransfer, key: bool) -> Option<Strin
         .unwrap_or_else(|| client.default_namespace().to_string());
     let api: kube::Api<CrossAccountTransfer> = kube::Api::namespaced(client, &ns);
     let live = api.get_opt(&obj.name_any()).await.ok()??;
-    let destination = live.status?.destination?;
+    let destination = live.status?.foreign(live.spec.pulls()).cloned()?;
     if key {
         destination.required_key_policy
     } else {
@@ -511,7 +549,12 @@ pub fn merged_key_policy(required: &str, existing: Option<&str>) -> Result<Strin
     let Some(existing) = existing else {
         return Ok(required.to_string());
     };
-    match key_policy_with(existing, Some(&role), None).map_err(|e| format!("--existing: {e}"))? {
+    let reach = if doc["Statement"][0]["Sid"] == KEY_READ_SID {
+        Reach::Read
+    } else {
+        Reach::Write
+    };
+    match key_policy_with(existing, reach, Some(&role), None).map_err(|e| format!("--existing: {e}"))? {
         Some(doc) => {
             let v: Value = serde_json::from_str(&doc).map_err(|e| e.to_string())?;
             Ok(pretty(&v))
@@ -553,7 +596,7 @@ pub async fn policy(args: &PolicyArgs) -> i32 {
                 if m.uid.is_none() && obj.metadata.uid.is_none() || m.account_a_id.is_none() || m.creator_arn.is_none()
                 {
                     eprintln!(
-                        "ferry policy: {}: the statements name the DataSync role, Ferry's identity in Account A and Sids derived from the transfer's uid. Apply the manifest first (Ferry publishes the exact policy in status.destination.requiredBucketPolicy and this command reads it), or pass --uid, --account-a-id and --creator-arn",
+                        "ferry policy: {}: the statements name the DataSync role, Ferry's identity in Account A and Sids derived from the transfer's uid. Apply the manifest first (Ferry publishes the exact policy in status.destination.requiredBucketPolicy, or status.source's with initiator Destination, and this command reads it), or pass --uid, --account-a-id and --creator-arn",
                         obj.name_any()
                     );
                     return 1;
@@ -561,18 +604,18 @@ pub async fn policy(args: &PolicyArgs) -> i32 {
                 let who = identity(obj, m);
                 let desired = Desired::build(&obj.spec, &who.id, &who.who);
                 if args.key_policy {
-                    match desired.keys.required_key_policy(&desired.role.arn) {
+                    match desired.keys.required_key_policy(&obj.spec, &desired.role.arn) {
                         Some(doc) => doc,
                         None => {
                             eprintln!(
-                                "ferry policy --key-policy: {}: no destination.kmsKeyArn, so no key policy to change",
+                                "ferry policy --key-policy: {}: no kmsKeyArn of the other account's bucket (destination.kmsKeyArn, or source.kmsKeyArn with initiator Destination), so no key policy to change",
                                 obj.name_any()
                             );
                             return 1;
                         }
                     }
                 } else {
-                    desired.destination_bucket.required_policy()
+                    desired.foreign_bucket.required_policy()
                 }
             }
         };
@@ -627,7 +670,7 @@ mod tests {
         let desired = Desired::build(&t.spec, &who.id, &who.who);
         let required = desired
             .keys
-            .required_key_policy(&desired.role.arn)
+            .required_key_policy(&t.spec, &desired.role.arn)
             .expect("a key statement");
         let existing = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::222222222222:root"},"Action":"kms:*","Resource":"*"}]}"#;
         let merged: Value =
@@ -635,7 +678,7 @@ mod tests {
         let statements = merged["Statement"].as_array().expect("statements");
         assert_eq!(statements.len(), 2);
         assert_eq!(statements[0]["Sid"], "Enable IAM User Permissions");
-        assert_eq!(statements[1]["Sid"], KEY_SID);
+        assert_eq!(statements[1]["Sid"], crate::policy::KEY_SID);
         assert_eq!(statements[1]["Principal"]["AWS"], serde_json::json!([desired.role.arn]));
         let text = render_plan(&t, &args());
         assert!(
@@ -671,6 +714,7 @@ mod tests {
         let one = |role: &str| {
             crate::policy::standalone_policy(&crate::policy::shared_statements(
                 "arn:aws:s3:::dst",
+                Reach::Write,
                 &[role.to_string()],
                 &["arn:aws:iam::111111111111:role/ops/ferry".to_string()],
             ))
@@ -693,5 +737,63 @@ mod tests {
         );
         let again = merged_policy(&one("arn:aws:iam::111111111111:role/b"), Some(&both.to_string())).unwrap();
         assert_eq!(serde_json::from_str::<Value>(&again).unwrap(), both);
+    }
+
+    #[test]
+    fn a_pull_plans_read_only_statements_in_the_source_account_and_no_ownership_change() {
+        let t = crate::fixtures::transfer(crate::fixtures::pull());
+        let no_account = ManifestArgs {
+            account_a_id: None,
+            creator_arn: Some("arn:aws:iam::222222222222:role/ops/ferry".into()),
+            ..args()
+        };
+        let text = render_plan(&t, &no_account);
+        for needle in [
+            "the source account (111111111111), through the access role",
+            "DataSync IAM role (the destination account, which runs the copy)",
+            "arn:aws:iam::222222222222:role/ferry-",
+            "Object Ownership of bucket dst: unchanged",
+            "Bucket policy of src (the source account (111111111111), via arn:aws:iam::111111111111:role/admin)",
+            "FerryDataSyncRead",
+            "Task ferry-data-media (the destination account, which runs the copy, us-west-1)",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in\n{text}");
+        }
+        assert!(!text.contains("BucketOwnerEnforced"), "{text}");
+        let step3 = &text[text.find("\n3. ").unwrap()..text.find("\n4. ").unwrap()];
+        assert!(step3.contains("s3:GetObject"), "{step3}");
+        assert!(
+            !step3.contains("s3:PutObject"),
+            "no write access on the source: {step3}"
+        );
+        // `ferry policy` merges a pull's read-only statements by their own Sid, next to a push's.
+        let who = identity(&t, &no_account);
+        let required = Desired::build(&t.spec, &who.id, &who.who)
+            .foreign_bucket
+            .required_policy();
+        let push = crate::policy::standalone_policy(&crate::policy::shared_statements(
+            "arn:aws:s3:::src",
+            Reach::Write,
+            &["arn:aws:iam::333333333333:role/w".to_string()],
+            &["arn:aws:iam::333333333333:role/ops".to_string()],
+        ));
+        let merged: Value = serde_json::from_str(&merged_policy(&required, Some(&push)).unwrap()).unwrap();
+        let sids: Vec<&str> = merged["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|st| st["Sid"].as_str())
+            .collect();
+        assert_eq!(
+            sids,
+            ["FerryDataSyncAccess", "FerryCreateLocation", "FerryDataSyncRead"]
+        );
+        assert_eq!(
+            merged["Statement"][1]["Principal"]["AWS"],
+            serde_json::json!([
+                "arn:aws:iam::222222222222:role/ops/ferry",
+                "arn:aws:iam::333333333333:role/ops"
+            ])
+        );
     }
 }

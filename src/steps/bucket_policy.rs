@@ -1,18 +1,18 @@
-//! Step 3 (Account B): the destination bucket policy. Ferry's two statements (the tutorial's)
-//! are shared by every transfer into the bucket: each adds only its DataSync role and creating
-//! identity as principals, so 100 transfers fit S3's 20 KB. Every other statement is kept
-//! exactly; the policy is read fresh and written under the bucket's lock, and only when the
-//! result differs. In External mode nothing is called: the statements are published in the
-//! status for Account B's administrator.
+//! Step 3 (the other account): the foreign bucket's policy — the destination's (the tutorial's
+//! write statements) or, when the destination account runs the copy, the source's (read-only
+//! statements). Ferry's two statements are shared by every transfer using the bucket: each adds
+//! only its DataSync role and creating identity as principals, so 100 transfers fit S3's 20 KB.
+//! Every other statement is kept exactly; the policy is read fresh and written under the
+//! bucket's lock, and only when the result differs. In External mode nothing is called: the
+//! statements are published in the status for the other account's administrator.
 
 use super::transfer::Transfer;
-use crate::api::{DestinationStatus, condition};
+use crate::api::ForeignBucketStatus;
 use crate::aws::{Account, Failure, classify};
-use crate::desired::DesiredBucket;
+use crate::desired::{DesiredBucket, Side};
 use crate::error::{Error, Result};
 use crate::policy::{
-    ACCESS_SID, BUCKET_OWNER_ENFORCED, CREATE_LOCATION_SID, Grant, MAX_BUCKET_POLICY_BYTES, PolicyChange, grant,
-    policy_size,
+    BUCKET_OWNER_ENFORCED, CREATE_LOCATION_SID, Grant, MAX_BUCKET_POLICY_BYTES, PolicyChange, grant, policy_size,
 };
 use crate::policy::{requires_sse_c, shared_principals};
 
@@ -51,24 +51,41 @@ pub async fn apply(
     Ok(())
 }
 
-/// Publishes Ferry's statements for Account B's administrator (Ferry never calls Account B).
-pub fn publish(t: &mut Transfer<'_>) {
-    let want = t.desired.destination_bucket.clone();
-    let (bucket, region, account_b) = (want.bucket.clone(), want.region.clone(), want.account_id.clone());
-    let required = want.required_policy();
-    let dest = t.status.destination.get_or_insert_with(DestinationStatus::default);
-    dest.bucket = Some(bucket.clone());
-    dest.region = Some(region.clone());
+/// Records what Ferry asks of the foreign bucket in the status (`required`: the policy the
+/// other account's administrator must apply, External mode).
+fn record(t: &mut Transfer<'_>, want: &DesiredBucket, required: Option<String>) {
+    let dest = t
+        .status
+        .foreign_mut(want.side == Side::Source)
+        .get_or_insert_with(ForeignBucketStatus::default);
+    dest.bucket = Some(want.bucket.clone());
+    dest.region = Some(want.region.clone());
     dest.creator_arn = Some(want.creator_arn.clone());
     dest.policy_statement_ids = want.sids.clone();
-    dest.required_bucket_policy = Some(required);
-    if t.status.destination_location_arn.is_none() {
+    dest.required_bucket_policy = required;
+}
+
+/// Publishes Ferry's statements for the other account's administrator (Ferry never calls it).
+pub fn publish(t: &mut Transfer<'_>) {
+    let want = t.desired.foreign_bucket.clone();
+    record(t, &want, Some(want.required_policy()));
+    let (field, ownership) = match want.side {
+        Side::Destination => ("destination", " and set its Object Ownership to BucketOwnerEnforced"),
+        Side::Source => ("source", ""),
+    };
+    let location = match want.side {
+        Side::Destination => &t.status.destination_location_arn,
+        Side::Source => &t.status.source_location_arn,
+    };
+    if location.is_none() {
         t.condition(
-            condition::DESTINATION_READY,
+            want.side.ready_condition(),
             false,
             "AwaitingBucketPolicy",
             format!(
-                "External mode: Account B ({account_b}) must add the principals in status.destination.requiredBucketPolicy to the policy of bucket {bucket} and set its Object Ownership to BucketOwnerEnforced (`ferry policy -f <manifest> --existing <current-policy.json>` prints the merged policy); Ferry checks again every {}s",
+                "External mode: {} must add the principals in status.{field}.requiredBucketPolicy to the policy of bucket {}{ownership} (`ferry policy -f <manifest> --existing <current-policy.json>` prints the merged policy); Ferry checks again every {}s",
+                want.side.owner(&want.account_id),
+                want.bucket,
                 t.ctx.config.external_retry.as_secs()
             ),
         );
@@ -86,7 +103,7 @@ async fn stale_roles(t: &Transfer<'_>, bucket: &str, role_arn: &str) -> Result<V
         .filter(|a| a.contains(":role/") && *a != role_arn)
     {
         if t.is_shared_role(arn)
-            && t.role_used_by_others(arn, |o| o.spec.destination.bucket == bucket)
+            && t.role_used_by_others(arn, |o| o.spec.foreign_bucket() == bucket)
                 .await?
         {
             continue;
@@ -107,7 +124,7 @@ async fn put_checked(t: &Transfer<'_>, account: &Account, want: &DesiredBucket, 
     let back = read(account, region, bucket)
         .await
         .map_err(|f| t.aws_error(&f, account_b, "s3:GetBucketPolicy", resource))?;
-    if !shared_principals(back.as_deref()).is_ok_and(|(roles, _)| roles.contains(&want.role_arn)) {
+    if !shared_principals(back.as_deref(), want.reach).is_ok_and(|(roles, _)| roles.contains(&want.role_arn)) {
         return Err(Error::ConcurrentWrite {
             action: "s3:PutBucketPolicy".into(),
             resource: resource.to_string(),
@@ -117,10 +134,10 @@ async fn put_checked(t: &Transfer<'_>, account: &Account, want: &DesiredBucket, 
     Ok(())
 }
 
-/// Ensures this transfer's principals are in Ferry's shared statements of the destination
-/// bucket policy, with Account B's credentials.
+/// Ensures this transfer's principals are in Ferry's shared statements of the foreign bucket's
+/// policy, with the other account's credentials.
 pub async fn ensure(t: &mut Transfer<'_>, account: &Account) -> Result<()> {
-    let want = t.desired.destination_bucket.clone();
+    let want = t.desired.foreign_bucket.clone();
     let (bucket, region, account_b) = (want.bucket.clone(), want.region.clone(), want.account_id.clone());
 
     let resource = want.bucket_arn.clone();
@@ -129,7 +146,7 @@ pub async fn ensure(t: &mut Transfer<'_>, account: &Account) -> Result<()> {
     let current = read(account, &region, &bucket)
         .await
         .map_err(|f| t.aws_error(&f, &account_b, "s3:GetBucketPolicy", &resource))?;
-    if requires_sse_c(current.as_deref()) {
+    if want.side == Side::Destination && requires_sse_c(current.as_deref()) {
         return Err(Error::EncryptionNotSupported {
             bucket: bucket.clone(),
             message: format!(
@@ -142,12 +159,12 @@ pub async fn ensure(t: &mut Transfer<'_>, account: &Account) -> Result<()> {
     // what it found, for whichever transfer leaves the bucket last.
     let origin = t
         .status
-        .destination
-        .as_ref()
+        .foreign(want.side == Side::Source)
         .filter(|d| d.bucket.as_deref() == Some(bucket.as_str()))
         .and_then(|d| d.previous_ownership.clone())
         .filter(|o| o != BUCKET_OWNER_ENFORCED);
     let additions = Grant {
+        reach: want.reach,
         roles: std::slice::from_ref(&want.role_arn),
         creators: std::slice::from_ref(&want.creator_arn),
         stale_roles: &stale,
@@ -174,23 +191,20 @@ pub async fn ensure(t: &mut Transfer<'_>, account: &Account) -> Result<()> {
         t.changed(
             "BucketPolicyUpdated",
             format!(
-                "added the DataSync role {} to Ferry's statements {ACCESS_SID} and {CREATE_LOCATION_SID} of the policy of bucket {bucket} (account {account_b}); other statements kept",
-                want.role_arn
+                "added the DataSync role {} to Ferry's statements {} and {CREATE_LOCATION_SID} of the policy of bucket {bucket} (account {account_b}); other statements kept",
+                want.role_arn,
+                want.reach.access_sid()
             ),
         )
         .await;
     }
-    let dest = t.status.destination.get_or_insert_with(DestinationStatus::default);
-    dest.bucket = Some(bucket.clone());
-    dest.region = Some(region.clone());
-    dest.creator_arn = Some(want.creator_arn.clone());
-    dest.policy_statement_ids = want.sids.clone();
-    dest.required_bucket_policy = None;
-    t.condition(
-        condition::DESTINATION_READY,
-        true,
-        "BucketConfigured",
-        format!("bucket {bucket} (account {account_b}) has ACLs disabled and grants DataSync access in its policy"),
-    );
+    record(t, &want, None);
+    let message = match want.side {
+        Side::Destination => {
+            format!("bucket {bucket} (account {account_b}) has ACLs disabled and grants DataSync access in its policy")
+        }
+        Side::Source => format!("bucket {bucket} (account {account_b}) grants DataSync read access in its policy"),
+    };
+    t.condition(want.side.ready_condition(), true, "BucketConfigured", message);
     Ok(())
 }

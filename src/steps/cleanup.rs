@@ -3,7 +3,7 @@
 //! Object Ownership put back as it was found. Whatever is already gone counts as deleted;
 //! whatever does not carry this transfer's tag is left alone.
 
-use super::destination::Destination;
+use super::foreign::Foreign;
 use super::retired::{Kind, RoleRelease, delete_location, delete_role, delete_task, kind};
 use super::transfer::Transfer;
 use crate::aws::datasync::{list_locations, list_tasks};
@@ -22,7 +22,7 @@ pub async fn run(t: &mut Transfer<'_>) -> Result<()> {
     delete_tasks(t).await?;
     delete_locations(t).await?;
     // Account B: Ferry's statements out of the policies, the ownership put back.
-    Destination::connect(t).await.release(t).await?;
+    Foreign::connect(t).await.release(t).await?;
     delete_roles(t).await?;
     t.status.retired.clear();
     Ok(())

@@ -1,6 +1,9 @@
 //! Before step 1 (both accounts): how the buckets encrypt, and the KMS keys the DataSync role
-//! must be allowed to use. After the bucket policy (Account B): Ferry's statement in the
-//! destination key's policy.
+//! must be allowed to use. After the bucket policy (the other account): Ferry's statement in the
+//! foreign key's policy — the destination key's (push), or the source key's when the
+//! destination account runs the copy, which a role of another account may use only when the
+//! key policy allows it
+//! (<https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html>).
 //!
 //! DataSync's S3 location page: for a bucket encrypted with a customer managed KMS key, the
 //! DataSync role needs the key (by its full ARN) and, across accounts, the key's policy must
@@ -12,12 +15,15 @@
 //! the AWS managed key `aws/s3` cannot be used from another account at all.
 
 use super::transfer::Transfer;
-use crate::api::{BucketEncryption, CrossAccountTransfer, DestinationStatus, EncryptionStatus, is_kms_key_arn};
+use crate::api::{
+    BucketEncryption, CrossAccountTransfer, CrossAccountTransferSpec, EncryptionStatus, ForeignBucketStatus,
+    is_kms_key_arn,
+};
 use crate::aws::{Account, Failure, classify};
-use crate::desired::Keys;
+use crate::desired::{Keys, Side, reach};
 use crate::error::{Error, Result};
 use crate::naming::{arn_account, bucket_arn};
-use crate::policy::{KEY_SID, key_policy_with};
+use crate::policy::key_policy_with;
 
 /// SSE-S3: S3's own keys, nothing for Ferry to grant.
 pub const SSE_S3: &str = "AES256";
@@ -39,28 +45,38 @@ impl DefaultEncryption {
     }
 }
 
-/// What Ferry can do with a destination bucket's default encryption (pure).
+/// What Ferry can do with the other account's bucket's default encryption (pure).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DestinationKey {
+pub enum ForeignKey {
     /// SSE-S3: no key to grant.
     None,
     /// A customer managed key named by ARN: grant it.
     Key(String),
-    /// A configuration DataSync's role in Account A cannot write with: why, and the fix.
+    /// A configuration a DataSync role of another account cannot write (or read) with: why,
+    /// and the fix.
     Unusable(String),
 }
 
-/// The key a cross-account writer uses for a destination bucket's default encryption (pure).
-pub fn destination_key(bucket: &str, found: &DefaultEncryption) -> DestinationKey {
+/// The key a role of another account uses for a bucket's default encryption (pure): writing
+/// into a destination, or reading a source (`side`), whose objects Ferry cannot list keys of,
+/// so an alias there stands for the spec's `kmsKeyArn` when it names one.
+pub fn foreign_key(side: Side, bucket: &str, found: &DefaultEncryption, spec_key: Option<&str>) -> ForeignKey {
     if !found.kms() {
-        return DestinationKey::None;
+        return ForeignKey::None;
     }
-    match &found.key_id {
-        None => DestinationKey::Unusable(format!(
+    match (&found.key_id, side, spec_key) {
+        (None, Side::Destination, _) => ForeignKey::Unusable(format!(
             "bucket {bucket} encrypts new objects with the AWS managed key aws/s3, which a role of another account cannot use; set the bucket's default encryption to a customer managed KMS key (by its full ARN) whose key policy Account B controls"
         )),
-        Some(id) if is_kms_key_arn(id) => DestinationKey::Key(id.clone()),
-        Some(id) => DestinationKey::Unusable(format!(
+        (None, Side::Source, _) => ForeignKey::Unusable(format!(
+            "bucket {bucket} encrypts its objects with the AWS managed key aws/s3, whose key policy lets no role of another account decrypt (https://docs.aws.amazon.com/kms/latest/developerguide/concepts.html#aws-managed-key); re-encrypt the objects with a customer managed KMS key, or run the copy from the source account (initiator: Source)"
+        )),
+        (Some(id), _, _) if is_kms_key_arn(id) => ForeignKey::Key(id.clone()),
+        (Some(_), Side::Source, Some(key)) => ForeignKey::Key(key.to_string()),
+        (Some(id), Side::Source, None) => ForeignKey::Unusable(format!(
+            "bucket {bucket}'s default encryption names KMS key {id:?} by alias or key id, which Ferry cannot resolve in the source account; name the key's full ARN in spec.source.kmsKeyArn"
+        )),
+        (Some(id), Side::Destination, _) => ForeignKey::Unusable(format!(
             "bucket {bucket}'s default encryption names KMS key {id:?} by alias or key id, which S3 resolves in the writer's account (Account A's DataSync role) rather than Account B's; set the bucket's default encryption to the key's full ARN (arn:aws:kms:<region>:<account>:key/<id>)"
         )),
     }
@@ -120,70 +136,103 @@ async fn read_or_unknown(
     }
 }
 
-/// Reads both buckets' encryption, builds the desired state with the keys found, and records
-/// them in the status.
-pub async fn observe(t: &mut Transfer<'_>, account_b: Option<&Account>) -> Result<()> {
-    let spec = t.spec;
-    let mut keys = Keys::from_spec(spec);
-    let account_a = t.account_a_id().to_string();
+/// A bucket of the spec: name, region and the spec's `kmsKeyArn`.
+fn bucket_of(spec: &CrossAccountTransferSpec, side: Side) -> (&str, &str, Option<&str>) {
+    match side {
+        Side::Source => (
+            &spec.source.bucket,
+            &spec.source.region,
+            spec.source.kms_key_arn.as_deref(),
+        ),
+        Side::Destination => (
+            &spec.destination.bucket,
+            &spec.destination.region,
+            spec.destination.kms_key_arn.as_deref(),
+        ),
+    }
+}
 
-    let source_arn = bucket_arn(&spec.source.region, &spec.source.bucket);
-    let found = read_or_unknown(&t.account_a, &spec.source.region, &spec.source.bucket)
+/// The encryption of the bucket in the account Ferry runs in, and the customer managed key
+/// found (an alias or id resolved by KMS; `aws/s3` needs no grant in its own account).
+async fn observe_home(t: &Transfer<'_>, side: Side) -> Result<(BucketEncryption, Option<String>)> {
+    let (bucket, region, spec_key) = bucket_of(t.spec, side);
+    let arn = bucket_arn(region, bucket);
+    let found = read_or_unknown(&t.account_a, region, bucket)
         .await
-        .map_err(|f| t.aws_error(&f, &account_a, "s3:GetEncryptionConfiguration", &source_arn))?;
-    let source_key = match found.key_id.as_deref().filter(|_| found.kms()) {
+        .map_err(|f| t.aws_error(&f, t.account_a_id(), "s3:GetEncryptionConfiguration", &arn))?;
+    let key = match found.key_id.as_deref().filter(|_| found.kms()) {
         Some(id) if is_kms_key_arn(id) => Some(id.to_string()),
-        // An alias or key id of Account A: KMS tells its ARN (and whether AWS manages it).
-        Some(id) => resolve(t, &spec.source.region, id).await?,
-        // aws/s3: its key policy lets every principal of the account use it through S3.
+        Some(id) => resolve(t, region, id).await?,
         None => None,
     };
-    if let Some(key) = &source_key
-        && !keys.source.contains(key)
-    {
-        keys.source.push(key.clone());
-    }
-    let source = BucketEncryption {
+    let encryption = BucketEncryption {
         algorithm: found.algorithm,
-        key_arn: source_key.or_else(|| spec.source.kms_key_arn.clone()),
+        key_arn: key.clone().or_else(|| spec_key.map(str::to_string)),
     };
+    Ok((encryption, key))
+}
 
-    let destination = match account_b {
-        Some(b) => {
-            let (bucket, region) = (&spec.destination.bucket, &spec.destination.region);
-            let found = read_or_unknown(b, region, bucket).await.map_err(|f| {
-                t.aws_error(
-                    &f,
-                    &spec.destination.account_id,
-                    "s3:GetEncryptionConfiguration",
-                    &bucket_arn(region, bucket),
-                )
-            })?;
-            match destination_key(bucket, &found) {
-                DestinationKey::None => {}
-                DestinationKey::Key(key) => keys.destination = Some(key),
-                DestinationKey::Unusable(message) => {
-                    return Err(Error::EncryptionNotSupported {
-                        bucket: bucket.clone(),
-                        message,
-                    });
-                }
-            }
-            Some(BucketEncryption {
-                algorithm: found.algorithm,
-                key_arn: keys.destination.clone(),
-            })
-        }
-        // Ferry may not call Account B (External mode): the spec names the key, if any.
-        None => keys.destination.clone().map(|key| BucketEncryption {
+/// The encryption of the other account's bucket, read with its credentials, or — Ferry may not
+/// call it (External mode) — the key the spec names; and the key found.
+async fn observe_foreign(
+    t: &Transfer<'_>,
+    foreign: Option<&Account>,
+    side: Side,
+) -> Result<(Option<BucketEncryption>, Option<String>)> {
+    let (bucket, region, spec_key) = bucket_of(t.spec, side);
+    let Some(account) = foreign else {
+        let published = spec_key.map(|key| BucketEncryption {
             algorithm: "aws:kms".into(),
-            key_arn: Some(key),
-        }),
+            key_arn: Some(key.to_string()),
+        });
+        return Ok((published, None));
     };
-    t.status.encryption = Some(EncryptionStatus {
-        source: Some(source),
-        destination,
-    });
+    let found = read_or_unknown(account, region, bucket).await.map_err(|f| {
+        t.aws_error(
+            &f,
+            t.spec.foreign_account(),
+            "s3:GetEncryptionConfiguration",
+            &bucket_arn(region, bucket),
+        )
+    })?;
+    let key = match foreign_key(side, bucket, &found, spec_key) {
+        ForeignKey::None => None,
+        ForeignKey::Key(key) => Some(key),
+        ForeignKey::Unusable(message) => {
+            return Err(Error::EncryptionNotSupported {
+                bucket: bucket.to_string(),
+                message,
+            });
+        }
+    };
+    let encryption = BucketEncryption {
+        algorithm: found.algorithm,
+        key_arn: key.clone().or_else(|| spec_key.map(str::to_string)),
+    };
+    Ok((Some(encryption), key))
+}
+
+/// Reads both buckets' encryption, builds the desired state with the keys found, and records
+/// them in the status.
+pub async fn observe(t: &mut Transfer<'_>, foreign: Option<&Account>) -> Result<()> {
+    let spec = t.spec;
+    let mut keys = Keys::from_spec(spec);
+    let (home, home_key) = observe_home(t, Side::home(spec)).await?;
+    let (away, away_key) = observe_foreign(t, foreign, Side::foreign(spec)).await?;
+    let (source_key, destination_key, source, destination) = if spec.pulls() {
+        (away_key, home_key, away, Some(home))
+    } else {
+        (home_key, away_key, Some(home), away)
+    };
+    if let Some(key) = source_key
+        && !keys.source.contains(&key)
+    {
+        keys.source.push(key);
+    }
+    if destination_key.is_some() {
+        keys.destination = destination_key;
+    }
+    t.status.encryption = Some(EncryptionStatus { source, destination });
     let slot = t.desired.role.slot;
     t.rebuild_desired(keys, slot);
     Ok(())
@@ -206,14 +255,15 @@ async fn resolve(t: &Transfer<'_>, region: &str, key_id: &str) -> Result<Option<
     Ok((!aws_managed).then(|| meta.arn().unwrap_or(meta.key_id()).to_string()))
 }
 
-/// Puts this transfer's DataSync role into Ferry's statement of the destination key's policy
-/// (AssumeRole mode, a key of Account B), or publishes the statement for Account B's
-/// administrator (External mode, or a key of another account).
+/// Puts this transfer's DataSync role into Ferry's statement of the foreign key's policy
+/// (AssumeRole mode, a key of the other account), or publishes the statement for that
+/// account's administrator (External mode, or a key of a third account).
 pub async fn ensure_key_policy(t: &mut Transfer<'_>, b_credentials: Option<&Account>) -> Result<()> {
     let role_arn = t.desired.role.arn.clone();
-    let key = t.desired.keys.destination.clone();
-    let previous = t.status.destination.as_ref().and_then(|d| d.key_arn.clone());
-    let account_b = t.spec.destination.account_id.clone();
+    let pulls = t.spec.pulls();
+    let key = t.desired.keys.foreign(t.spec).map(str::to_string);
+    let previous = t.status.foreign(pulls).and_then(|d| d.key_arn.clone());
+    let account_b = t.spec.foreign_account().to_string();
     let editable = key
         .as_deref()
         .filter(|k| arn_account(k) == Some(account_b.as_str()))
@@ -224,11 +274,15 @@ pub async fn ensure_key_policy(t: &mut Transfer<'_>, b_credentials: Option<&Acco
     {
         release_key(t, b, old).await?;
     }
-    let dest = t.status.destination.get_or_insert_with(DestinationStatus::default);
+    let required = t.desired.keys.required_key_policy(t.spec, &role_arn);
+    let dest = t
+        .status
+        .foreign_mut(pulls)
+        .get_or_insert_with(ForeignBucketStatus::default);
     dest.required_key_policy = None;
     let (Some(key), Some(b), true) = (key.clone(), b, editable) else {
         dest.key_arn = None;
-        dest.required_key_policy = t.desired.keys.required_key_policy(&role_arn);
+        dest.required_key_policy = required;
         return Ok(());
     };
     let _turn = t.ctx.locks.lock(&key).await;
@@ -241,7 +295,8 @@ pub async fn ensure_key_policy(t: &mut Transfer<'_>, b_credentials: Option<&Acco
         .await
         .map_err(|e| t.sdk_error(&e, &account_b, "kms:GetKeyPolicy", &key))?;
     let policy = current.policy().unwrap_or_default();
-    let next = key_policy_with(policy, Some(&role_arn), None).map_err(|source| Error::MalformedKeyPolicy {
+    let reach = reach(t.spec);
+    let next = key_policy_with(policy, reach, Some(&role_arn), None).map_err(|source| Error::MalformedKeyPolicy {
         key: key.clone(),
         source,
     })?;
@@ -269,11 +324,14 @@ pub async fn ensure_key_policy(t: &mut Transfer<'_>, b_credentials: Option<&Acco
         t.permissions_changed();
         t.changed(
             "KeyPolicyUpdated",
-            format!("added the DataSync role {role_arn} to Ferry's statement {KEY_SID} of the policy of KMS key {key}; other statements kept"),
+            format!(
+                "added the DataSync role {role_arn} to Ferry's statement {} of the policy of KMS key {key}; other statements kept",
+                reach.key_sid()
+            ),
         )
         .await;
     }
-    if let Some(dest) = t.status.destination.as_mut() {
+    if let Some(dest) = t.status.foreign_mut(pulls).as_mut() {
         dest.key_arn = Some(key);
     }
     Ok(())
@@ -289,14 +347,15 @@ pub async fn release_key(t: &Transfer<'_>, b: &Account, key: &str) -> Result<()>
     let uses_key = |o: &CrossAccountTransfer| {
         o.status
             .as_ref()
-            .and_then(|s| s.destination.as_ref())
+            .and_then(|s| s.foreign(o.spec.pulls()))
             .and_then(|d| d.key_arn.as_deref())
             == Some(key)
     };
     if t.role_shared(uses_key).await? {
         return Ok(());
     }
-    let account_b = t.spec.destination.account_id.as_str();
+    let account_b = t.spec.foreign_account();
+    let reach = reach(t.spec);
     let _turn = t.ctx.locks.lock(key).await;
     let kms = b.kms(key_region(key));
     let current = match kms.get_key_policy().key_id(key).policy_name("default").send().await {
@@ -309,7 +368,7 @@ pub async fn release_key(t: &Transfer<'_>, b: &Account, key: &str) -> Result<()>
             return Err(t.aws_error(&failure, account_b, "kms:GetKeyPolicy", key));
         }
     };
-    let next = key_policy_with(&current, None, Some(&role_arn)).map_err(|source| Error::MalformedKeyPolicy {
+    let next = key_policy_with(&current, reach, None, Some(&role_arn)).map_err(|source| Error::MalformedKeyPolicy {
         key: key.to_string(),
         source,
     })?;
@@ -323,7 +382,10 @@ pub async fn release_key(t: &Transfer<'_>, b: &Account, key: &str) -> Result<()>
             .map_err(|e| t.sdk_error(&e, account_b, "kms:PutKeyPolicy", key))?;
         t.changed(
             "KeyPolicyReleased",
-            format!("removed the DataSync role {role_arn} from Ferry's statement {KEY_SID} of the policy of KMS key {key}; other statements kept"),
+            format!(
+                "removed the DataSync role {role_arn} from Ferry's statement {} of the policy of KMS key {key}; other statements kept",
+                reach.key_sid()
+            ),
         )
         .await;
     }
@@ -347,24 +409,43 @@ mod tests {
     }
 
     #[test]
-    fn a_destination_key_must_be_a_customer_managed_key_named_by_arn() {
+    fn a_foreign_key_must_be_a_customer_managed_key_named_by_arn() {
         let arn = "arn:aws:kms:us-east-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-        assert_eq!(destination_key("b", &kms(Some(arn))), DestinationKey::Key(arn.into()));
         let sse_s3 = DefaultEncryption {
             algorithm: SSE_S3.into(),
             key_id: None,
         };
-        assert_eq!(destination_key("b", &sse_s3), DestinationKey::None);
-        for unusable in [
-            kms(None),
-            kms(Some("alias/data")),
-            kms(Some("1234abcd-12ab-34cd-56ef-1234567890ab")),
-        ] {
-            let DestinationKey::Unusable(message) = destination_key("b", &unusable) else {
-                panic!("{unusable:?} must be refused");
-            };
-            assert!(message.contains("full ARN") || message.contains("aws/s3"), "{message}");
+        for side in [Side::Destination, Side::Source] {
+            assert_eq!(
+                foreign_key(side, "b", &kms(Some(arn)), None),
+                ForeignKey::Key(arn.into())
+            );
+            assert_eq!(foreign_key(side, "b", &sse_s3, None), ForeignKey::None);
+            for unusable in [
+                kms(None),
+                kms(Some("alias/data")),
+                kms(Some("1234abcd-12ab-34cd-56ef-1234567890ab")),
+            ] {
+                let ForeignKey::Unusable(message) = foreign_key(side, "b", &unusable, None) else {
+                    panic!("{unusable:?} must be refused");
+                };
+                assert!(message.contains("full ARN") || message.contains("aws/s3"), "{message}");
+            }
         }
+        // Reading a source, an alias stands for the key the spec names; aws/s3 never works.
+        let named = Some(arn);
+        assert_eq!(
+            foreign_key(Side::Source, "b", &kms(Some("alias/data")), named),
+            ForeignKey::Key(arn.into())
+        );
+        assert!(matches!(
+            foreign_key(Side::Source, "b", &kms(None), named),
+            ForeignKey::Unusable(_)
+        ));
+        assert!(matches!(
+            foreign_key(Side::Destination, "b", &kms(Some("alias/data")), named),
+            ForeignKey::Unusable(_)
+        ));
     }
 
     #[test]

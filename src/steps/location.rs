@@ -1,6 +1,6 @@
-//! Steps 4 and 5 (Account A): the DataSync S3 locations, the source in the source region and
-//! the destination (Account B's bucket, reached through the DataSync role) in the destination
-//! region. Before any create Ferry looks for a location of its own with the same URI (crash
+//! Steps 4 and 5 (the account that runs the copy): the DataSync S3 locations, the source in
+//! the source region and the destination in the destination region; the other account's bucket
+//! is reached through the DataSync role and that bucket's policy. Before any create Ferry looks for a location of its own with the same URI (crash
 //! safety); a location that no longer matches the spec is retired and a new one made.
 
 use aws_sdk_datasync::types::{S3Config, S3StorageClass};
@@ -75,17 +75,11 @@ async fn update_role(
     Ok(())
 }
 
-/// Ensures the source location.
-pub async fn ensure_source(t: &mut Transfer<'_>) -> Result<()> {
-    let source = t.desired.source.clone();
-    ensure_one(t, &source).await
-}
-
-/// Ensures the destination location (the destination seam decides what an access refusal
-/// means).
-pub async fn ensure_destination(t: &mut Transfer<'_>) -> Result<()> {
-    let destination = t.desired.destination.clone();
-    ensure_one(t, &destination).await
+/// Ensures the location of one side (for the other account's bucket, the seam of
+/// [`foreign`](super::foreign) decides what an access refusal means).
+pub async fn ensure(t: &mut Transfer<'_>, side: Side) -> Result<()> {
+    let want = t.desired.location(side).clone();
+    ensure_one(t, &want).await
 }
 
 /// Reports both locations in place.

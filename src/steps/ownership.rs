@@ -3,7 +3,7 @@
 //! first is kept in the status before anything changes, and put back on deletion.
 
 use super::transfer::Transfer;
-use crate::api::DestinationStatus;
+use crate::api::ForeignBucketStatus;
 use crate::aws::{Account, Failure, classify};
 use crate::error::Result;
 use aws_sdk_s3::types::{ObjectOwnership, OwnershipControls, OwnershipControlsRule};
@@ -96,14 +96,14 @@ pub async fn ensure(t: &mut Transfer<'_>, account: &Account) -> Result<()> {
         .map_err(|f| t.aws_error(&f, &account_b, "s3:GetBucketOwnershipControls", &resource))?;
 
     let recorded_now = {
-        let dest = t.status.destination.get_or_insert_with(DestinationStatus::default);
+        let dest = t.status.destination.get_or_insert_with(ForeignBucketStatus::default);
         if dest.bucket.as_deref() != Some(bucket.as_str()) {
             // A new destination bucket: its own facts start now (the old bucket was released
             // by `cleanup::release_previous_destination` above).
-            *dest = DestinationStatus {
+            *dest = ForeignBucketStatus {
                 bucket: Some(bucket.clone()),
                 region: Some(region.clone()),
-                ..DestinationStatus::default()
+                ..ForeignBucketStatus::default()
             };
         }
         let first_look = dest.previous_ownership.is_none();

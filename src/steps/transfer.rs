@@ -28,9 +28,10 @@ pub struct Transfer<'a> {
     pub generation: i64,
     /// The status being built; written at the end and right after every AWS create.
     pub status: CrossAccountTransferStatus,
-    /// Account A's credentials (operator identity or `source.roleArn`).
+    /// The credentials of the account that runs the copy (operator identity or
+    /// `source.roleArn`): Account A, or the destination's account with `initiator: Destination`.
     pub account_a: Account,
-    /// Who Account A's credentials are.
+    /// Who those credentials are.
     pub identity_a: CallerIdentity,
     /// DataSync's status of the task when the task step read it (`AVAILABLE`, `CREATING`, ...);
     /// `None` when it was just created or not read.
@@ -45,6 +46,9 @@ pub enum Progress {
     /// External mode: the destination location cannot be created until Account B applies the
     /// bucket policy.
     AwaitingDestination,
+    /// External mode, `initiator: Destination`: the source location cannot be created until the
+    /// source account applies the bucket policy.
+    AwaitingSource,
 }
 
 impl<'a> Transfer<'a> {
@@ -62,7 +66,22 @@ impl<'a> Transfer<'a> {
             obj.uid().unwrap_or_default(),
         );
         let account_a = ctx.aws.account_a(spec.source.role_arn.as_deref()).await;
-        let identity_a = ctx.aws.identity(&account_a, &spec.source.region).await?;
+        let home_region = if spec.pulls() {
+            &spec.destination.region
+        } else {
+            &spec.source.region
+        };
+        let identity_a = ctx.aws.identity(&account_a, home_region).await?;
+        if spec.pulls() && identity_a.account != spec.destination.account_id {
+            return Err(Error::InvalidSpec(format!(
+                "spec.initiator is Destination, so the DataSync role and task go into the account Ferry runs in, and spec.destination.accountId {} is not it: Ferry runs as {} of account {}; set spec.destination.accountId to {}, or let an operator running in {} serve this transfer",
+                spec.destination.account_id,
+                identity_a.principal_arn,
+                identity_a.account,
+                identity_a.account,
+                spec.destination.account_id
+            )));
+        }
         let who = Identities {
             account_a: identity_a.account.clone(),
             creator_arn: identity_a.principal_arn.clone(),

@@ -52,6 +52,15 @@ pub fn succeeded(out: &std::process::Output, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// Runs the `ferry` command line with `args` against the test cluster (its kubeconfig).
+pub fn ferry_cli(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .env("KUBECONFIG", &env.kubeconfig)
+        .output()
+        .unwrap_or_else(|e| panic!("ferry {args:?}: {e}"))
+}
+
 /// The Helm chart's folder.
 pub fn chart() -> String {
     repo().join("charts/ferry").display().to_string()

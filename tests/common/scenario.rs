@@ -102,6 +102,29 @@ impl Scenario {
                "metadata": {"name": name, "namespace": self.ns}, "spec": base})
     }
 
+    /// A manifest of a pull (`initiator: Destination`): Account B runs the copy from Account A's
+    /// bucket, reaching Account A through its role `/platform/ferry-operator` (any role of the
+    /// scenario's accounts may administer buckets); `spec` is merged over it.
+    pub fn pull_manifest(&self, name: &str, spec: Value) -> Value {
+        let mut base = json!({
+            "initiator": "Destination",
+            "source": {"bucket": self.src, "region": self.src_region, "prefix": "media/", "accountId": self.a.id,
+                       "access": {"mode": "AssumeRole", "roleArn": self.a.role_arn}},
+            "destination": {"bucket": self.dst, "region": self.dst_region, "accountId": self.b.id,
+                            "prefix": "archive/"},
+            "task": {"excludes": ["*.tmp"]}
+        });
+        merge(&mut base, &spec);
+        json!({"apiVersion": "ferry.dev/v1alpha1", "kind": "CrossAccountTransfer",
+               "metadata": {"name": name, "namespace": self.ns}, "spec": base})
+    }
+
+    /// Starts the operator for this namespace as Account B (`ferry-bucket-admin`): the identity a
+    /// pull runs with.
+    pub fn pull_operator(&self, extra: &[(&str, &str)]) -> Operator {
+        self.env.operator(&self.ns, &self.b.creds, extra)
+    }
+
     /// Applies a manifest as a user would (server-side apply, field manager `kubectl`).
     pub async fn apply(&self, manifest: &Value) -> CrossAccountTransfer {
         let name = manifest["metadata"]["name"].as_str().expect("name");

@@ -489,7 +489,7 @@ async fn invalid_manifests_are_refused_with_a_message_naming_the_field() {
 }
 
 #[tokio::test]
-async fn the_task_mode_cannot_change() {
+async fn the_task_mode_and_the_initiator_cannot_change() {
     let env = env();
     let client = env.client().await;
     let ns = env.namespace(&client, "immut").await;
@@ -511,6 +511,16 @@ async fn the_task_mode_cannot_change() {
         .await
         .expect_err("the mode is immutable");
     assert!(err.to_string().contains("spec.task.mode is immutable"), "{err}");
+    // Nor which account runs the copy (defaulted to Source at creation): the role and the task
+    // live in that account. The pull asked for is valid otherwise.
+    let pull = json!({"spec": {"initiator": "Destination",
+        "source": {"accountId": "111111111111", "access": {"mode": "External"}},
+        "destination": {"access": null}}});
+    let err = api
+        .patch("m", &PatchParams::default(), &Patch::Merge(pull))
+        .await
+        .expect_err("the initiator is immutable");
+    assert!(err.to_string().contains("spec.initiator is immutable"), "{err}");
 }
 
 #[tokio::test]

@@ -144,7 +144,7 @@ fn problems_of(spec: &CrossAccountTransferSpec, id: &TransferId) -> Vec<String> 
             check("iam.CreateRole.Tags[].Value", v, &mut p);
         }
     }
-    let bucket_policy = json!({"Version": "2012-10-17", "Statement": d.destination_bucket.statements}).to_string();
+    let bucket_policy = json!({"Version": "2012-10-17", "Statement": d.foreign_bucket.statements}).to_string();
     check("s3.PutBucketPolicy.Policy", &bucket_policy, &mut p);
 
     for loc in [&d.source, &d.destination] {

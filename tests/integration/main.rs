@@ -14,6 +14,7 @@ mod environment;
 mod fleet;
 mod generative;
 mod operator;
+mod pull;
 mod quotas;
 mod reruns;
 mod roles;

@@ -685,17 +685,16 @@ async fn the_cli_reports_status_and_publishes_the_external_policy() {
         "Principal": "*", "Action": "s3:DeleteBucket", "Resource": format!("arn:aws:s3:::{}", s.dst)}]});
     let existing_file = s.env.dir.join(format!("existing-{}.json", common::suffix()));
     std::fs::write(&existing_file, existing.to_string()).expect("write existing");
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
+    let out = common::ferry_cli(
+        s.env,
+        &[
             "policy",
             "-f",
             &file.display().to_string(),
             "--existing",
             &existing_file.display().to_string(),
-        ])
-        .env("KUBECONFIG", &s.env.kubeconfig)
-        .output()
-        .expect("ferry policy");
+        ],
+    );
     let merged: Value = serde_json::from_str(&succeeded(&out, "ferry policy")).expect("policy JSON");
     let required: Value = serde_json::from_str(
         &obj.status
