@@ -575,7 +575,12 @@ def role_s3_decision(session: RoleSession, action: str, resource: str, bucket: s
 
 def create_location_problem(account_id: str, access_key: str, region: str, bucket: str, bucket_arn: str,
                             role_arn: str, location_arn: str) -> str | None:
-    """None when CreateLocationS3 may succeed, else the InvalidRequestException message."""
+    """None when CreateLocationS3 may succeed, else the InvalidRequestException message.
+
+    The same for a location that will be a source or a destination, push or pull: a bucket of another
+    account needs its bucket policy *and* the caller's and the role's identity policies to allow
+    s3:ListBucket (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic-cross-account.html);
+    a bucket of the caller's own account needs either (``policy_eval.decide``)."""
     import access
 
     owner = access.bucket_owner(bucket)
