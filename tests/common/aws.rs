@@ -299,6 +299,18 @@ impl TestAccount {
         out.ssekms_key_id().map(str::to_string)
     }
 
+    /// How many executions DataSync lists for a task of this account.
+    pub async fn executions(&self, region: &str, task: &str) -> usize {
+        self.datasync(region)
+            .list_task_executions()
+            .task_arn(task)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("list the executions of {task}: {e:?}"))
+            .task_executions()
+            .len()
+    }
+
     /// Creates a bucket in a region.
     pub async fn bucket(&self, region: &str, name: &str) {
         let mut req = self.s3(region).create_bucket().bucket(name);

@@ -7,6 +7,20 @@
 
 #![allow(dead_code)]
 
+/// One `#[tokio::test]` per `name => operation` pair, each calling `run(operation)`: the crash
+/// tests' table (`run` aborts the operator right after `operation`).
+#[allow(unused_macros)]
+macro_rules! crash_tests {
+    ($run:ident: $($name:ident => $operation:literal),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                $run($operation).await;
+            }
+        )+
+    };
+}
+
 pub mod aws;
 pub mod node;
 pub mod scenario;

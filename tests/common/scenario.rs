@@ -125,6 +125,25 @@ impl Scenario {
         self.env.operator(&self.ns, &self.b.creds, extra)
     }
 
+    /// Starts the operator with `creds` set to abort right after `operation`, checks that it
+    /// did, and starts it again (the crash tests); returns the restarted operator.
+    pub fn crash_and_restart(&self, creds: &super::aws::Creds, operation: &str) -> Operator {
+        let mut crashing = self
+            .env
+            .operator(&self.ns, creds, &[("FERRY_TEST_ABORT_AFTER", operation)]);
+        let exit = crashing.wait_exit(Duration::from_secs(90));
+        assert!(
+            !exit.success(),
+            "the operator was meant to abort after {operation}: {exit:?}"
+        );
+        assert!(
+            crashing.log_text().contains("aborting right after"),
+            "it aborted for another reason: {}",
+            crashing.log_text()
+        );
+        self.env.operator(&self.ns, creds, &[])
+    }
+
     /// Applies a manifest as a user would (server-side apply, field manager `kubectl`).
     pub async fn apply(&self, manifest: &Value) -> CrossAccountTransfer {
         let name = manifest["metadata"]["name"].as_str().expect("name");

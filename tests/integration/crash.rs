@@ -17,19 +17,7 @@ async fn crash_after(operation: &str) {
     let s = Scenario::new("crash", "us-east-1", "us-west-2").await;
     s.apply(&s.manifest("c", json!({}))).await;
 
-    let mut crashing = s.operator(&[("FERRY_TEST_ABORT_AFTER", operation)]);
-    let exit = crashing.wait_exit(Duration::from_secs(90));
-    assert!(
-        !exit.success(),
-        "the operator was meant to abort after {operation}: {exit:?}"
-    );
-    assert!(
-        crashing.log_text().contains("aborting right after"),
-        "it aborted for another reason: {}",
-        crashing.log_text()
-    );
-
-    let _restarted = s.operator(&[]);
+    let _restarted = s.crash_and_restart(&s.a.creds, operation);
     let obj = s.wait_phase("c", Phase::Succeeded, Duration::from_secs(120)).await;
     exactly_once(&s, "c", &obj.status.expect("status")).await;
 }
@@ -93,14 +81,7 @@ async fn exactly_once(s: &Scenario, name: &str, status: &CrossAccountTransferSta
     );
     let task = status.task_arn.clone().expect("task");
     assert_eq!(s.a.tasks(&s.dst_region).await, vec![task.clone()], "exactly one task");
-    let executions =
-        s.a.datasync(&s.dst_region)
-            .list_task_executions()
-            .task_arn(&task)
-            .send()
-            .await
-            .expect("executions");
-    assert_eq!(executions.task_executions().len(), 1, "exactly one execution");
+    assert_eq!(s.a.executions(&s.dst_region, &task).await, 1, "exactly one execution");
     let policy: serde_json::Value =
         serde_json::from_str(&s.b.bucket_policy(&s.dst_region, &s.dst).await.expect("policy")).expect("json");
     assert_eq!(
@@ -111,18 +92,8 @@ async fn exactly_once(s: &Scenario, name: &str, status: &CrossAccountTransferSta
     assert_eq!(s.destination_keys().await.len(), 2);
 }
 
-macro_rules! crash_tests {
-    ($($name:ident => $operation:literal),+ $(,)?) => {
-        $(
-            #[tokio::test]
-            async fn $name() {
-                crash_after($operation).await;
-            }
-        )+
-    };
-}
-
 crash_tests! {
+    crash_after:
     after_create_role => "CreateRole",
     after_put_role_policy => "PutRolePolicy",
     after_disabling_acls => "PutBucketOwnershipControls",

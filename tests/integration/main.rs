@@ -5,6 +5,7 @@
 //! 67 s to run).
 
 #[path = "../common/mod.rs"]
+#[macro_use]
 mod common;
 
 mod admission;

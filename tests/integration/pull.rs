@@ -64,8 +64,12 @@ async fn pull_with_assume_role_reads_the_source_and_gives_every_statement_back()
             .as_deref(),
         Some(key.as_str())
     );
-    // Ferry leaves the destination's Object Ownership alone: its own role writes there.
+    // Ferry leaves the destination's Object Ownership alone: its own role writes there. The
+    // destination's own key needs only the role's policy: its key policy stays as it is.
     s.b.set_ownership(&s.dst_region, &s.dst, "ObjectWriter").await;
+    let dst_key = s.b.kms_key(&s.dst_region).await;
+    let dst_key_policy = s.b.key_policy(&dst_key).await;
+    s.b.encrypt_bucket(&s.dst_region, &s.dst, &dst_key).await;
 
     let _op = s.pull_operator(&[]);
     s.apply(&s.pull_manifest("p", json!({}))).await;
@@ -92,6 +96,17 @@ async fn pull_with_assume_role_reads_the_source_and_gives_every_statement_back()
     assert!(s.a.tasks(&s.dst_region).await.is_empty());
     assert_eq!(s.b.tasks(&s.dst_region).await, [st.task_arn.clone().expect("task")]);
     assert_eq!(s.b.ownership(&s.dst_region, &s.dst).await, "ObjectWriter");
+    assert_eq!(
+        s.b.object_key_id(&s.dst_region, &s.dst, "archive/locked.bin")
+            .await
+            .as_deref(),
+        Some(dst_key.as_str())
+    );
+    assert_eq!(s.b.key_policy(&dst_key).await, dst_key_policy);
+    assert_eq!(
+        st.encryption.and_then(|e| e.destination).and_then(|d| d.key_arn),
+        Some(dst_key.clone())
+    );
 
     // Account A's statements kept exactly; Ferry's read-only statement names B's role, and its
     // create-location statement Ferry's identity in B.
@@ -230,4 +245,102 @@ async fn a_pull_into_an_account_ferry_does_not_run_in_is_refused_before_any_aws_
     );
     assert_eq!(s.a.roles().await, ["ferry-operator"]);
     assert_eq!(s.a.bucket_policy(&s.src_region, &s.src).await, None);
+}
+
+#[tokio::test]
+async fn a_pull_puts_its_source_statements_back_and_gives_a_source_it_left_back() {
+    let s = Scenario::new("pulldrift", "us-east-1", "us-east-1").await;
+    let second = format!("{}-2", s.src);
+    s.a.bucket(&s.src_region, &second).await;
+    s.a.put(&s.src_region, &second, &[("media/z.txt", "zz")]).await;
+    let theirs = foreign_policy(&s);
+    s.a.put_bucket_policy(&s.src_region, &s.src, &theirs.to_string()).await;
+    let _op = s.pull_operator(&[("FERRY_RESYNC_INTERVAL", "2s")]);
+    s.apply(&s.pull_manifest("d", json!({}))).await;
+    s.wait_phase("d", Phase::Succeeded, CONVERGE).await;
+    let granted = s.a.bucket_policy(&s.src_region, &s.src).await.expect("policy");
+
+    // Someone puts Account A's own policy back over Ferry's statements: the next check restores
+    // them, A's statements untouched.
+    s.a.put_bucket_policy(&s.src_region, &s.src, &theirs.to_string()).await;
+    let (a, region, src) = (s.a.clone(), s.src_region.clone(), s.src.clone());
+    common::wait_for("Ferry to put its source statements back", CONVERGE, || {
+        let (a, region, src, granted) = (a.clone(), region.clone(), src.clone(), granted.clone());
+        async move {
+            let now = a.bucket_policy(&region, &src).await.unwrap_or_default();
+            if parse(&now) == parse(&granted) {
+                Ok(())
+            } else {
+                Err(now)
+            }
+        }
+    })
+    .await;
+    let reasons: Vec<String> = s.events("d").await.into_iter().map(|e| e.1).collect();
+    assert!(
+        reasons.iter().filter(|r| *r == "BucketPolicyUpdated").count() >= 2,
+        "{reasons:?}"
+    );
+
+    // Moving to another source bucket gives the first one back exactly as Account A had it.
+    s.patch_spec("d", json!({"source": {"bucket": second}})).await;
+    let obj = s.wait_phase("d", Phase::Succeeded, CONVERGE).await;
+    assert_eq!(
+        parse(&s.a.bucket_policy(&s.src_region, &s.src).await.expect("policy")),
+        theirs
+    );
+    let moved = parse(&s.a.bucket_policy(&s.src_region, &second).await.expect("policy"));
+    assert_eq!(moved["Statement"][0]["Sid"], "FerryDataSyncRead");
+    assert_eq!(status(&obj).source.and_then(|d| d.bucket), Some(second.clone()));
+    assert!(s.destination_keys().await.contains_key("archive/z.txt"));
+}
+
+/// The pull's operator is aborted right after `operation` (before it records the result) and
+/// restarted: exactly one of everything, in the right account.
+async fn pull_crash_after(operation: &str) {
+    let s = Scenario::new("pullcrash", "us-east-1", "us-west-2").await;
+    s.apply(&s.pull_manifest("c", json!({}))).await;
+    let _restarted = s.crash_and_restart(&s.b.creds, operation);
+    let obj = s.wait_phase("c", Phase::Succeeded, CONVERGE).await;
+    let st = status(&obj);
+    let roles: Vec<String> =
+        s.b.roles()
+            .await
+            .into_iter()
+            .filter(|r| r != "ferry-bucket-admin")
+            .collect();
+    assert_eq!(roles.len(), 1, "exactly one DataSync role: {roles:?}");
+    assert_eq!(
+        s.a.roles().await,
+        ["ferry-operator"],
+        "nothing of Ferry's in the source account"
+    );
+    assert_eq!(
+        s.b.locations(&s.src_region).await,
+        [st.source_location_arn.clone().expect("source")]
+    );
+    assert_eq!(
+        s.b.locations(&s.dst_region).await,
+        [st.destination_location_arn.clone().expect("destination")]
+    );
+    let task = st.task_arn.clone().expect("task");
+    assert_eq!(s.b.tasks(&s.dst_region).await, std::slice::from_ref(&task));
+    assert_eq!(s.b.executions(&s.dst_region, &task).await, 1, "exactly one execution");
+    let policy = parse(&s.a.bucket_policy(&s.src_region, &s.src).await.expect("policy"));
+    assert_eq!(
+        policy["Statement"].as_array().map(Vec::len),
+        Some(2),
+        "Ferry's two statements, once: {policy}"
+    );
+    assert_eq!(s.destination_keys().await.len(), 2);
+}
+
+crash_tests! {
+    pull_crash_after:
+    a_pull_crashed_after_create_role => "CreateRole",
+    a_pull_crashed_after_put_bucket_policy => "PutBucketPolicy",
+    a_pull_crashed_after_create_destination_location => "CreateLocationS3#1",
+    a_pull_crashed_after_create_source_location => "CreateLocationS3#2",
+    a_pull_crashed_after_create_task => "CreateTask",
+    a_pull_crashed_after_start_execution => "StartTaskExecution",
 }
