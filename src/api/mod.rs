@@ -455,7 +455,7 @@ pub struct TaskSpec {
     #[schemars(regex(pattern = LOG_GROUP_ARN_PATTERN), length(max = 562))]
     pub log_group_arn: Option<String>,
 
-    /// Optional DataSync task report, written to an S3 bucket of Account A.
+    /// Optional DataSync task report, written to an S3 bucket of the account that runs the copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<TaskReportSpec>,
 
@@ -471,7 +471,9 @@ pub struct TaskSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskReportSpec {
-    /// Bucket in Account A that receives the reports. Ferry grants the DataSync role write access.
+    /// Bucket that receives the reports, in the account that runs the copy and in its bucket's
+    /// Region: Account A and the source Region, or, with `initiator: Destination`, the
+    /// destination's account and Region. Ferry grants the DataSync role write access.
     #[schemars(regex(pattern = BUCKET_PATTERN), length(min = 3, max = 63))]
     #[schemars(extend("x-kubernetes-validations" = bucket_rules()))]
     pub bucket: String,
@@ -745,6 +747,16 @@ impl CrossAccountTransferSpec {
                 .map(|a| (a.mode, a.role_arn.as_deref()))
         };
         access.unwrap_or((AccessMode::External, None))
+    }
+
+    /// The Region of the bucket in the account that runs the copy: the source's, or the
+    /// destination's when it pulls. The task report bucket is read and written there.
+    pub fn home_region(&self) -> &str {
+        if self.pulls() {
+            &self.destination.region
+        } else {
+            &self.source.region
+        }
     }
 
     /// The other account's bucket: the destination, or the source when it pulls.

@@ -606,7 +606,7 @@ fn report_place<'a>(spec: &'a CrossAccountTransferSpec, execution_arn: &'a str) 
     let report = spec.task.report.as_ref()?;
     Some(ReportPlace {
         bucket: &report.bucket,
-        region: &spec.source.region,
+        region: spec.home_region(),
         prefix: report.prefix.as_deref(),
         execution_arn,
     })

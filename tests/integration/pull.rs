@@ -344,3 +344,51 @@ crash_tests! {
     a_pull_crashed_after_create_task => "CreateTask",
     a_pull_crashed_after_start_execution => "StartTaskExecution",
 }
+
+#[tokio::test]
+async fn pulls_sharing_a_source_bucket_share_ferry_s_statements_and_the_last_one_gives_it_back() {
+    let s = Scenario::new("pullshare", "us-east-1", "us-east-1").await;
+    let theirs = foreign_policy(&s);
+    s.a.put_bucket_policy(&s.src_region, &s.src, &theirs.to_string()).await;
+    let _op = s.pull_operator(&[]);
+    for name in ["one", "two"] {
+        let spec = json!({"destination": {"prefix": format!("{name}/")}});
+        s.apply(&s.pull_manifest(name, spec)).await;
+    }
+    for name in ["one", "two"] {
+        s.wait_phase(name, Phase::Succeeded, CONVERGE).await;
+    }
+    let policy = parse(&s.a.bucket_policy(&s.src_region, &s.src).await.expect("policy"));
+    let statements = policy["Statement"].as_array().expect("statements");
+    assert_eq!(statements.len(), 4, "one read statement for both: {policy}");
+    // The namespace's transfers share one DataSync role: it is named once.
+    assert_eq!(
+        statements[2]["Principal"]["AWS"].as_array().map(Vec::len),
+        Some(1),
+        "{policy}"
+    );
+
+    // The first leaves: the second still reads the source (another run proves it).
+    s.delete_and_wait("one", CONVERGE).await;
+    assert_eq!(
+        parse(&s.a.bucket_policy(&s.src_region, &s.src).await.expect("policy")),
+        policy
+    );
+    s.a.put(&s.src_region, &s.src, &[("media/later.txt", "later")]).await;
+    s.annotate("two", "ferry.dev/run", "again").await;
+    common::wait_for("the second pull to copy the new object", CONVERGE, || async {
+        let keys = s.destination_keys().await;
+        if keys.contains_key("two/later.txt") {
+            Ok(())
+        } else {
+            Err(format!("{keys:?}"))
+        }
+    })
+    .await;
+    // The last one out gives the bucket back exactly as Account A had it.
+    s.delete_and_wait("two", CONVERGE).await;
+    assert_eq!(
+        parse(&s.a.bucket_policy(&s.src_region, &s.src).await.expect("policy")),
+        theirs
+    );
+}

@@ -239,3 +239,44 @@ async fn a_failed_only_request_without_a_report_is_refused_with_the_fix() {
     s.wait_recovery("f", Phase::Succeeded, CONVERGE).await;
     assert_eq!(executions(&s, &task).await, 2);
 }
+
+/// A pull's failed-only run: the report and the manifest are in the destination account (the
+/// one that runs the copy), which its DataSync role reads and writes with its own policy alone;
+/// the fixed object comes again from the source account.
+#[tokio::test]
+async fn a_pulls_failed_only_run_writes_its_manifest_in_the_destination_account() {
+    // Two Regions: the report bucket is in the destination's, where the copy runs.
+    let s = Scenario::new("repull", "us-east-1", "us-west-2").await;
+    let reports = format!("{}-reports", s.dst);
+    s.b.bucket(&s.dst_region, &reports).await;
+    locked_object(&s, "media/locked.bin").await;
+    let _op = s.pull_operator(&[]);
+    let spec = json!({"task": {"excludes": [], "report": {"bucket": reports, "prefix": "reports/"}}});
+    s.apply(&s.pull_manifest("p", spec)).await;
+    let obj = s.wait_phase("p", Phase::Failed, CONVERGE).await;
+    let first = status(&obj).execution.expect("the first execution");
+    assert_eq!(first.report.as_ref().map(|r| r.failed), Some(1), "{first:?}");
+
+    put(&s, "media/locked.bin", b"secret", None).await;
+    s.annotate("p", "ferry.dev/run", "failed:1").await;
+    let obj = s.wait_recovery("p", Phase::Succeeded, CONVERGE).await;
+    let st = status(&obj);
+    let run = st
+        .last_run
+        .and_then(|r| r.failed_only)
+        .expect("status.lastRun.failedOnly");
+    assert_eq!((run.of_execution.as_str(), run.objects), (first.arn.as_str(), 1));
+    let manifest = run.manifest.expect("the manifest");
+    let key = manifest
+        .strip_prefix(&format!("s3://{reports}/"))
+        .expect("in the report bucket");
+    assert_eq!(s.b.keys(&s.dst_region, &reports, key).await.len(), 1, "{key}");
+    let second = st.execution.expect("the failed-only execution");
+    assert_eq!(
+        (second.estimated_files, second.files_transferred),
+        (Some(1), 1),
+        "{second:?}"
+    );
+    assert!(s.destination_keys().await.contains_key("archive/locked.bin"));
+    assert_eq!(s.b.executions(&s.dst_region, &st.task_arn.expect("task")).await, 2);
+}
