@@ -421,3 +421,42 @@ async fn labelling_a_namespace_grants_what_a_selector_policy_grants() {
         .expect("label the namespace");
     s.wait_recovery("l", Phase::Succeeded, CONVERGE).await;
 }
+
+#[tokio::test]
+async fn a_pull_runs_only_when_a_policy_grants_its_source_account_and_the_role_to_assume_there() {
+    let s = Scenario::new("tenpull", "us-east-1", "us-east-1").await;
+    let _op = s.pull_operator(&[ENFORCE]);
+    // Every bucket and Region granted, and Account B as a destination: not yet the source account.
+    s.grant("pull", json!({"destination": {"accounts": [s.b.id], "roleArns": null}}))
+        .await;
+    let before = aws_calls(&s);
+    s.apply(&s.pull_manifest("p", json!({}))).await;
+    let message = refused(&s, "p").await;
+    assert!(
+        message.contains(&format!("spec.source.accountId \"{}\" is not granted", s.a.id)),
+        "{message}"
+    );
+    assert_eq!(aws_calls(&s), before, "a refused pull makes no AWS call");
+
+    // The account, but not the role Ferry would assume there.
+    s.grant("pull", json!({"source": {"accounts": [s.a.id]}})).await;
+    let message = wait_for("the refusal to name the access role", CONVERGE, || async {
+        let message = stalled(&s.api().get("p").await.map_err(|e| e.to_string())?).1;
+        if message.contains("permitted: spec.source.access.roleArn") {
+            Ok(message)
+        } else {
+            Err(message)
+        }
+    })
+    .await;
+    assert!(message.contains("spec.source.accessRoleArns"), "{message}");
+    assert_eq!(aws_calls(&s), before);
+
+    s.grant(
+        "pull",
+        json!({"source": {"accounts": [s.a.id], "accessRoleArns": [s.a.role_arn]}}),
+    )
+    .await;
+    s.wait_recovery("p", Phase::Succeeded, CONVERGE).await;
+    assert_eq!(s.destination_keys().await.len(), 2);
+}
