@@ -7,7 +7,9 @@
 //! - (e) 1,000 transfers, a bucket each, and (f) 1,000 transfers into one bucket, in an account
 //!   at AWS's **default** quotas (100 DataSync tasks in the Region, 1,000 IAM roles): one-off
 //!   transfers (`task.release: AfterSuccess`) that pass through the 100 task slots, waiting in
-//!   line. The fleets (a)–(d) run at raised quotas, as the figures before quotas were measured.
+//!   line. The fleets (a)–(d) run at raised quotas, as the figures before quotas were measured;
+//! - (g) pulls (`initiator: Destination`): Account B's operator copies from one source bucket
+//!   of Account A into a bucket each, Ferry's read-only statements shared in the source policy.
 //!
 //! After every fleet, an AWS audit: the executions per task (exactly one each: one run request
 //! per transfer), the tasks, locations and DataSync roles left, the roles per transfer, the
@@ -19,7 +21,7 @@
 //! reconciles per transfer per hour (one drift check observed at a short resync, scaled to the default interval); reconciles per transfer to
 //! converge; the operator's peak RSS and CPU seconds. BENCHMARKS.md says how each is measured.
 //!
-//! `FERRY_BENCH_COUNTS="1,10,10,10,0,0"` runs smaller fleets (a to f; 0 skips a scenario) and
+//! `FERRY_BENCH_COUNTS="1,10,10,10,0,0,10"` runs smaller fleets (a to g; 0 skips a scenario) and
 //! `FERRY_BENCH_IDLE_SECS=20` a shorter idle window, for a quick check of the harness.
 //!
 //! Timings on a shared 2-core machine are noisy: everything is reported, nothing asserted.
@@ -69,6 +71,8 @@ struct Case {
     shared_destination: bool,
     /// At AWS's default quotas, one-off transfers that release their task after the run.
     default_quotas: bool,
+    /// Pulls: Account B runs the copies from one source bucket of Account A.
+    pull: bool,
 }
 
 impl Case {
@@ -80,6 +84,7 @@ impl Case {
             ""
         };
         match (n, self.shared_destination) {
+            _ if self.pull => format!("({key}) {n} pulls from one source bucket, a destination bucket each"),
             (1, _) => format!("({key}) 1 transfer, its own bucket{quotas}"),
             (_, true) => format!("({key}) {n} transfers, one destination bucket{quotas}"),
             (_, false) => format!("({key}) {n} transfers, a bucket each{quotas}"),
@@ -94,9 +99,9 @@ const PASSED_THROUGH: [&str; 3] = [
     "FERRY_AWS_RATE_LIMITS",
 ];
 
-/// The scenarios, from `FERRY_BENCH_COUNTS` ("a,b,c,d,e,f", 0 skips one; missing ones are
+/// The scenarios, from `FERRY_BENCH_COUNTS` ("a,b,c,d,e,f,g", 0 skips one; missing ones are
 /// skipped) or the defaults.
-pub const DEFAULT_COUNTS: &str = "1,100,1000,100,1000,1000";
+pub const DEFAULT_COUNTS: &str = "1,100,1000,100,1000,1000,100";
 
 fn cases() -> Vec<Case> {
     let raw = std::env::var("FERRY_BENCH_COUNTS")
@@ -108,14 +113,14 @@ fn cases() -> Vec<Case> {
         .map(|c| {
             c.trim()
                 .parse()
-                .unwrap_or_else(|_| panic!("FERRY_BENCH_COUNTS={raw}: expected counts like 1,10,10,10,0,0"))
+                .unwrap_or_else(|_| panic!("FERRY_BENCH_COUNTS={raw}: expected counts like 1,10,10,10,0,0,10"))
         })
         .collect();
     assert!(
-        (1..=6).contains(&counts.len()),
-        "FERRY_BENCH_COUNTS: up to six counts (a to f), e.g. 1,10,10,10,0,0"
+        (1..=7).contains(&counts.len()),
+        "FERRY_BENCH_COUNTS: up to seven counts (a to g), e.g. 1,10,10,10,0,0,10"
     );
-    ['a', 'b', 'c', 'd', 'e', 'f']
+    ['a', 'b', 'c', 'd', 'e', 'f', 'g']
         .into_iter()
         .zip(counts)
         .filter(|(_, n)| *n > 0)
@@ -124,6 +129,7 @@ fn cases() -> Vec<Case> {
             transfers,
             shared_destination: key == 'd' || key == 'f',
             default_quotas: key == 'e' || key == 'f',
+            pull: key == 'g',
         })
         .collect()
 }
@@ -447,8 +453,10 @@ struct Audit {
 }
 
 /// Reads the audit of a fleet that has succeeded.
-async fn audit(s: &Scenario, buckets: &[String], waited: usize) -> Audit {
-    let ds = s.a.datasync(&s.dst_region);
+async fn audit(s: &Scenario, case: &Case, buckets: &[String], waited: usize) -> Audit {
+    // The account that runs the copies, and the bucket policies Ferry wrote into the other.
+    let home = if case.pull { &s.b } else { &s.a };
+    let ds = home.datasync(&s.dst_region);
     let mut per_task: BTreeMap<String, usize> = BTreeMap::new();
     let mut executions = ds
         .list_task_executions()
@@ -466,22 +474,27 @@ async fn audit(s: &Scenario, buckets: &[String], waited: usize) -> Audit {
     let tasks = tasks.expect("list tasks").len();
     let locations = ds.list_locations().into_paginator().items().send().try_collect().await;
     let locations = locations.expect("list locations").len();
-    let roles =
-        s.a.iam()
-            .list_roles()
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await;
+    let roles = home
+        .iam()
+        .list_roles()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await;
     let roles = roles
         .expect("list roles")
         .iter()
         .filter(|r| r.role_name().starts_with(&format!("ferry-{}-", s.ns)))
         .count();
     let distinct: std::collections::BTreeSet<&String> = buckets.iter().collect();
-    let policy_bytes = futures::stream::iter(distinct)
-        .map(|b| s.b.bucket_policy(&s.dst_region, b))
+    let (foreign, region, policies) = if case.pull {
+        (&s.a, &s.src_region, vec![&s.src])
+    } else {
+        (&s.b, &s.dst_region, distinct.into_iter().collect())
+    };
+    let policy_bytes = futures::stream::iter(policies)
+        .map(|b| foreign.bucket_policy(region, b))
         .buffer_unordered(BUCKET_CONCURRENCY)
         .collect::<Vec<_>>()
         .await
@@ -489,7 +502,7 @@ async fn audit(s: &Scenario, buckets: &[String], waited: usize) -> Audit {
         .map(|p| p.map_or(0, |p| p.len()))
         .max()
         .unwrap_or(0);
-    let count = |operation: &str| calls(s.env, &format!("account={}&operation={operation}", s.a.id)).len();
+    let count = |operation: &str| calls(s.env, &format!("account={}&operation={operation}", home.id)).len();
     Audit {
         executions: per_task.values().sum(),
         tasks_run: per_task.len(),
@@ -610,10 +623,11 @@ async fn converge(case: &Case, timeout: Duration) -> (Converged, Scenario, Opera
     // fleets run in an account whose quotas were raised, as today's figures were measured, and
     // Ferry is told so (FERRY_DATASYNC_TASK_QUOTA below).
     // Fleets (e) and (f) keep AWS's defaults.
+    let home = if case.pull { &s.b } else { &s.a };
     if !case.default_quotas {
         let raised = json!([
-            {"account": s.a.id, "region": "us-east-1", "quota": "DataSyncTasks", "value": 10_000},
-            {"account": s.a.id, "quota": "IamRoles", "value": 5_000}
+            {"account": home.id, "region": "us-east-1", "quota": "DataSyncTasks", "value": 10_000},
+            {"account": home.id, "quota": "IamRoles", "value": 5_000}
         ]);
         let answer = common::aws::emulator_call(s.env, "POST", "/ferry-emulator/quotas", &raised.to_string());
         assert!(answer.contains(" 200 "), "raising the quotas: {answer}");
@@ -645,7 +659,11 @@ async fn converge(case: &Case, timeout: Duration) -> (Converged, Scenario, Opera
             if case.default_quotas {
                 spec["task"] = json!({"release": "AfterSuccess"});
             }
-            s.manifest(&format!("t{i}"), spec)
+            if case.pull {
+                s.pull_manifest(&format!("t{i}"), spec)
+            } else {
+                s.manifest(&format!("t{i}"), spec)
+            }
         })
         .collect();
 
@@ -664,7 +682,7 @@ async fn converge(case: &Case, timeout: Duration) -> (Converged, Scenario, Opera
         }
     }
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let op = s.operator(&env);
+    let op = s.env.operator(&s.ns, &home.creds, &env);
     common::wait_for("the operator to be ready", Duration::from_secs(60), || {
         let ready = op
             .http("/readyz")
@@ -796,7 +814,7 @@ async fn converge(case: &Case, timeout: Duration) -> (Converged, Scenario, Opera
         .unwrap_or_default();
     let emulator_calls = emulator_count(&s, from, to);
     let waited = fleet.lock().expect("fleet lock").waited.len();
-    let audit = audit(&s, &buckets, waited).await;
+    let audit = audit(&s, case, &buckets, waited).await;
     eprintln!("bench {}: audit {audit:?}", case.key);
     let converged = Converged {
         case: case.clone(),
