@@ -261,6 +261,29 @@ async fn build_context(
     (ctx, feeds)
 }
 
+/// Renews the lease while this replica leads; when it is lost, stops everything at once and
+/// exits 2 (see [`LeaderElector::hold`]).
+fn hold_leadership(elector: LeaderElector, lost: watch::Sender<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        elector.hold().await;
+        // No graceful end: in-flight reconciles stop here, mid-way (their work is crash-safe),
+        // and the fence already refuses every AWS request.
+        error!("leadership lost; exiting at once so a fresh replica can take over");
+        let _ = lost.send(true);
+        std::process::exit(2);
+    })
+}
+
+/// A graceful stop's hand-over: renewing stops before the lease is given up, since a renewal
+/// after the release would take the lease back, or find the standby holding it and exit 2
+/// mid-shutdown (seen once in `make stress`: "lost the lease to another replica" right after
+/// "controller stopped").
+async fn hand_over(elector: &LeaderElector, holding: tokio::task::JoinHandle<()>) {
+    holding.abort();
+    let _ = holding.await;
+    elector.release().await;
+}
+
 /// Runs the controller process; returns the exit code.
 pub async fn run(args: RunArgs) -> i32 {
     telemetry::init(args.log_format);
@@ -290,8 +313,12 @@ pub async fn run(args: RunArgs) -> i32 {
         info!("shutdown requested");
         let _ = stop_tx.send(true);
     });
+    // A channel whose sender is gone (no leader election: nothing can lose the lease) never
+    // says stop.
     let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
+        if rx.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     };
 
     controller::wait_for_crd(&client, args.namespace.as_deref(), args.transfer_policies).await;
@@ -310,16 +337,7 @@ pub async fn run(args: RunArgs) -> i32 {
 
     // Leadership lost: stop reconciling at once, like a shutdown, and exit non-zero.
     let (lost_tx, lost_rx) = watch::channel(false);
-    if let Some(elector) = elector.clone() {
-        tokio::spawn(async move {
-            elector.hold().await;
-            // No graceful end: in-flight reconciles stop here, mid-way (their work is
-            // crash-safe), and the fence already refuses every AWS request.
-            error!("leadership lost; exiting at once so a fresh replica can take over");
-            let _ = lost_tx.send(true);
-            std::process::exit(2);
-        });
-    }
+    let holding = elector.clone().map(|elector| hold_leadership(elector, lost_tx));
     let mut lost_flag = lost_rx.clone();
     let shutdown = {
         let stop = stop_rx.clone();
@@ -338,8 +356,8 @@ pub async fn run(args: RunArgs) -> i32 {
         error!("leadership lost; exiting so a fresh replica can take over");
         return 2;
     }
-    if let Some(elector) = elector {
-        elector.release().await;
+    if let (Some(elector), Some(holding)) = (elector, holding) {
+        hand_over(&elector, holding).await;
     }
     0
 }
