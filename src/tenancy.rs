@@ -95,6 +95,7 @@ const FIELDS: &[Field] = &[
     Field { field: "spec.source.access.roleArn", value: |s| s.source.access.as_ref().and_then(|a| a.role_arn.as_deref()).map(Some), grant: "spec.source.accessRoleArns", allowed: |p| strs(&p.source.access_role_arns), compare: Compare::Pattern },
     Field { field: "spec.source.kmsKeyArn", value: |s| s.source.kms_key_arn.as_deref().map(Some), grant: "spec.source.kmsKeyArns", allowed: |p| strs(&p.source.kms_key_arns), compare: Compare::Pattern },
     Field { field: "spec.destination.accountId", value: |s| Some(Some(&s.destination.account_id)), grant: "spec.destination.accounts", allowed: |p| strs(&p.destination.accounts), compare: Compare::Pattern },
+    Field { field: "spec.destination.roleArn", value: |s| s.destination.role_arn.as_deref().map(Some), grant: "spec.destination.runAsRoleArns", allowed: |p| strs(&p.destination.run_as_role_arns), compare: Compare::Pattern },
     Field { field: "spec.destination.bucket", value: |s| Some(Some(&s.destination.bucket)), grant: "spec.destination.buckets", allowed: |p| strs(&p.destination.buckets), compare: Compare::Pattern },
     Field { field: "spec.destination.region", value: |s| Some(Some(&s.destination.region)), grant: "spec.destination.regions", allowed: |p| strs(&p.destination.regions), compare: Compare::Pattern },
     Field { field: "spec.destination.prefix", value: |s| Some(s.destination.prefix.as_deref()), grant: "spec.destination.prefixes", allowed: |p| strs(&p.destination.prefixes), compare: Compare::Folder },
@@ -142,6 +143,7 @@ pub fn wants(spec: &CrossAccountTransferSpec) -> Vec<Want> {
 /// fields a cleanup needs granted (it removes only what Ferry made for the transfer).
 pub const IDENTITY_FIELDS: &[&str] = &[
     "spec.source.roleArn",
+    "spec.destination.roleArn",
     "spec.source.access.roleArn",
     "spec.destination.access.roleArn",
 ];
@@ -767,6 +769,7 @@ mod tests {
             ..Default::default()
         });
         full.source.account_id = Some("a".into());
+        full.destination.role_arn = Some("r".into());
         full.source.access = Some(crate::api::SourceAccess {
             role_arn: Some("r".into()),
             ..Default::default()

@@ -309,6 +309,14 @@ pub struct DestinationSpec {
     #[schemars(regex(pattern = ACCOUNT_ID_PATTERN))]
     pub account_id: String,
 
+    /// Optional IAM role of the destination account to assume instead of using the operator's
+    /// own identity (`initiator: Destination` only, as `source.roleArn` is for a push): the
+    /// DataSync role and the task are made with it, so one operator can run pulls for several
+    /// destination accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = ROLE_ARN_PATTERN), length(max = 2048))]
+    pub role_arn: Option<String>,
+
     /// Optional key prefix (folder) the objects are copied under, e.g. `archive/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = PREFIX_PATTERN), length(max = 1024))]
@@ -747,6 +755,16 @@ impl CrossAccountTransferSpec {
                 .map(|a| (a.mode, a.role_arn.as_deref()))
         };
         access.unwrap_or((AccessMode::External, None))
+    }
+
+    /// The role of the account that runs the copy that Ferry assumes, if any: `source.roleArn`,
+    /// or `destination.roleArn` when it pulls.
+    pub fn home_role_arn(&self) -> Option<&str> {
+        if self.pulls() {
+            self.destination.role_arn.as_deref()
+        } else {
+            self.source.role_arn.as_deref()
+        }
     }
 
     /// The Region of the bucket in the account that runs the copy: the source's, or the

@@ -210,6 +210,25 @@ pub const RULES: &[Rule] = &[
         example: r#"{"initiator": "Destination", "destination": {"access": null}, "source": {"accountId": "222222222222", "access": {"mode": "External"}}}"#,
     },
     Rule {
+        scope: Scope::Spec,
+        cel: concat!(pulls_cel!(), " || !has(self.destination.roleArn)"),
+        message: "spec.destination.roleArn is for spec.initiator: Destination only (a role of the destination account that runs the copy); with initiator Source, spec.source.roleArn is the role Ferry runs as",
+        broken: |s| !pulls(s) && s.destination.role_arn.is_some(),
+        example: r#"{"destination": {"roleArn": "arn:aws:iam::222222222222:role/ops"}}"#,
+    },
+    Rule {
+        scope: Scope::Destination,
+        cel: "!has(self.roleArn) || PARTITIONS.exists(p, self.roleArn.startsWith('arn:' + p + ':iam::' + self.accountId + ':role/'))",
+        message: "spec.destination.roleArn must be a role of the destination account spec.destination.accountId: with initiator Destination the copy runs there",
+        broken: |s| {
+            s.destination
+                .role_arn
+                .as_deref()
+                .is_some_and(|arn| !role_of(arn, &s.destination.account_id))
+        },
+        example: r#"{"initiator": "Destination", "destination": {"access": null, "roleArn": "arn:aws:iam::333333333333:role/ops"}, "source": {"accountId": "111111111111", "access": {"mode": "External"}}}"#,
+    },
+    Rule {
         scope: Scope::Source,
         cel: "!has(self.access) || !has(self.access.roleArn) || !has(self.accountId) || PARTITIONS.exists(p, self.access.roleArn.startsWith('arn:' + p + ':iam::' + self.accountId + ':role/'))",
         message: "spec.source.access.roleArn must be a role of the source account spec.source.accountId",

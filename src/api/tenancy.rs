@@ -208,6 +208,14 @@ pub struct DestinationGrant {
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub role_arns: Vec<String>,
 
+    /// Roles of destination accounts (ARN patterns) that `spec.destination.roleArn` may name:
+    /// the roles Ferry runs pulls as (`initiator: Destination`). Empty: pulls run as the
+    /// operator's own identity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), inner(regex(pattern = ARN_GRANT), length(max = 2048)))]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub run_as_role_arns: Vec<String>,
+
     /// KMS keys (ARN patterns) that `spec.destination.kmsKeyArn` may name. Empty: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100), inner(regex(pattern = ARN_GRANT), length(max = 2048)))]

@@ -28,8 +28,9 @@ pub struct Transfer<'a> {
     pub generation: i64,
     /// The status being built; written at the end and right after every AWS create.
     pub status: CrossAccountTransferStatus,
-    /// The credentials of the account that runs the copy (operator identity or
-    /// `source.roleArn`): Account A, or the destination's account with `initiator: Destination`.
+    /// The credentials of the account that runs the copy (operator identity, or the
+    /// `source.roleArn` / `destination.roleArn` assumed from it): Account A, or the destination's
+    /// account with `initiator: Destination`.
     pub account_a: Account,
     /// Who those credentials are.
     pub identity_a: CallerIdentity,
@@ -65,7 +66,7 @@ impl<'a> Transfer<'a> {
             obj.name_any(),
             obj.uid().unwrap_or_default(),
         );
-        let account_a = ctx.aws.account_a(spec.source.role_arn.as_deref()).await;
+        let account_a = ctx.aws.account_a(spec.home_role_arn()).await;
         let home_region = if spec.pulls() {
             &spec.destination.region
         } else {
@@ -74,7 +75,7 @@ impl<'a> Transfer<'a> {
         let identity_a = ctx.aws.identity(&account_a, home_region).await?;
         if spec.pulls() && identity_a.account != spec.destination.account_id {
             return Err(Error::InvalidSpec(format!(
-                "spec.initiator is Destination, so the DataSync role and task go into the account Ferry runs in, and spec.destination.accountId {} is not it: Ferry runs as {} of account {}; set spec.destination.accountId to {}, or let an operator running in {} serve this transfer",
+                "spec.initiator is Destination, so the DataSync role and task go into the account Ferry runs in, and spec.destination.accountId {} is not it: Ferry runs as {} of account {}; set spec.destination.accountId to {}, or name a role of {} to run as in spec.destination.roleArn",
                 spec.destination.account_id,
                 identity_a.principal_arn,
                 identity_a.account,

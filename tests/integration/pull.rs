@@ -392,3 +392,25 @@ async fn pulls_sharing_a_source_bucket_share_ferry_s_statements_and_the_last_one
         theirs
     );
 }
+
+#[tokio::test]
+async fn one_operator_runs_a_pull_as_a_role_of_the_destination_account() {
+    let s = Scenario::new("pullrole", "us-east-1", "us-east-1").await;
+    // The operator's own identity is Account A's; the pull runs as Account B's role.
+    let _op = s.operator(&[]);
+    s.apply(&s.pull_manifest("r", json!({"destination": {"roleArn": s.b.role_arn}})))
+        .await;
+    let obj = s.wait_phase("r", Phase::Succeeded, CONVERGE).await;
+    let st = status(&obj);
+    let role = st.role.clone().expect("role").arn;
+    assert!(role.starts_with(&format!("arn:aws:iam::{}:role/", s.b.id)), "{role}");
+    assert_eq!(s.b.tasks(&s.dst_region).await, [st.task_arn.clone().expect("task")]);
+    assert!(s.a.tasks(&s.dst_region).await.is_empty());
+    assert_eq!(s.destination_keys().await.len(), 2);
+    // Ferry's create-location statement names the role it ran as, mapped from its session.
+    let policy = parse(&s.a.bucket_policy(&s.src_region, &s.src).await.expect("policy"));
+    assert_eq!(policy["Statement"][1]["Principal"]["AWS"], json!([s.b.role_arn]));
+    s.delete_and_wait("r", CONVERGE).await;
+    assert_eq!(s.a.bucket_policy(&s.src_region, &s.src).await, None);
+    assert_eq!(s.b.roles().await, ["ferry-bucket-admin"]);
+}
