@@ -47,10 +47,18 @@ class Account:
         self.creds = dict(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
                           aws_session_token=creds["SessionToken"])
 
-    def client(self, service: str, region: str = "us-east-1", attempts: int = 1, validate: bool = True) -> Any:
-        """A client of this account; ``validate=False`` sends what it is given (no client-side check)."""
+    def client(self, service: str, region: str = "us-east-1", attempts: int = 1, validate: bool = True,
+               follow_region_redirects: bool = False) -> Any:
+        """A client of this account; ``validate=False`` sends what it is given (no client-side check).
+
+        S3 clients do not follow S3's wrong-Region answers (botocore's region redirector is
+        switched off), as Ferry's Rust SDK does not: a test that sends a request to another
+        Region than its bucket's fails (``follow_region_redirects=True`` keeps botocore's)."""
         config = Config(parameter_validation=validate, retries={"total_max_attempts": attempts, "mode": "standard"})
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=region, config=config, **self.creds)
+        client = boto3.client(service, endpoint_url=self.endpoint, region_name=region, config=config, **self.creds)
+        if service == "s3" and not follow_region_redirects:
+            no_region_redirects(client)
+        return client
 
     @cached_property
     def ds(self) -> Any:
@@ -100,6 +108,20 @@ class Account:
         return self.client("iam", region).create_policy(
             PolicyName=unique_name("pol"),
             PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))["Policy"]["Arn"]
+
+
+def _already_redirected(request_dict: dict[str, Any], **_: Any) -> None:
+    # botocore's S3RegionRedirectorv2 leaves a request alone once it was redirected.
+    redirect = request_dict.get("context", {}).get("s3_redirect")
+    if redirect is not None:
+        redirect["redirected"] = True
+
+
+def no_region_redirects(s3: Any) -> Any:
+    """Switch off botocore's S3 region redirector on ``s3``: S3's PermanentRedirect (and the other
+    wrong-Region answers) reach the caller as errors, as with Ferry's Rust SDK."""
+    s3.meta.events.register_first("needs-retry.s3", _already_redirected)
+    return s3
 
 
 def location(ds: Any, bucket: str, role: str, **kwargs: Any) -> str:

@@ -7,6 +7,9 @@ AssumeRole) on one port, with
 * DataSync replaced by ``datasync_ext`` (tags, execution listing, real-time
   executions that really copy objects between the emulated buckets, the
   caller's account and region in every ARN),
+* S3 requests sent to (signed for) another Region than their bucket's refused by
+  ``regions`` as S3 refuses them (301 PermanentRedirect, or 400
+  IllegalLocationConstraintException when an opt-in Region is involved),
 * every AWS request checked against AWS's API model by ``model_check``, refused
   with the service's own validation error when the model refuses it,
 * AWS's default service quotas enforced by ``quotas`` (settable per account, and Region, through
@@ -89,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     import faults
     import model_check
     import quotas
+    import regions
     import transfer
 
     transfer.SETTINGS.phase_seconds = args.phase_seconds
@@ -103,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
 
     moto_app = DomainDispatcherApplication(create_backend_app)
     app = faults.ControlMiddleware(
-        model_check.ModelCheckMiddleware(moto_app),  # every request checked against AWS's API model
+        # S3 routes a request to its bucket's Region before anything else is looked at
+        regions.RegionMiddleware(model_check.ModelCheckMiddleware(moto_app)),  # then AWS's API model
         faults.FaultSwitch(),
         config_get=transfer.SETTINGS.to_json,
         config_set=transfer.SETTINGS.update,

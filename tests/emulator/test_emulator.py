@@ -22,11 +22,12 @@ from emulator_testkit import Account, control, error_code, ferry_grants, locatio
 AWS_EXECUTION_STATUSES = ("QUEUED", "LAUNCHING", "PREPARING", "TRANSFERRING", "VERIFYING", "SUCCESS", "ERROR")
 
 
-def put_cross_account_policy(account_b: Account, bucket: str, role_arn: str, caller_arn: str) -> None:
-    """The tutorial's bucket policy (its Sids and policy version), with the caller as the second principal."""
+def put_cross_account_policy(account_b: Account, bucket: str, role_arn: str, caller_arn: str, region: str) -> None:
+    """The tutorial's bucket policy (its Sids and policy version), with the caller as the second principal,
+    put in the bucket's ``region``."""
     statements = ferry_grants(bucket, role_arn, caller_arn,
                               sids=("DataSyncCreateS3LocationAndTaskAccess", "DataSyncCreateS3Location"))
-    put_policy(account_b, bucket, statements, version="2008-10-17")
+    put_policy(account_b, bucket, statements, region=region, version="2008-10-17")
 
 
 # --- tests -----------------------------------------------------------------------------------
@@ -204,7 +205,7 @@ def test_cross_account_access_check(endpoint: str) -> None:
     assert "location access test failed" in str(err.value) and "s3:ListBucket" in str(err.value)
 
     # Only the role is granted: the caller still cannot list the bucket.
-    b.client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+    b.client("s3", "us-west-1").put_bucket_policy(Bucket=bucket, Policy=json.dumps({
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"AWS": role}, "Action": "s3:*",
                        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}]}))
@@ -212,7 +213,7 @@ def test_cross_account_access_check(endpoint: str) -> None:
         create()
 
     # The caller is an assumed-role session: the policy names its role.
-    put_cross_account_policy(b, bucket, role, a.role_arn)
+    put_cross_account_policy(b, bucket, role, a.role_arn, "us-west-1")
     arn = create()
     assert arn.startswith(f"arn:aws:datasync:us-west-1:{a.id}:location/")
     # Same-account buckets are not checked.
@@ -238,7 +239,7 @@ def test_end_to_end_cross_account_cross_region_copy(endpoint: str) -> None:
                            Tagging={"TagSet": [{"Key": "team", "Value": "media"}]})
     s3b.put_object(Bucket=dst_bucket, Key="keep/untouched.txt", Body=b"outside the destination prefix")
     s3b.put_object(Bucket=dst_bucket, Key="archive/stale.txt", Body=b"gone from the source")
-    put_cross_account_policy(b, dst_bucket, role, a.role_arn)
+    put_cross_account_policy(b, dst_bucket, role, a.role_arn, "us-west-1")
 
     ds_east, ds_west = a.client("datasync", "us-east-1"), a.client("datasync", "us-west-1")
     src = ds_east.create_location_s3(S3BucketArn=f"arn:aws:s3:::{src_bucket}", Subdirectory="/media",

@@ -222,7 +222,7 @@ def test_s3_ownership_controls(account: Account) -> None:
 
 def test_s3_documents_aws_accepts_stay_accepted(account: Account) -> None:
     """Wrapped lists, nested structures and objects keyed by path are read as the model says."""
-    s3 = account.client("s3")
+    s3 = account.client("s3", "eu-west-1")  # the bucket's Region
     bucket = account.bucket("eu-west-1")
     s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": ""}]})
     assert len(s3.get_bucket_tagging(Bucket=bucket)["TagSet"]) == 2
