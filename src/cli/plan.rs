@@ -259,8 +259,12 @@ fn plan_role(out: &mut Vec<String>, spec: &crate::api::CrossAccountTransferSpec,
         Side::Source => &spec.destination.bucket,
     };
     let field = foreign.side.label();
+    let alias = match foreign.side {
+        Side::Source => " (unless source.kmsKeyArn names it by ARN)",
+        Side::Destination => "",
+    };
     out.push(format!(
-        "\n0. Encryption: read the default encryption of buckets {home_bucket} ({home}) and {} ({}); a customer managed KMS key found there is granted to the DataSync role like the keys below. SSE-C, the AWS managed key aws/s3 or a key named by alias on the {field} are refused.",
+        "\n0. Encryption: read the default encryption of buckets {home_bucket} ({home}) and {} ({}); a customer managed KMS key found there is granted to the DataSync role like the keys below. SSE-C, the AWS managed key aws/s3 or a key named by alias on the {field}{alias} are refused.",
         foreign.bucket,
         match foreign.access {
             AccessMode::AssumeRole => format!("{}, through the access role", foreign.side.owner(&foreign.account_id)),
