@@ -17,17 +17,6 @@ fn status(obj: &CrossAccountTransfer) -> CrossAccountTransferStatus {
     obj.status.clone().expect("status")
 }
 
-async fn executions(s: &Scenario, task: &str) -> usize {
-    s.a.datasync(&s.dst_region)
-        .list_task_executions()
-        .task_arn(task)
-        .send()
-        .await
-        .expect("list executions")
-        .task_executions()
-        .len()
-}
-
 /// A report bucket of Account A for the scenario; its name.
 async fn report_bucket(s: &Scenario) -> String {
     let reports = format!("{}-reports", s.src);
@@ -130,7 +119,11 @@ async fn a_failed_only_run_copies_exactly_the_objects_the_report_listed_as_faile
         !copied.contains_key("archive/new.txt"),
         "a failed-only run copies only the listed objects"
     );
-    assert_eq!(executions(&s, &task).await, 2, "one execution per run request");
+    assert_eq!(
+        s.a.executions(&s.dst_region, &task).await,
+        2,
+        "one execution per run request"
+    );
     let started: Vec<_> = s
         .events("r")
         .await
@@ -164,16 +157,7 @@ async fn a_failed_only_run_started_just_before_a_crash_is_adopted_with_what_it_c
 
     put(&s, "media/locked.bin", b"secret", None).await;
     s.annotate("c", "ferry.dev/run", "failed:1").await;
-    let mut crashing = s.operator(&[("FERRY_TEST_ABORT_AFTER", "StartTaskExecution")]);
-    let exit = crashing.wait_exit(Duration::from_secs(90));
-    assert!(!exit.success(), "meant to abort after StartTaskExecution: {exit:?}");
-    assert!(
-        crashing.log_text().contains("aborting right after"),
-        "{}",
-        crashing.log_text()
-    );
-
-    let _restarted = s.operator(&[]);
+    let _restarted = s.crash_and_restart(&s.a.creds, "StartTaskExecution");
     let obj = s.wait_recovery("c", Phase::Succeeded, CONVERGE).await;
     let st = status(&obj);
     let run = st
@@ -185,7 +169,11 @@ async fn a_failed_only_run_started_just_before_a_crash_is_adopted_with_what_it_c
         run.manifest
             .is_some_and(|m| m.starts_with(&format!("s3://{reports}/ferry-manifests/")))
     );
-    assert_eq!(executions(&s, &task).await, 2, "the failed-only run was started once");
+    assert_eq!(
+        s.a.executions(&s.dst_region, &task).await,
+        2,
+        "the failed-only run was started once"
+    );
     assert!(s.events("c").await.iter().any(|e| e.1 == "ExecutionAdopted"));
     assert!(s.destination_keys().await.contains_key("archive/locked.bin"));
 }
@@ -206,7 +194,7 @@ async fn a_failed_only_request_after_a_clean_run_starts_nothing() {
     let run = st.last_run.and_then(|r| r.failed_only).expect("failedOnly");
     assert_eq!((run.objects, run.manifest, run.of_execution), (0, None, first.clone()));
     assert_eq!(st.execution.map(|e| e.arn), Some(first));
-    assert_eq!(executions(&s, &task).await, 1);
+    assert_eq!(s.a.executions(&s.dst_region, &task).await, 1);
     assert!(s.events("n").await.iter().any(|e| e.1 == "NothingToRunAgain"));
 }
 
@@ -233,11 +221,11 @@ async fn a_failed_only_request_without_a_report_is_refused_with_the_fix() {
         "{}",
         stalled.message
     );
-    assert_eq!(executions(&s, &task).await, 1);
+    assert_eq!(s.a.executions(&s.dst_region, &task).await, 1);
     // A full run request still works.
     s.annotate("f", "ferry.dev/run", "full").await;
     s.wait_recovery("f", Phase::Succeeded, CONVERGE).await;
-    assert_eq!(executions(&s, &task).await, 2);
+    assert_eq!(s.a.executions(&s.dst_region, &task).await, 2);
 }
 
 /// A pull's failed-only run: the report and the manifest are in the destination account (the
