@@ -409,3 +409,56 @@ async fn one_operator_runs_a_pull_as_a_role_of_the_destination_account() {
     assert_eq!(s.a.bucket_policy(&s.src_region, &s.src).await, None);
     assert_eq!(s.b.roles().await, ["ferry-bucket-admin"]);
 }
+
+#[tokio::test]
+async fn a_pull_never_reads_a_same_named_bucket_of_a_third_account() {
+    let s = Scenario::new("pullsnipe", "us-east-1", "us-east-1").await;
+    let _op = s.pull_operator(&[]);
+    s.apply(&s.pull_manifest("t", json!({"run": "Manual"}))).await;
+    let obj = s.wait_phase("t", Phase::Ready, CONVERGE).await;
+    let st = status(&obj);
+    let (task, role) = (st.task_arn.expect("task"), st.role.expect("role").arn);
+
+    // Account A's bucket goes; a stranger (account C) creates one of the same name, puts an
+    // object in the folder the pull copies and opens the bucket to the DataSync role.
+    let a3 = s.a.s3(&s.src_region);
+    for (key, _) in common::scenario::SOURCE_OBJECTS {
+        a3.delete_object()
+            .bucket(&s.src)
+            .key(*key)
+            .send()
+            .await
+            .expect("delete object");
+    }
+    a3.delete_bucket_policy()
+        .bucket(&s.src)
+        .send()
+        .await
+        .expect("delete policy");
+    a3.delete_bucket().bucket(&s.src).send().await.expect("delete bucket");
+    let c = common::aws::account(s.env, &common::aws::random_account_id(), "/", "stranger").await;
+    c.bucket(&s.src_region, &s.src).await;
+    c.put(&s.src_region, &s.src, &[("media/planted.txt", "not Account A's")])
+        .await;
+    let open = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": role},
+        "Action": "s3:*", "Resource": [format!("arn:aws:s3:::{}", s.src), format!("arn:aws:s3:::{}/*", s.src)]}]});
+    c.put_bucket_policy(&s.src_region, &s.src, &open.to_string()).await;
+
+    // The task runs (as a schedule would, without Ferry): the role's policy keeps DataSync out
+    // of a source bucket that the source account does not own.
+    let ended = common::aws::run_task(&s.b.datasync(&s.dst_region), &task, CONVERGE).await;
+    assert_eq!(ended.status().map(|s| s.as_str()), Some("ERROR"));
+    let detail = ended
+        .result()
+        .and_then(|r| r.error_detail())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        detail.contains("AccessDenied") || detail.contains("not authorized"),
+        "{detail}"
+    );
+    assert!(
+        !s.destination_keys().await.contains_key("archive/planted.txt"),
+        "the stranger's object was copied"
+    );
+}
