@@ -638,7 +638,7 @@ pub fn requeue_after(
     let running = status.execution.as_ref().is_some_and(ExecutionStatus::is_running);
     let pending = status.phase == Some(Phase::Transferring);
     match progress {
-        Progress::AwaitingDestination | Progress::AwaitingSource => config.external_retry,
+        Progress::Awaiting(_) => config.external_retry,
         Progress::Provisioned if running || pending => config.poll_interval,
         Progress::Provisioned => resync_for(uid, config.resync_interval),
     }
@@ -656,8 +656,7 @@ async fn finish(
     }
     let outcome = match &progress {
         Ok(Progress::Provisioned) => Outcome::Provisioned,
-        Ok(Progress::AwaitingDestination) => Outcome::AwaitingDestination,
-        Ok(Progress::AwaitingSource) => Outcome::AwaitingSource,
+        Ok(Progress::Awaiting(side)) => Outcome::Awaiting(*side),
         Err(err) => Outcome::Failed {
             reason: err.reason().to_string(),
             message: err.to_string(),
@@ -830,7 +829,12 @@ mod tests {
             resync_for("u", config.resync_interval)
         );
         assert_eq!(
-            requeue_after(Progress::AwaitingDestination, "u", &settled, &config),
+            requeue_after(
+                Progress::Awaiting(crate::desired::Side::Destination),
+                "u",
+                &settled,
+                &config
+            ),
             config.external_retry
         );
     }

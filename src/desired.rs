@@ -85,7 +85,7 @@ impl Keys {
     /// account).
     pub fn required_key_policy(&self, spec: &CrossAccountTransferSpec, role_arn: &str) -> Option<String> {
         self.foreign(spec)
-            .map(|_| standalone_policy(&[key_statement(reach(spec), &[role_arn.to_string()])]))
+            .map(|_| standalone_policy(&[key_statement(Side::foreign(spec).reach(), &[role_arn.to_string()])]))
     }
 }
 
@@ -173,8 +173,6 @@ pub struct ManagedRole {
 pub struct DesiredBucket {
     /// Which side of the transfer the bucket is.
     pub side: Side,
-    /// Whether the DataSync role writes into it or reads it.
-    pub reach: Reach,
     /// Bucket name.
     pub bucket: String,
     /// Its region.
@@ -224,6 +222,24 @@ impl Side {
     /// The side whose bucket is in the account Ferry runs in.
     pub fn home(spec: &CrossAccountTransferSpec) -> Side {
         if spec.pulls() { Side::Destination } else { Side::Source }
+    }
+
+    /// What the DataSync role does in this side's bucket when it is the other account's: writes
+    /// into a destination, reads a source.
+    pub fn reach(self) -> Reach {
+        match self {
+            Side::Destination => Reach::Write,
+            Side::Source => Reach::Read,
+        }
+    }
+
+    /// The phase while the other account has not applied the policy of this side's bucket
+    /// (External mode).
+    pub fn awaiting(self) -> crate::api::Phase {
+        match self {
+            Side::Destination => crate::api::Phase::AwaitingDestination,
+            Side::Source => crate::api::Phase::AwaitingSource,
+        }
     }
 
     /// The condition that says whether the bucket of this side, in the other account, is ready.
@@ -383,18 +399,26 @@ impl Desired {
     }
 }
 
-/// What the DataSync role does in the other account's bucket.
-pub fn reach(spec: &CrossAccountTransferSpec) -> Reach {
-    if spec.pulls() { Reach::Read } else { Reach::Write }
+/// A bucket of the spec: its name, Region and the spec's `kmsKeyArn`.
+pub fn bucket_of(spec: &CrossAccountTransferSpec, side: Side) -> (&str, &str, Option<&str>) {
+    match side {
+        Side::Source => (
+            &spec.source.bucket,
+            &spec.source.region,
+            spec.source.kms_key_arn.as_deref(),
+        ),
+        Side::Destination => (
+            &spec.destination.bucket,
+            &spec.destination.region,
+            spec.destination.kms_key_arn.as_deref(),
+        ),
+    }
 }
 
 fn foreign_bucket(spec: &CrossAccountTransferSpec, id: &TransferId, who: &Identities, role_arn: &str) -> DesiredBucket {
     let side = Side::foreign(spec);
-    let (bucket, region) = match side {
-        Side::Source => (&spec.source.bucket, &spec.source.region),
-        Side::Destination => (&spec.destination.bucket, &spec.destination.region),
-    };
-    let reach = reach(spec);
+    let (bucket, region, _) = bucket_of(spec, side);
+    let reach = side.reach();
     let bucket_arn = bucket_arn(region, bucket);
     let statements = shared_statements(
         &bucket_arn,
@@ -409,9 +433,8 @@ fn foreign_bucket(spec: &CrossAccountTransferSpec, id: &TransferId, who: &Identi
     };
     DesiredBucket {
         side,
-        reach,
-        bucket: bucket.clone(),
-        region: region.clone(),
+        bucket: bucket.to_string(),
+        region: region.to_string(),
         account_id: spec.foreign_account().to_string(),
         access: spec.foreign_access().0,
         bucket_arn,
@@ -694,7 +717,10 @@ mod tests {
         let spec = fixtures::spec(fixtures::pull());
         let d = Desired::build(&spec, &fixtures::id(), &who);
         let b = &d.foreign_bucket;
-        assert_eq!((b.side, b.reach, b.bucket.as_str()), (Side::Source, Reach::Read, "src"));
+        assert_eq!(
+            (b.side, b.side.reach(), b.bucket.as_str()),
+            (Side::Source, Reach::Read, "src")
+        );
         assert_eq!(
             (b.account_id.as_str(), b.access),
             ("111111111111", AccessMode::AssumeRole)

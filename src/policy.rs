@@ -101,6 +101,16 @@ pub enum Reach {
 }
 
 impl Reach {
+    /// The reach of a statement Ferry wrote, by its Sid: read-only for a pulled source's
+    /// statements (`FerryDataSyncRead`, `FerryDataSyncKeyRead`), else the destination's.
+    pub fn of_sid(sid: &str) -> Reach {
+        if sid == READ_SID || sid == KEY_READ_SID {
+            Reach::Read
+        } else {
+            Reach::Write
+        }
+    }
+
     /// The Sid of the statement that grants the DataSync roles.
     pub fn access_sid(self) -> &'static str {
         match self {

@@ -12,6 +12,7 @@ use crate::api::{
     ReportSummary, condition,
 };
 use crate::context::Context;
+use crate::desired::Side;
 use crate::error::Result;
 
 /// Sets a condition; `lastTransitionTime` changes only when the status changes.
@@ -52,10 +53,9 @@ pub enum Outcome {
     InProgress,
     /// Every step is in place.
     Provisioned,
-    /// External mode, waiting for Account B.
-    AwaitingDestination,
-    /// External mode, `initiator: Destination`: waiting for the source account.
-    AwaitingSource,
+    /// External mode, waiting for the account of this side's bucket (Account B, or the source's
+    /// with `initiator: Destination`).
+    Awaiting(Side),
     /// A step failed; `stalled` when retrying cannot fix it.
     Failed {
         /// The error's reason (variant name).
@@ -179,16 +179,20 @@ fn judge(obj: &CrossAccountTransfer, status: &CrossAccountTransferStatus, outcom
             "Provisioning",
             "Ferry is bringing the AWS resources in line with the spec",
         ),
-        Outcome::AwaitingDestination => Summary::working(
-            Phase::AwaitingDestination,
-            "AwaitingDestination",
-            "waiting for Account B's administrator to apply the bucket policy in status.destination.requiredBucketPolicy",
-        ),
-        Outcome::AwaitingSource => Summary::working(
-            Phase::AwaitingSource,
-            "AwaitingSource",
-            "waiting for the source account's administrator to apply the bucket policy in status.source.requiredBucketPolicy",
-        ),
+        Outcome::Awaiting(side) => {
+            let who = match side {
+                Side::Destination => "Account B",
+                Side::Source => "the source account",
+            };
+            Summary::working(
+                side.awaiting(),
+                side.awaiting().as_str(),
+                format!(
+                    "waiting for {who}'s administrator to apply the bucket policy in status.{}.requiredBucketPolicy",
+                    side.label()
+                ),
+            )
+        }
         Outcome::Provisioned => provisioned(obj, status),
     }
 }
@@ -407,7 +411,7 @@ mod tests {
     #[test]
     fn awaiting_destination_and_suspended() {
         let mut s = CrossAccountTransferStatus::default();
-        summarize(&obj(json!({})), &mut s, &Outcome::AwaitingDestination);
+        summarize(&obj(json!({})), &mut s, &Outcome::Awaiting(Side::Destination));
         assert_eq!(s.phase, Some(Phase::AwaitingDestination));
         assert_eq!(cond(&s, "Reconciling").status, "True");
 

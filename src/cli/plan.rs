@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use crate::api::{AccessMode, CrossAccountTransfer, RunPolicy, TransferPolicy};
 use crate::desired::{Desired, Identities, Side};
 use crate::naming::TransferId;
-use crate::policy::{Grant, KEY_READ_SID, PolicyChange, READ_SID, Reach, grant, key_policy_with, shared_principals};
+use crate::policy::{Grant, PolicyChange, Reach, grant, key_policy_with, shared_principals};
 use crate::tenancy::{Verdict, evaluate};
 
 /// Options shared by `plan` and `policy`.
@@ -345,7 +345,7 @@ fn plan_foreign(out: &mut Vec<String>, spec: &crate::api::CrossAccountTransferSp
         out.push(if editable {
             format!(
                 "   key policy of {key}: statement {} (the DataSync role added by Sid, every other statement kept):",
-                b.reach.key_sid()
+                b.side.reach().key_sid()
             )
         } else {
             format!(
@@ -503,13 +503,7 @@ pub fn merged_policy(required: &str, existing: Option<&str>) -> Result<String, S
         .as_str()
         .ok_or("the required policy names no bucket")?
         .to_string();
-    // Read-only statements for a source bucket (`initiator: Destination`), else the
-    // destination's.
-    let reach = if doc["Statement"][0]["Sid"] == READ_SID {
-        Reach::Read
-    } else {
-        Reach::Write
-    };
+    let reach = Reach::of_sid(doc["Statement"][0]["Sid"].as_str().unwrap_or_default());
     let (roles, creators) =
         shared_principals(Some(required), reach).map_err(|e| format!("the required policy: {e}"))?;
     let additions = Grant {
@@ -553,11 +547,7 @@ pub fn merged_key_policy(required: &str, existing: Option<&str>) -> Result<Strin
     let Some(existing) = existing else {
         return Ok(required.to_string());
     };
-    let reach = if doc["Statement"][0]["Sid"] == KEY_READ_SID {
-        Reach::Read
-    } else {
-        Reach::Write
-    };
+    let reach = Reach::of_sid(doc["Statement"][0]["Sid"].as_str().unwrap_or_default());
     match key_policy_with(existing, reach, Some(&role), None).map_err(|e| format!("--existing: {e}"))? {
         Some(doc) => {
             let v: Value = serde_json::from_str(&doc).map_err(|e| e.to_string())?;

@@ -124,7 +124,7 @@ async fn put_checked(t: &Transfer<'_>, account: &Account, want: &DesiredBucket, 
     let back = read(account, region, bucket)
         .await
         .map_err(|f| t.aws_error(&f, account_b, "s3:GetBucketPolicy", resource))?;
-    if !shared_principals(back.as_deref(), want.reach).is_ok_and(|(roles, _)| roles.contains(&want.role_arn)) {
+    if !shared_principals(back.as_deref(), want.side.reach()).is_ok_and(|(roles, _)| roles.contains(&want.role_arn)) {
         return Err(Error::ConcurrentWrite {
             action: "s3:PutBucketPolicy".into(),
             resource: resource.to_string(),
@@ -164,7 +164,7 @@ pub async fn ensure(t: &mut Transfer<'_>, account: &Account) -> Result<()> {
         .and_then(|d| d.previous_ownership.clone())
         .filter(|o| o != BUCKET_OWNER_ENFORCED);
     let additions = Grant {
-        reach: want.reach,
+        reach: want.side.reach(),
         roles: std::slice::from_ref(&want.role_arn),
         creators: std::slice::from_ref(&want.creator_arn),
         stale_roles: &stale,
@@ -193,7 +193,7 @@ pub async fn ensure(t: &mut Transfer<'_>, account: &Account) -> Result<()> {
             format!(
                 "added the DataSync role {} to Ferry's statements {} and {CREATE_LOCATION_SID} of the policy of bucket {bucket} (account {account_b}); other statements kept",
                 want.role_arn,
-                want.reach.access_sid()
+                want.side.reach().access_sid()
             ),
         )
         .await;

@@ -15,12 +15,9 @@
 //! the AWS managed key `aws/s3` cannot be used from another account at all.
 
 use super::transfer::Transfer;
-use crate::api::{
-    BucketEncryption, CrossAccountTransfer, CrossAccountTransferSpec, EncryptionStatus, ForeignBucketStatus,
-    is_kms_key_arn,
-};
+use crate::api::{BucketEncryption, CrossAccountTransfer, EncryptionStatus, ForeignBucketStatus, is_kms_key_arn};
 use crate::aws::{Account, Failure, classify};
-use crate::desired::{Keys, Side, reach};
+use crate::desired::{Keys, Side, bucket_of};
 use crate::error::{Error, Result};
 use crate::naming::{arn_account, bucket_arn};
 use crate::policy::key_policy_with;
@@ -133,22 +130,6 @@ async fn read_or_unknown(
             })
         }
         other => other,
-    }
-}
-
-/// A bucket of the spec: name, region and the spec's `kmsKeyArn`.
-fn bucket_of(spec: &CrossAccountTransferSpec, side: Side) -> (&str, &str, Option<&str>) {
-    match side {
-        Side::Source => (
-            &spec.source.bucket,
-            &spec.source.region,
-            spec.source.kms_key_arn.as_deref(),
-        ),
-        Side::Destination => (
-            &spec.destination.bucket,
-            &spec.destination.region,
-            spec.destination.kms_key_arn.as_deref(),
-        ),
     }
 }
 
@@ -295,7 +276,7 @@ pub async fn ensure_key_policy(t: &mut Transfer<'_>, b_credentials: Option<&Acco
         .await
         .map_err(|e| t.sdk_error(&e, &account_b, "kms:GetKeyPolicy", &key))?;
     let policy = current.policy().unwrap_or_default();
-    let reach = reach(t.spec);
+    let reach = Side::foreign(t.spec).reach();
     let next = key_policy_with(policy, reach, Some(&role_arn), None).map_err(|source| Error::MalformedKeyPolicy {
         key: key.clone(),
         source,
@@ -355,7 +336,7 @@ pub async fn release_key(t: &Transfer<'_>, b: &Account, key: &str) -> Result<()>
         return Ok(());
     }
     let account_b = t.spec.foreign_account();
-    let reach = reach(t.spec);
+    let reach = Side::foreign(t.spec).reach();
     let _turn = t.ctx.locks.lock(key).await;
     let kms = b.kms(key_region(key));
     let current = match kms.get_key_policy().key_id(key).policy_name("default").send().await {

@@ -87,10 +87,6 @@ impl Foreign {
     pub async fn locate(&self, t: &mut Transfer<'_>) -> Result<Progress> {
         let published = matches!(self, Foreign::Published);
         let want = t.desired.foreign_bucket.clone();
-        let waiting = match want.side {
-            Side::Destination => Progress::AwaitingDestination,
-            Side::Source => Progress::AwaitingSource,
-        };
         let who = want.side.owner(&want.account_id);
         match location::ensure(t, want.side).await {
             Ok(()) => {}
@@ -98,14 +94,14 @@ impl Foreign {
                 t.condition(
                     condition::LOCATIONS_READY,
                     false,
-                    waiting_reason(want.side),
+                    want.side.awaiting().as_str(),
                     format!(
                         "the {} location cannot be created yet: {who} has not granted access to bucket {} ({message})",
                         want.side.label(),
                         want.bucket
                     ),
                 );
-                return Ok(waiting);
+                return Ok(Progress::Awaiting(want.side));
             }
             Err(e) => return Err(e),
         }
@@ -146,14 +142,6 @@ impl Foreign {
     }
 }
 
-/// The condition reason while the other account has not applied the policy.
-fn waiting_reason(side: Side) -> &'static str {
-    match side {
-        Side::Destination => "AwaitingDestination",
-        Side::Source => "AwaitingSource",
-    }
-}
-
 /// Takes this transfer out of the other account's bucket, under the bucket's lock: its
 /// principals out of Ferry's shared statements (every other statement kept exactly), and — for
 /// a destination no other transfer's role is left in — the bucket's Object Ownership back as
@@ -177,7 +165,7 @@ async fn release_bucket(t: &Transfer<'_>, b: &Account, dest: &ForeignBucketStatu
     let revoked = revoke(
         current.as_deref(),
         &resource,
-        want.reach,
+        want.side.reach(),
         &role_arn,
         &creator,
         keep_role,

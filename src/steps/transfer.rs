@@ -44,12 +44,9 @@ pub struct Transfer<'a> {
 pub enum Progress {
     /// Every step is in place.
     Provisioned,
-    /// External mode: the destination location cannot be created until Account B applies the
-    /// bucket policy.
-    AwaitingDestination,
-    /// External mode, `initiator: Destination`: the source location cannot be created until the
-    /// source account applies the bucket policy.
-    AwaitingSource,
+    /// External mode: the location of this side's bucket cannot be created until the other
+    /// account applies the bucket policy.
+    Awaiting(crate::desired::Side),
 }
 
 impl<'a> Transfer<'a> {
