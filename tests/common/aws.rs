@@ -521,6 +521,34 @@ pub fn calls(env: &TestEnv, query: &str) -> Vec<serde_json::Value> {
 
 /// Starts an execution of `task` directly (as its DataSync schedule would, without Ferry) and
 /// waits until it ends, SUCCESS or ERROR; its last description.
+/// A stranger (a new account) creates bucket `name`, taken over after its owner deleted it, and
+/// opens it to `role` for every S3 action: the case the roles' `s3:ResourceAccount` guard is for.
+pub async fn stranger_takes(env: &TestEnv, region: &str, name: &str, role: &str) -> TestAccount {
+    let c = account(env, &random_account_id(), "/", "stranger").await;
+    c.bucket(region, name).await;
+    let open = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": role}, "Action": "s3:*",
+        "Resource": [format!("arn:aws:s3:::{name}"), format!("arn:aws:s3:::{name}/*")]}]});
+    c.put_bucket_policy(region, name, &open.to_string()).await;
+    c
+}
+
+/// Runs a task as its schedule would, without Ferry, and checks that DataSync ended it ERROR
+/// for lack of access.
+pub async fn run_task_refused(client: &aws_sdk_datasync::Client, task: &str, timeout: std::time::Duration) {
+    let ended = run_task(client, task, timeout).await;
+    assert_eq!(ended.status().map(|s| s.as_str()), Some("ERROR"));
+    let detail = ended
+        .result()
+        .and_then(|r| r.error_detail())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        detail.contains("AccessDenied") || detail.contains("not authorized"),
+        "{detail}"
+    );
+}
+
 pub async fn run_task(
     ds: &aws_sdk_datasync::Client,
     task: &str,

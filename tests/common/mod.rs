@@ -75,6 +75,26 @@ pub fn ferry_cli(env: &TestEnv, args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("ferry {args:?}: {e}"))
 }
 
+/// `ferry policy -f <manifest> --existing <existing>` against the test cluster, as a bucket
+/// account's administrator runs it: the published statements merged into `existing`.
+pub fn ferry_policy_merged(env: &TestEnv, manifest: &serde_json::Value, existing: &serde_json::Value) -> String {
+    let file = env.dir.join(format!("policy-manifest-{}.json", suffix()));
+    std::fs::write(&file, manifest.to_string()).expect("write manifest");
+    let current = env.dir.join(format!("policy-existing-{}.json", suffix()));
+    std::fs::write(&current, existing.to_string()).expect("write existing");
+    let out = ferry_cli(
+        env,
+        &[
+            "policy",
+            "-f",
+            &file.display().to_string(),
+            "--existing",
+            &current.display().to_string(),
+        ],
+    );
+    succeeded(&out, "ferry policy")
+}
+
 /// The Helm chart's folder.
 pub fn chart() -> String {
     repo().join("charts/ferry").display().to_string()

@@ -230,25 +230,11 @@ async fn a_same_named_bucket_of_a_third_account_is_never_written() {
         .await
         .expect("delete policy");
     b3.delete_bucket().bucket(&s.dst).send().await.expect("delete bucket");
-    let c = account(s.env, &random_account_id(), "/", "stranger").await;
-    c.bucket(&s.dst_region, &s.dst).await;
-    let open = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": role},
-        "Action": "s3:*", "Resource": [format!("arn:aws:s3:::{}", s.dst), format!("arn:aws:s3:::{}/*", s.dst)]}]});
-    c.put_bucket_policy(&s.dst_region, &s.dst, &open.to_string()).await;
+    let c = common::aws::stranger_takes(s.env, &s.dst_region, &s.dst, &role).await;
 
     // The task runs (as its schedule would, without Ferry): the role's policy keeps DataSync
     // out of a bucket Account B does not own.
-    let ended = common::aws::run_task(&s.a.datasync(&s.dst_region), &task, CONVERGE).await;
-    assert_eq!(ended.status().map(|s| s.as_str()), Some("ERROR"));
-    let detail = ended
-        .result()
-        .and_then(|r| r.error_detail())
-        .unwrap_or_default()
-        .to_string();
-    assert!(
-        detail.contains("AccessDenied") || detail.contains("not authorized"),
-        "{detail}"
-    );
+    common::aws::run_task_refused(&s.a.datasync(&s.dst_region), &task, CONVERGE).await;
     assert!(
         c.keys(&s.dst_region, &s.dst, "").await.is_empty(),
         "the stranger's bucket was written"

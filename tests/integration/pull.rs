@@ -188,21 +188,7 @@ async fn pull_in_external_mode_waits_for_the_source_account_and_never_calls_it()
     assert_eq!(parse(&required)["Statement"][0]["Sid"], "FerryDataSyncRead");
 
     // Account A's administrator merges what Ferry published with `ferry policy`.
-    let file = s.env.dir.join(format!("pull-{}.json", common::suffix()));
-    std::fs::write(&file, manifest.to_string()).expect("write manifest");
-    let existing = s.env.dir.join(format!("pull-existing-{}.json", common::suffix()));
-    std::fs::write(&existing, theirs.to_string()).expect("write existing");
-    let out = common::ferry_cli(
-        s.env,
-        &[
-            "policy",
-            "-f",
-            &file.display().to_string(),
-            "--existing",
-            &existing.display().to_string(),
-        ],
-    );
-    let merged = common::succeeded(&out, "ferry policy");
+    let merged = common::ferry_policy_merged(s.env, &manifest, &theirs);
     let doc = parse(&merged);
     assert_eq!(doc["Statement"].as_array().map(Vec::len), Some(4));
     assert_eq!(
@@ -436,27 +422,13 @@ async fn a_pull_never_reads_a_same_named_bucket_of_a_third_account() {
         .await
         .expect("delete policy");
     a3.delete_bucket().bucket(&s.src).send().await.expect("delete bucket");
-    let c = common::aws::account(s.env, &common::aws::random_account_id(), "/", "stranger").await;
-    c.bucket(&s.src_region, &s.src).await;
+    let c = common::aws::stranger_takes(s.env, &s.src_region, &s.src, &role).await;
     c.put(&s.src_region, &s.src, &[("media/planted.txt", "not Account A's")])
         .await;
-    let open = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": role},
-        "Action": "s3:*", "Resource": [format!("arn:aws:s3:::{}", s.src), format!("arn:aws:s3:::{}/*", s.src)]}]});
-    c.put_bucket_policy(&s.src_region, &s.src, &open.to_string()).await;
 
     // The task runs (as a schedule would, without Ferry): the role's policy keeps DataSync out
     // of a source bucket that the source account does not own.
-    let ended = common::aws::run_task(&s.b.datasync(&s.dst_region), &task, CONVERGE).await;
-    assert_eq!(ended.status().map(|s| s.as_str()), Some("ERROR"));
-    let detail = ended
-        .result()
-        .and_then(|r| r.error_detail())
-        .unwrap_or_default()
-        .to_string();
-    assert!(
-        detail.contains("AccessDenied") || detail.contains("not authorized"),
-        "{detail}"
-    );
+    common::aws::run_task_refused(&s.b.datasync(&s.dst_region), &task, CONVERGE).await;
     assert!(
         !s.destination_keys().await.contains_key("archive/planted.txt"),
         "the stranger's object was copied"

@@ -679,23 +679,10 @@ async fn the_cli_reports_status_and_publishes_the_external_policy() {
     );
     s.apply(&manifest).await;
     let obj = s.wait_phase("ext", Phase::AwaitingDestination, CONVERGE).await;
-    let file = s.env.dir.join(format!("ext-{}.yaml", common::suffix()));
-    std::fs::write(&file, serde_json::to_string(&manifest).expect("json")).expect("write manifest");
     let existing = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Mine", "Effect": "Deny",
         "Principal": "*", "Action": "s3:DeleteBucket", "Resource": format!("arn:aws:s3:::{}", s.dst)}]});
-    let existing_file = s.env.dir.join(format!("existing-{}.json", common::suffix()));
-    std::fs::write(&existing_file, existing.to_string()).expect("write existing");
-    let out = common::ferry_cli(
-        s.env,
-        &[
-            "policy",
-            "-f",
-            &file.display().to_string(),
-            "--existing",
-            &existing_file.display().to_string(),
-        ],
-    );
-    let merged: Value = serde_json::from_str(&succeeded(&out, "ferry policy")).expect("policy JSON");
+    let merged: Value =
+        serde_json::from_str(&common::ferry_policy_merged(s.env, &manifest, &existing)).expect("policy JSON");
     let required: Value = serde_json::from_str(
         &obj.status
             .and_then(|st| st.destination)
@@ -711,6 +698,8 @@ async fn the_cli_reports_status_and_publishes_the_external_policy() {
     );
 
     // Offline, without the cluster, it says what it needs.
+    let file = s.env.dir.join(format!("ext-{}.yaml", common::suffix()));
+    std::fs::write(&file, serde_json::to_string(&manifest).expect("json")).expect("write manifest");
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(["policy", "--offline", "-f", &file.display().to_string()])
         .output()
