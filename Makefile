@@ -10,7 +10,7 @@ export GOTOOLCHAIN := local
 
 PREFIX ?= $(HOME)/.local
 
-.PHONY: all build install testenv tools tools-kube tools-other demo-tools demo-tools-kube demo-tools-other venv host-packages test test-build unit lint fmt crds \
+.PHONY: all build install testenv tools tools-kube tools-other demo-tools venv host-packages test test-build unit lint fmt crds \
 	demo bench stress clean-testenv image test-image pause-image node-packages e2e-prereqs e2e chart \
 	install.yaml manifests
 
@@ -18,10 +18,11 @@ PREFIX ?= $(HOME)/.local
 # plane; the tests also helm, the GitOps checkers and the e2e node's kubelet, scheduler,
 # controller manager and sandbox process.
 DEMO_TOOLS := etcd kube-apiserver kubectl
-# Two go builds side by side (and beside cargo): the Kubernetes binaries, which share most of
-# their packages, one after the other, the long kube-apiserver first; the rest in the other.
-KUBE_TOOLS := kube-apiserver kubectl kubelet kube-scheduler kube-controller-manager
-OTHER_TOOLS := etcd helm ferry-luahealth ferry-kstatus ferry-pause
+# Two go builds side by side (and beside cargo): etcd and the Kubernetes binaries, which share
+# most of their packages, in one go build (tests/tools/build.sh builds one module's tools
+# together); helm, the GitOps checkers and the sandbox process in the other.
+KUBE_TOOLS := etcd kube-apiserver kubectl kubelet kube-scheduler kube-controller-manager
+OTHER_TOOLS := helm ferry-luahealth ferry-kstatus ferry-pause
 # The Debian packages the images and the e2e node need (hack/host-packages.sh), installed in one
 # apt-get run: two at once would fight over dpkg's lock.
 HOST_PACKAGES := podman runc containerd containernetworking-plugins
@@ -52,13 +53,7 @@ tools-other:
 	@bash tests/tools/build.sh $(OTHER_TOOLS)
 
 demo-tools:
-	@$(MAKE) --no-print-directory -j2 demo-tools-kube demo-tools-other
-
-demo-tools-kube:
-	@bash tests/tools/build.sh $(filter $(KUBE_TOOLS),$(DEMO_TOOLS))
-
-demo-tools-other:
-	@bash tests/tools/build.sh $(filter $(OTHER_TOOLS),$(DEMO_TOOLS))
+	@bash tests/tools/build.sh $(DEMO_TOOLS)
 
 venv:
 	@bash tests/emulator/setup.sh >/dev/null && echo "emulator venv: .cache/venv"
