@@ -57,7 +57,7 @@ for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
   helm_ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$helm_k8s_minor"
 done
 
-# name | module dir | package | ldflags
+# name | module dir | package (its full import path: go list names it so) | ldflags
 tools=(
   # etcd gets the Kubernetes ldflags only to share their build: it has none of those packages.
   "etcd|tests/tools/kube|go.etcd.io/etcd/server/v3|$kube_ldflags"
@@ -67,9 +67,9 @@ tools=(
   "kube-scheduler|tests/tools/kube|k8s.io/kubernetes/cmd/kube-scheduler|$kube_ldflags"
   "kube-controller-manager|tests/tools/kube|k8s.io/kubernetes/cmd/kube-controller-manager|$kube_ldflags"
   "helm|tests/tools/helm|helm.sh/helm/v3/cmd/helm|$helm_ldflags"
-  "ferry-luahealth|tests/tools/gitops|./cmd/ferry-luahealth|-s -w"
-  "ferry-kstatus|tests/tools/gitops|./cmd/ferry-kstatus|-s -w"
-  "ferry-pause|tests/tools/pause|.|-s -w"
+  "ferry-luahealth|tests/tools/gitops|ferry.test/tools/gitops/cmd/ferry-luahealth|-s -w"
+  "ferry-kstatus|tests/tools/gitops|ferry.test/tools/gitops/cmd/ferry-kstatus|-s -w"
+  "ferry-pause|tests/tools/pause|ferry.test/tools/pause|-s -w"
 )
 
 wanted=("$@")
@@ -130,21 +130,29 @@ for key in "${groups[@]}"; do
   out="$bin/.build.$$"
   rm -rf "$out"
   mkdir -p "$out"
-  # go build -o <folder>/ names each binary as go install would; ask go for that name.
-  declare -A built_as=()
+  # go build -o <folder>/ names each binary as go install would: ask go for those names, in
+  # one go list (it loads the module graph once), and refuse two tools that would share one.
+  declare -A built_as=() taken=()
   ok=yes
+  listed=$(cd "$dir" && go list -f '{{.ImportPath}}|{{.Target}}' "${pkgs[@]}") || ok=no
+  while IFS='|' read -r path target; do
+    [[ -n "$path" ]] || continue
+    built_as[$path]=$(basename "$target")
+  done <<<"$listed"
   for name in "${names[@]}"; do
-    target=$(cd "$dir" && go list -f '{{.Target}}' "${pkg_of[$name]}") || { ok=no; break; }
-    built_as[$name]=$(basename "$target")
-    for other in "${names[@]}"; do
-      [[ "$other" == "$name" || "${built_as[$other]:-}" != "${built_as[$name]}" ]] || {
-        echo "build.sh: $name and $other would both be built as ${built_as[$name]}" >&2; ok=no; }
-    done
+    as=${built_as[${pkg_of[$name]}]:-}
+    if [[ -z "$as" ]]; then
+      echo "build.sh: go list named no binary for $name (${pkg_of[$name]})" >&2; ok=no
+    elif [[ -n "${taken[$as]:-}" ]]; then
+      echo "build.sh: $name and ${taken[$as]} would both be built as $as" >&2; ok=no
+    else
+      taken[$as]=$name
+    fi
   done
   if [[ $ok == yes ]] && (cd "$dir" && go build -p 2 -trimpath -buildvcs=false -gcflags="$gcflags" \
     -ldflags "$ldflags" -o "$out/" "${pkgs[@]}"); then
     for name in "${names[@]}"; do
-      mv -f "$out/${built_as[$name]}" "$bin/$name"
+      mv -f "$out/${built_as[${pkg_of[$name]}]}" "$bin/$name"
       echo "${stamp_of[$name]}" > "$stamps/$name"
       printf '%-24s built in %d s\n' "$name" $((SECONDS - start))
     done
@@ -153,6 +161,6 @@ for key in "${groups[@]}"; do
     failed=1
   fi
   rm -rf "$out"
-  unset built_as
+  unset built_as taken
 done
 exit $failed
