@@ -910,6 +910,40 @@ mod tests {
     }
 
     #[test]
+    fn the_crds_use_only_formats_the_api_server_knows() {
+        // schemars writes uint8/uint32/uint64 for unsigned fields; kube-apiserver does not know
+        // them and warns `unrecognized format` on every apply of the CRD.
+        fn walk(path: &str, value: &serde_json::Value, unknown: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if let Some(format) = map.get("format").and_then(|f| f.as_str())
+                        && !["int32", "int64", "date-time"].contains(&format)
+                    {
+                        unknown.push(format!("{path}: {format}"));
+                    }
+                    for (key, sub) in map {
+                        walk(&format!("{path}.{key}"), sub, unknown);
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|i| walk(path, i, unknown)),
+                _ => {}
+            }
+        }
+        let mut unknown = Vec::new();
+        walk(
+            "crossaccounttransfers",
+            &serde_json::to_value(CrossAccountTransfer::crd()).unwrap(),
+            &mut unknown,
+        );
+        walk(
+            "transferpolicies",
+            &serde_json::to_value(TransferPolicy::crd()).unwrap(),
+            &mut unknown,
+        );
+        assert!(unknown.is_empty(), "formats the API server does not know: {unknown:?}");
+    }
+
+    #[test]
     fn defaults_fill_an_empty_task() {
         let spec: CrossAccountTransferSpec = serde_json::from_value(serde_json::json!({
             "source": {"bucket": "src-bucket", "region": "us-east-1"},

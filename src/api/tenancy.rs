@@ -261,6 +261,9 @@ pub struct ReportGrant {
 /// What Ferry last saw of a policy: whom it selects and how many transfers it permits.
 #[derive(Deserialize, Serialize, Clone, Debug, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+// The counts are u32 in Rust; their schemas say int32 (a format the API server knows, whose
+// range the counts never leave), or the API server warns `unrecognized format "uint32"` on
+// every apply of the CRD (kubectl, helm, the demo).
 pub struct TransferPolicyStatus {
     /// The `metadata.generation` these counts were made for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -268,6 +271,7 @@ pub struct TransferPolicyStatus {
 
     /// How many existing namespaces the policy selects.
     #[serde(default)]
+    #[schemars(extend("format" = "int32"))]
     pub namespace_count: u32,
 
     /// The selected namespaces, sorted (the first 100).
@@ -278,9 +282,11 @@ pub struct TransferPolicyStatus {
     /// How many transfers this policy permits (a transfer that two policies permit counts for
     /// both).
     #[serde(default)]
+    #[schemars(extend("format" = "int32"))]
     pub transfers: u32,
 
     /// How many transfers in the selected namespaces no policy permits.
     #[serde(default)]
+    #[schemars(extend("format" = "int32"))]
     pub refused: u32,
 }
