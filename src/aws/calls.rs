@@ -85,9 +85,11 @@ impl Intercept for CallObserver {
         "FerryCallObserver"
     }
 
-    /// Every attempt, just before it is signed and sent: a replica whose lease's renew deadline
-    /// passed sends nothing (another replica may lead by now).
-    fn read_before_signing(
+    /// Every attempt, once signed, just before it is sent: a replica whose lease's renew deadline
+    /// passed sends nothing (another replica may lead by now). After signing, not before, so a
+    /// request that passed the fence carries a signing time (X-Amz-Date) from before the
+    /// deadline, even if the process is paused between this check and the send.
+    fn read_before_transmit(
         &self,
         _context: &BeforeTransmitInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,

@@ -18,6 +18,7 @@ rule (throttle, HTTP 500 or a delay) and otherwise hands the request to moto.
 
 from __future__ import annotations
 
+import calendar
 import io
 import json
 import random
@@ -286,10 +287,22 @@ class Call:
     bucket: str  # S3 only: the bucket in the path ("" otherwise)
     at: float = 0.0
     key: str = ""  # the access key id that signed it (tells two sessions of one role apart)
+    # When the client signed it (its X-Amz-Date, whole seconds; 0.0 when absent): a request
+    # signed before a client was paused can arrive after; this says when it was made.
+    signed_at: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {"service": self.service, "operation": self.operation, "account": self.account,
-                "bucket": self.bucket, "at": self.at, "key": self.key}
+                "bucket": self.bucket, "at": self.at, "key": self.key, "signed_at": self.signed_at}
+
+
+def signing_time(environ: dict[str, Any]) -> float:
+    """The request's SigV4 signing time (X-Amz-Date, e.g. 20261208T012210Z) in Unix seconds."""
+    stamp = environ.get("HTTP_X_AMZ_DATE", "")
+    try:
+        return calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
+    except ValueError:
+        return 0.0
 
 
 _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
@@ -321,7 +334,7 @@ def describe_call(environ: dict[str, Any]) -> Call:
     if service == "s3":
         bucket = environ.get("PATH_INFO", "/").lstrip("/").split("/", 1)[0]
     return Call(service, operation, caller_account(environ) if service else "", bucket, time.time(),
-                caller_key(environ) if service else "")
+                caller_key(environ) if service else "", signing_time(environ) if service else 0.0)
 
 
 class CallLog:

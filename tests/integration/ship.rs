@@ -392,17 +392,19 @@ async fn a_paused_leader_sends_aws_nothing_once_its_lease_is_gone() {
     // The leader is at work: a transfer it checks every second.
     s.apply(&s.manifest("one", json!({}))).await;
     s.wait_phase("one", Phase::Succeeded, CONVERGE).await;
+    // Counted by when each request was signed (its X-Amz-Date), not when it arrived: the fence
+    // is checked after signing, so a request signed before the pause may still arrive after the
+    // takeover; none may be signed after it. (Whole seconds: the fence closed at least a third
+    // of the lease, 1 s, before the standby could take over.)
     let from_first = |after: f64| {
         common::aws::calls(s.env, &format!("key={}", first_creds.access_key_id))
             .into_iter()
-            .filter(|c| c["at"].as_f64().unwrap_or_default() > after)
+            .filter(|c| c["signed_at"].as_f64().unwrap_or_default() > after)
             .count()
     };
     assert!(from_first(0.0) > 0, "the leader did the work");
 
-    // Paused well past its lease: the standby takes over and converges a new transfer. (A
-    // request the leader sent just before the pause may still arrive after it; from the
-    // takeover on, nothing of the old leader's may.)
+    // Paused well past its lease: the standby takes over and converges a new transfer.
     // SAFETY: a signal to a child process this test started.
     unsafe { libc::kill(first.pid() as i32, libc::SIGSTOP) };
     wait_for("ferry-two to take the lease", CONVERGE, || async {
@@ -430,7 +432,7 @@ async fn a_paused_leader_sends_aws_nothing_once_its_lease_is_gone() {
     assert_eq!(
         from_first(taken_at),
         0,
-        "AWS calls from the replica that lost its lease, after the takeover"
+        "AWS calls signed by the replica that lost its lease, after the takeover"
     );
     assert!(first.log_text().contains("leadership lost"), "{}", first.log_text());
     let writers: std::collections::BTreeSet<String> = s.events("two").await.into_iter().map(|e| e.3).collect();
