@@ -81,7 +81,20 @@ done
 
 # DWARF is not generated at all (the linker's -s -w would strip it): about a
 # fifth less CPU for a cold build, the same binaries otherwise.
-gcflags="all=-dwarf=false"
+#
+# And no inlining (-l) in the Kubernetes projects' own packages, the generated
+# clients, informers, conversions and validation that are most of the compile:
+# etcd + kube-apiserver + kubectl cold took 402 CPU-s instead of 494 (-19 %).
+# The standard library and the other modules (etcd's storage, gRPC, protobuf,
+# JSON, k8s.io/apimachinery) keep it: an API server and etcd under a fixed load
+# (600 ConfigMaps applied, listed 20 times, deleted) used the same CPU as fully
+# inlined builds (831-935 ticks against 919-958), where -l everywhere used
+# 993-1,265. A -gcflags pattern that matches replaces the earlier ones, so each
+# repeats -dwarf=false.
+gcflags=(-gcflags="all=-dwarf=false")
+for project in kubernetes client-go apiserver api kubectl apiextensions-apiserver kube-aggregator cloud-provider; do
+  gcflags+=(-gcflags="k8s.io/$project/...=-dwarf=false -l")
+done
 
 wants() { # <name>: was it asked for (or was nothing asked for)?
   (( ${#wanted[@]} == 0 )) && return 0
@@ -98,7 +111,7 @@ for t in "${tools[@]}"; do
   wants "$name" || continue
 
   stamp=$( {
-    printf '%s\n' "$name" "$pkg" "$ldflags" "$gcflags" "$goversion"
+    printf '%s\n' "$name" "$pkg" "$ldflags" "${gcflags[*]}" "$goversion"
     # Every file of the module: go.mod, go.sum and, for our own programs, the sources.
     (cd "$dir" && find . -type f ! -name '*~' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
   } | sha256sum | cut -d' ' -f1)
@@ -149,7 +162,7 @@ for key in "${groups[@]}"; do
       taken[$as]=$name
     fi
   done
-  if [[ $ok == yes ]] && (cd "$dir" && go build -p 2 -trimpath -buildvcs=false -gcflags="$gcflags" \
+  if [[ $ok == yes ]] && (cd "$dir" && go build -p 2 -trimpath -buildvcs=false "${gcflags[@]}" \
     -ldflags "$ldflags" -o "$out/" "${pkgs[@]}"); then
     for name in "${names[@]}"; do
       mv -f "$out/${built_as[${pkg_of[$name]}]}" "$bin/$name"
