@@ -11,9 +11,18 @@
 //!   lease duration after it saw that renewal, so a holder that was paused, partitioned or slow
 //!   has stopped calling AWS before anyone else may start; it then exits at once, in-flight
 //!   reconciles and all (their work is crash-safe).
+//! - The same fence guards the controller's Kubernetes writes ([`FenceLayer`]): a holder that
+//!   resumes after a pause past its lease neither patches a transfer nor records an event
+//!   before it notices and exits (seen in `make stress`: a resumed replica's Warning event on
+//!   a transfer the new leader had made). Reads and watches go on; the lease itself is written
+//!   with a client of its own.
 
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tower::BoxError;
 
 use tokio::time::Instant;
 
@@ -60,6 +69,63 @@ impl Fence {
     /// Whether AWS may be called now.
     pub fn is_open(&self) -> bool {
         self.until.is_none() || self.deadline().is_some_and(|d| Instant::now() < d)
+    }
+
+    /// `Ok` while open; the error a request that is not sent fails with otherwise.
+    pub fn check(&self) -> Result<(), BoxError> {
+        if self.is_open() { Ok(()) } else { Err(NOT_SENT.into()) }
+    }
+}
+
+/// Why a request of a replica whose fence closed was not sent.
+pub const NOT_SENT: &str = "not sent: this replica's leader lease passed its renew deadline";
+
+/// The layer of the Kubernetes client the controller works with: a request that may change
+/// something (any method but GET and HEAD; a watch is a GET) is not sent while the fence is
+/// closed, and fails with [`NOT_SENT`] instead.
+#[derive(Clone, Debug)]
+pub struct FenceLayer(pub Fence);
+
+impl<S> tower::Layer<S> for FenceLayer {
+    type Service = Fenced<S>;
+
+    fn layer(&self, inner: S) -> Fenced<S> {
+        Fenced {
+            inner,
+            fence: self.0.clone(),
+        }
+    }
+}
+
+/// See [`FenceLayer`].
+#[derive(Clone, Debug)]
+pub struct Fenced<S> {
+    inner: S,
+    fence: Fence,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Fenced<S>
+where
+    S: tower::Service<http::Request<B>>,
+    S::Response: Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let reads = matches!(*request.method(), http::Method::GET | http::Method::HEAD);
+        if !reads && let Err(refused) = self.fence.check() {
+            return Box::pin(std::future::ready(Err(refused)));
+        }
+        let sent = self.inner.call(request);
+        Box::pin(async move { sent.await.map_err(Into::into) })
     }
 }
 
@@ -238,8 +304,10 @@ impl LeaderElector {
         }
     }
 
-    /// Gives the lease up so a standby replica takes over at once.
+    /// Gives the lease up so a standby replica takes over at once. The fence closes first:
+    /// once the release lands, the standby may write.
     pub async fn release(&self) {
+        self.fence.hold_until(Instant::now());
         let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else {
             return;
         };
@@ -260,6 +328,80 @@ impl LeaderElector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An inner service that records the methods it was asked to send.
+    #[derive(Clone, Default)]
+    struct Recorded(Arc<Mutex<Vec<http::Method>>>);
+
+    impl tower::Service<http::Request<()>> for Recorded {
+        type Response = ();
+        type Error = BoxError;
+        type Future = std::future::Ready<Result<(), BoxError>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: http::Request<()>) -> Self::Future {
+            self.0.lock().unwrap().push(request.method().clone());
+            std::future::ready(Ok(()))
+        }
+    }
+
+    /// Sends one request of each method through a fenced `Recorded`; returns the methods that
+    /// were refused and the ones the inner service saw.
+    async fn send_each(fence: &Fence) -> (Vec<http::Method>, Vec<http::Method>) {
+        use http::Method;
+        use tower::{Layer, Service};
+        let inner = Recorded::default();
+        let mut fenced = FenceLayer(fence.clone()).layer(inner.clone());
+        let mut refused = Vec::new();
+        for method in [
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ] {
+            std::future::poll_fn(|cx| fenced.poll_ready(cx)).await.unwrap();
+            let request = http::Request::builder().method(method.clone()).body(()).unwrap();
+            if let Err(e) = fenced.call(request).await {
+                assert_eq!(e.to_string(), NOT_SENT);
+                refused.push(method);
+            }
+        }
+        let sent = inner.0.lock().unwrap().clone();
+        (refused, sent)
+    }
+
+    #[tokio::test]
+    async fn a_closed_fence_sends_kubernetes_reads_and_no_write() {
+        use http::Method;
+        let writes = vec![Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+        let fence = Fence::closed();
+        let (refused, sent) = send_each(&fence).await;
+        assert_eq!(refused, writes);
+        assert_eq!(
+            sent,
+            vec![Method::GET, Method::HEAD],
+            "refused requests never reach the client"
+        );
+
+        fence.hold_until(Instant::now() + Duration::from_secs(600));
+        assert_eq!(
+            send_each(&fence).await.0,
+            Vec::<Method>::new(),
+            "open while the lease is held"
+        );
+        fence.hold_until(Instant::now());
+        assert_eq!(send_each(&fence).await.0, writes, "closed again at the deadline");
+        assert_eq!(
+            send_each(&Fence::open()).await.0,
+            Vec::<Method>::new(),
+            "no leader election"
+        );
+    }
 
     #[test]
     fn leases_expire_by_the_observers_clock_only() {

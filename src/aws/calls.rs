@@ -95,11 +95,7 @@ impl Intercept for CallObserver {
         _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if self.fence.is_open() {
-            Ok(())
-        } else {
-            Err("not sent: this replica's leader lease passed its renew deadline".into())
-        }
+        self.fence.check()
     }
 
     fn read_after_execution(

@@ -15,7 +15,7 @@ use super::parse_duration;
 use crate::aws::{Aws, AwsSettings};
 use crate::context::{Context, ControllerConfig, TaskQueue};
 use crate::controller::{self, TenancyFeeds};
-use crate::leader::{Fence, LeaderElector};
+use crate::leader::{Fence, FenceLayer, LeaderElector};
 use crate::metrics::Metrics;
 use crate::server::{self, ServerState};
 use crate::telemetry::{self, LogFormat};
@@ -287,10 +287,26 @@ async fn hand_over(elector: &LeaderElector, holding: tokio::task::JoinHandle<()>
 /// Runs the controller process; returns the exit code.
 pub async fn run(args: RunArgs) -> i32 {
     telemetry::init(args.log_format);
-    let client = match kube::Client::try_default().await {
-        Ok(c) => c,
+    let fence = if args.leader_election {
+        Fence::closed()
+    } else {
+        Fence::open()
+    };
+    // Two clients of one configuration: the controller's, whose writes pass the fence, and the
+    // lease's own, which must write while the fence is closed (to take the lease).
+    let clients = match kube::Config::infer().await {
+        Ok(config) => kube::client::ClientBuilder::try_from(config.clone())
+            .map(|builder| builder.with_layer(&FenceLayer(fence.clone())).build())
+            .and_then(|client| Ok((client, kube::Client::try_from(config)?))),
         Err(e) => {
             error!(error = %e, "no Kubernetes configuration (in-cluster or KUBECONFIG)");
+            return 1;
+        }
+    };
+    let (client, lease_client) = match clients {
+        Ok(clients) => clients,
+        Err(e) => {
+            error!(error = %e, "could not build a Kubernetes client");
             return 1;
         }
     };
@@ -299,11 +315,6 @@ pub async fn run(args: RunArgs) -> i32 {
     serve_metrics(args.metrics_addr, metrics.clone(), ready.clone());
 
     let identity = args.identity.clone().unwrap_or_else(default_identity);
-    let fence = if args.leader_election {
-        Fence::closed()
-    } else {
-        Fence::open()
-    };
     let (ctx, feeds) = build_context(&args, client.clone(), metrics, &identity, &fence).await;
 
     // One signal, seen by every part that must stop.
@@ -325,7 +336,7 @@ pub async fn run(args: RunArgs) -> i32 {
     ready.store(true, Ordering::SeqCst);
 
     let elector = if args.leader_election {
-        let elector = elector(&args, &client, &identity, &fence);
+        let elector = elector(&args, &lease_client, &identity, &fence);
         tokio::select! {
             () = elector.acquire() => {},
             () = stopped(stop_rx.clone()) => return 0,
