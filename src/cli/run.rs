@@ -292,17 +292,19 @@ pub async fn run(args: RunArgs) -> i32 {
     } else {
         Fence::open()
     };
-    // Two clients of one configuration: the controller's, whose writes pass the fence, and the
-    // lease's own, which must write while the fence is closed (to take the lease).
-    let clients = match kube::Config::infer().await {
-        Ok(config) => kube::client::ClientBuilder::try_from(config.clone())
-            .map(|builder| builder.with_layer(&FenceLayer(fence.clone())).build())
-            .and_then(|client| Ok((client, kube::Client::try_from(config)?))),
+    let config = match kube::Config::infer().await {
+        Ok(config) => config,
         Err(e) => {
             error!(error = %e, "no Kubernetes configuration (in-cluster or KUBECONFIG)");
             return 1;
         }
     };
+    // Two clients of one configuration: the controller's, whose writes pass the fence, and the
+    // lease's own, which must write while the fence is closed (to take the lease).
+    let clients = kube::client::ClientBuilder::try_from(config.clone()).and_then(|builder| {
+        let fenced = builder.with_layer(&FenceLayer(fence.clone())).build();
+        Ok((fenced, kube::Client::try_from(config)?))
+    });
     let (client, lease_client) = match clients {
         Ok(clients) => clients,
         Err(e) => {
