@@ -83,14 +83,11 @@ done
 # fifth less CPU for a cold build, the same binaries otherwise.
 #
 # And no inlining (-l) in the Kubernetes projects' own packages, the generated
-# clients, informers, conversions and validation that are most of the compile:
-# etcd + kube-apiserver + kubectl cold took 402 CPU-s instead of 494 (-19 %).
-# The standard library and the other modules (etcd's storage, gRPC, protobuf,
-# JSON, k8s.io/apimachinery) keep it: an API server and etcd under a fixed load
-# (600 ConfigMaps applied, listed 20 times, deleted) used the same CPU as fully
-# inlined builds (831-935 ticks against 919-958), where -l everywhere used
-# 993-1,265. A -gcflags pattern that matches replaces the earlier ones, so each
-# repeats -dwarf=false.
+# clients, informers, conversions and validation that are most of the compile;
+# the standard library and the other modules (etcd's storage, gRPC, protobuf,
+# JSON, k8s.io/apimachinery) keep it, so the API server's CPU under load stays
+# the same (measured in README.md here). A -gcflags pattern that matches
+# replaces the earlier ones, so each repeats -dwarf=false.
 gcflags=(-gcflags="all=-dwarf=false")
 for project in kubernetes client-go apiserver api kubectl apiextensions-apiserver kube-aggregator cloud-provider; do
   gcflags+=(-gcflags="k8s.io/$project/...=-dwarf=false -l")
